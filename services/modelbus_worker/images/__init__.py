@@ -1,0 +1,1 @@
+"""Docker images for models: offline base, dependency sets and per-model-version images."""

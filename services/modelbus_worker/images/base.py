@@ -1,0 +1,123 @@
+"""The base image: Debian bookworm + python3 + a venv at /opt/venv + user 10001.
+
+With no container registry, the image is built from Debian packages: ``debootstrap``
+a minimal root file system (cached under the cache dir), ``docker import`` it, then an
+offline Dockerfile step adds the venv and the user. When ``MODELBUS_WORKER_BASE_IMAGE``
+names an image that exists locally or can be pulled, that image is used instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from modelbus.logs import get_logger
+from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, image_exists
+from modelbus_worker.images.sources import DEFAULT_DEBIAN_MIRROR, read_debian_mirror
+from modelbus_worker.pool.settings import ContainerSettings
+
+log = get_logger("modelbus_worker.images.base")
+
+BASE_PACKAGES = ("python3", "python3-venv", "libgomp1", "libstdc++6", "ca-certificates")
+RUNTIME_UID = 10001
+# Paths pruned from the root file system: documentation and apt's downloaded state.
+PRUNED = ("usr/share/doc", "usr/share/man", "usr/share/info", "var/lib/apt/lists",
+          "var/cache/apt/archives", "var/cache/debconf/templates.dat-old")
+
+BASE_DOCKERFILE = f"""\
+FROM {{rootfs}}
+RUN python3 -m venv /opt/venv \\
+ && groupadd --gid {RUNTIME_UID} modelbus \\
+ && useradd --uid {RUNTIME_UID} --gid {RUNTIME_UID} --no-create-home \\
+      --home-dir /nonexistent --shell /usr/sbin/nologin modelbus
+ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \\
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LANG=C.UTF-8
+USER {RUNTIME_UID}
+"""
+
+
+def recipe_hash(settings: ContainerSettings) -> str:
+    """A short hash of everything that shapes the root file system."""
+    text = "\n".join([settings.debian_suite, *BASE_PACKAGES, *PRUNED])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _pull(client: Any, ref: str) -> bool:
+    try:
+        client.images.pull(ref)
+    except docker.errors.DockerException:
+        return False
+    return True
+
+
+def ensure_base_image(client: Any, settings: ContainerSettings) -> str:
+    """Return the tag of a usable base image, building the offline one if needed."""
+    if settings.base_image:
+        if image_exists(client, settings.base_image) or _pull(client, settings.base_image):
+            return settings.base_image
+        log.warning("configured base image unavailable, building offline one",
+                    image=settings.base_image)
+    tag = settings.base_image_tag
+    if image_exists(client, tag):
+        return tag
+    started = time.monotonic()
+    rootfs_tag = f"modelbus/rootfs:{settings.debian_suite}-{recipe_hash(settings)}"
+    if not image_exists(client, rootfs_tag):
+        tarball = rootfs_tarball(settings)
+        log.info("importing root file system", tarball=str(tarball), tag=rootfs_tag)
+        repo, _, version = rootfs_tag.partition(":")
+        client.api.import_image(src=str(tarball), repository=repo, tag=version)
+    context = settings.build_root / "base"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(BASE_DOCKERFILE.format(rootfs=rootfs_tag))
+    build_image(client, context, tag, labels={"modelbus.base": recipe_hash(settings)})
+    log.info("base image built", tag=tag, seconds=round(time.monotonic() - started, 1))
+    return tag
+
+
+def rootfs_tarball(settings: ContainerSettings) -> Path:
+    """The cached tarball of the minimal root file system, made by debootstrap if missing."""
+    root = settings.cache_dir / "base" / recipe_hash(settings)
+    tarball = root / "rootfs.tar"
+    if tarball.exists():
+        return tarball
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildFailed("debootstrap is not installed (apt-get install debootstrap)")
+    mirror = settings.debian_mirror or read_debian_mirror(settings.debian_suite)
+    mirror = mirror or DEFAULT_DEBIAN_MIRROR
+    target = root / "rootfs"
+    debs = settings.cache_dir / "base" / "debs"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    debs.mkdir(parents=True, exist_ok=True)
+    log.info("debootstrap", suite=settings.debian_suite, mirror=mirror, target=str(target))
+    _run([
+        "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+        f"--cache-dir={debs.resolve()}", settings.debian_suite, str(target), mirror,
+    ])
+    for rel in PRUNED:
+        path = target / rel
+        if path.is_dir():
+            shutil.rmtree(path)
+            path.mkdir()
+        elif path.exists():
+            path.unlink()
+    partial = root / "rootfs.tar.partial"
+    _run(["tar", "--numeric-owner", "-C", str(target), "-cf", str(partial), "."])
+    partial.rename(tarball)
+    shutil.rmtree(target, ignore_errors=True)
+    return tarball
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise ImageBuildFailed(f"{cmd[0]} failed (exit {proc.returncode}):\n{tail}")

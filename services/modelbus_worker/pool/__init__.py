@@ -1,0 +1,1 @@
+"""Warm model containers: the pool the worker sends Arrow batches to."""

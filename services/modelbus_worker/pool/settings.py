@@ -1,0 +1,61 @@
+"""Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ContainerSettings(BaseSettings):
+    """How model images are built and how their containers are run and kept warm."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELBUS_WORKER_", extra="ignore")
+
+    # Images
+    base_image: str | None = Field(
+        default=None,
+        description="Use this image (present locally or pullable, e.g. python:3.11-slim) as "
+        "the base instead of building the offline Debian one.",
+    )
+    base_image_tag: str = "modelbus/base:bookworm-py311"
+    debian_mirror: str | None = Field(
+        default=None, description="Mirror for debootstrap; default: read from apt's sources."
+    )
+    debian_suite: str = "bookworm"
+    cache_dir: Path = Path("~/.cache/modelbus")
+    container_python: str = "3.11"
+    container_glibc: str = "2.36"
+    container_arch: str = "x86_64"
+    pip_timeout_s: float = Field(default=900.0, gt=0)
+
+    # Containers
+    max_containers: int = Field(default=4, ge=1)
+    idle_timeout_s: float = Field(default=600.0, gt=0)
+    reap_interval_s: float = Field(default=5.0, gt=0)
+    memory_limit: str = "2g"
+    cpus: float = Field(default=1.0, gt=0)
+    pids_limit: int = Field(default=256, ge=16)
+    tmpfs_size: str = "256m"
+    start_timeout_s: float = Field(default=180.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: int = Field(default=2, ge=0)
+
+    @field_validator("cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def socket_root(self) -> Path:
+        """Host directory holding one bind-mounted socket directory per container."""
+        return self.cache_dir / "sock"
+
+    @property
+    def wheelhouse_root(self) -> Path:
+        return self.cache_dir / "wheelhouse"
+
+    @property
+    def build_root(self) -> Path:
+        return self.cache_dir / "build"

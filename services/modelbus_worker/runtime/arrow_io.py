@@ -1,0 +1,77 @@
+"""Arrow IPC bytes <-> tables, and any pyfunc prediction -> an Arrow table.
+
+Standalone (pyarrow, pandas, numpy only): the runtime uses it inside the container and
+the host uses the same conversion to compare results with an in-process prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+DEFAULT_OUTPUT_NAME = "prediction"
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    """One table as Arrow IPC stream bytes."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def ipc_to_table(data: bytes) -> pa.Table:
+    """Arrow IPC stream bytes as one table."""
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        return reader.read_all()
+
+
+def prediction_to_table(prediction: Any) -> pa.Table:
+    """Whatever ``pyfunc.predict`` returned, as a table with string column names.
+
+    Unnamed outputs are called ``prediction`` (or ``prediction_<i>`` for the columns
+    of a 2-D array).
+    """
+    if isinstance(prediction, pa.Table):
+        return prediction
+    if isinstance(prediction, pd.DataFrame):
+        frame = prediction.copy(deep=False)
+        frame.columns = [str(c) for c in frame.columns]
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    if isinstance(prediction, pd.Series):
+        name = DEFAULT_OUTPUT_NAME if prediction.name is None else str(prediction.name)
+        return pa.Table.from_pandas(prediction.to_frame(name), preserve_index=False)
+    if isinstance(prediction, dict):
+        values = {str(k): v if np.ndim(v) else [v] for k, v in prediction.items()}
+        return prediction_to_table(pd.DataFrame(values))
+    if isinstance(prediction, list | tuple):
+        try:
+            prediction = np.asarray(prediction)
+        except ValueError:  # ragged
+            return pa.table({DEFAULT_OUTPUT_NAME: pa.array(list(prediction))})
+    if isinstance(prediction, np.ndarray):
+        return _array_to_table(prediction)
+    return pa.table({DEFAULT_OUTPUT_NAME: pa.array([prediction])})
+
+
+def _array_to_table(array: np.ndarray[Any, Any]) -> pa.Table:
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim == 1:
+        return pa.table({DEFAULT_OUTPUT_NAME: _column(array)})
+    if array.ndim == 2 and array.shape[1] == 1:
+        return pa.table({DEFAULT_OUTPUT_NAME: _column(array[:, 0])})
+    if array.ndim == 2:
+        return pa.table(
+            {f"{DEFAULT_OUTPUT_NAME}_{i}": _column(array[:, i]) for i in range(array.shape[1])}
+        )
+    return pa.table({DEFAULT_OUTPUT_NAME: pa.array(array.tolist())})
+
+
+def _column(array: np.ndarray[Any, Any]) -> pa.Array:
+    if array.dtype == object:
+        return pa.array(array.tolist())
+    return pa.array(array)

@@ -1,0 +1,3 @@
+from modelbus.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""The ``modelbus`` command: services, the embedded stack, images, schemas and client tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .logs import configure_logging
+from .runner import run_service
+from .settings import ModelbusSettings
+
+
+def _settings() -> ModelbusSettings:
+    try:
+        settings = ModelbusSettings()
+    except Exception as exc:  # a bad environment variable: one readable line
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+    configure_logging(settings.log_level)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """modelbus: serve MLflow-registry models over Kafka."""
+
+
+@main.command()
+def discovery() -> None:
+    """Run the discovery service (registry → models.discovered)."""
+    from .wiring import build_discovery
+
+    settings = _settings()
+    sys.exit(run_service("discovery", build_discovery(settings).run_forever))
+
+
+@main.command()
+def catalog() -> None:
+    """Run the catalog service (models.discovered → models.catalog)."""
+    from .wiring import build_catalog
+
+    settings = _settings()
+    sys.exit(run_service("catalog", build_catalog(settings).run_forever))
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("schemas"),
+              show_default=True, help="Directory to write the contract files to.")
+@click.option("--check", is_flag=True, help="Only compare; exit 1 when a file differs.")
+def schemas(out_dir: Path, check: bool) -> None:
+    """Write (or check) the JSON Schema and AsyncAPI files of the public contract."""
+    from . import schema_files
+
+    if not check:
+        for path in schema_files.write(out_dir):
+            click.echo(str(path))
+        return
+    stale = [
+        name for name, text in schema_files.rendered().items()
+        if not (out_dir / name).is_file() or (out_dir / name).read_text() != text
+    ]
+    if stale:
+        raise click.ClickException(f"out of date in {out_dir}: {', '.join(stale)}")
+    click.echo("schemas are up to date")
+
+
+def _register_subpackage_commands() -> None:
+    """Commands whose modules live in other packages of the distribution."""
+    from modelbus_worker.images.command import images
+
+    from .stack.command import up
+
+    main.add_command(up)
+    main.add_command(images)
+
+
+_register_subpackage_commands()

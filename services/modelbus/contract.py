@@ -1,0 +1,99 @@
+"""Messages of the public contract on the registry side (discovery events, catalog entries).
+
+These pydantic models are the single source of the JSON Schema files in ``schemas/``;
+``tests/test_schemas.py`` fails when the committed files and this module disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bump the Literal of ``schema_version`` in a model when its message changes incompatibly.
+
+
+def version_key(name: str, version: str) -> str:
+    """The Kafka key of a model version on every registry-side topic: ``name/version``."""
+    return f"{name}/{version}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DiscoveryEvent(BaseModel):
+    """A change seen in the registry for one tagged, READY model version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal["1"] = "1"
+    kind: Literal["found", "updated", "removed"]
+    name: str
+    version: str
+    model_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags of the registered model."
+    )
+    version_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags of the model version."
+    )
+    aliases: list[str] = Field(default_factory=list, description="Aliases pointing here.")
+    run_id: str | None = None
+    source: str | None = None
+    fingerprint: str = Field(
+        description="Hash of everything above that matters to the catalog; "
+        "discovery emits `updated` only when it changes."
+    )
+    emitted_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def key(self) -> str:
+        return version_key(self.name, self.version)
+
+
+class Parameter(BaseModel):
+    """One model input or output as the catalog describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    name: str | None = Field(description="Column name; null only when nothing names it.")
+    type: str | None = Field(
+        default=None, description="MLflow signature type (e.g. `string`, `double`, `long`)."
+    )
+    arrow_type: str | None = Field(
+        default=None, description="The Arrow type the worker expects (e.g. `string`, `double`)."
+    )
+    semtype: str | None = Field(default=None, description="Datagrok semantic type.")
+    optional: bool = False
+
+
+class CatalogEntry(BaseModel):
+    """Everything a user or a worker needs to call one model version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal["1"] = "1"
+    name: str
+    version: str
+    aliases: list[str] = Field(default_factory=list)
+    run_id: str | None = None
+    source: str | None = None
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Registered-model tags merged with version tags "
+        "(version tags win)."
+    )
+    inputs: list[Parameter] = Field(default_factory=list)
+    outputs: list[Parameter] = Field(default_factory=list)
+    has_signature: bool = False
+    flavors: list[str] = Field(default_factory=list)
+    python_version: str | None = None
+    requirements: list[str] = Field(default_factory=list)
+    status: Literal["ready", "invalid"]
+    problems: list[str] = Field(default_factory=list)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def key(self) -> str:
+        return version_key(self.name, self.version)

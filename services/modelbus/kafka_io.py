@@ -1,0 +1,147 @@
+"""Thin aiokafka adapters shared by the services: topic set-up, replay, and publishing.
+
+Publishing goes through aiokafka directly (not FastStream's publisher) because the
+catalog must send real tombstones (a null value), which FastStream encodes as ``b""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from .logs import get_logger
+from .retry import Backoff
+
+log = get_logger("kafka")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the services need; compacted topics keep the latest value per key."""
+
+    name: str
+    partitions: int = 1
+    compacted: bool = False
+
+
+async def retry_until_connected(
+    what: str, connect: Callable[[], Awaitable[T]], backoff: Backoff, **context: Any
+) -> T:
+    """Call ``connect`` until it succeeds, logging one line per failed attempt."""
+    while True:
+        try:
+            return await connect()
+        except (KafkaError, OSError) as exc:
+            delay = backoff.next_delay()
+            log.warning(
+                f"{what}_unreachable", error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=round(delay, 2), **context,
+            )
+            await asyncio.sleep(delay)
+
+
+async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
+    """Create the topics that do not exist yet (no error when they already do)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                s.name, s.partitions, 1,
+                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+            )
+            for s in specs
+            if s.name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """Kafka record headers as a str→str dict (undecodable values are replaced)."""
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` from the earliest offset up to the end seen at the call."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, msgs in batch.items():
+                records.extend(m for m in msgs if m.offset < end[tp])
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records
+    finally:
+        await consumer.stop()
+
+
+class TopicWriter:
+    """Publishes records and waits for the broker's acknowledgement of each."""
+
+    def __init__(self, bootstrap_servers: str, max_request_size: int = 1_048_576) -> None:
+        self._servers = bootstrap_servers
+        self.max_request_size = max_request_size
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._servers,
+            acks="all",
+            linger_ms=0,
+            max_request_size=self.max_request_size,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send one record; ``value=None`` is a tombstone."""
+        if self._producer is None:
+            raise RuntimeError("TopicWriter.send before start")
+        await self._producer.send_and_wait(
+            topic,
+            value=value,
+            key=key.encode() if isinstance(key, str) else key,
+            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+        )

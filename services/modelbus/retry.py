@@ -1,0 +1,26 @@
+"""Exponential backoff with jitter for reconnecting to the broker and the registry."""
+
+from __future__ import annotations
+
+import random
+
+
+class Backoff:
+    """Delays that double from ``initial`` up to ``maximum``; ``reset`` after a success."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        base = min(self.maximum, self.initial * (2**self._attempt))
+        self._attempt += 1
+        return float(base * random.uniform(0.8, 1.0))
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    @property
+    def failures(self) -> int:
+        return self._attempt

@@ -1,0 +1,104 @@
+"""Building a catalog entry from a discovery event and the model's MLmodel (pure logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelbus.contract import CatalogEntry, DiscoveryEvent, Parameter
+
+from .signature import SignatureColumn, SignatureError, parse_side
+from .tags import KINDS, Annotation, Kind, merge_tags, parse_annotations
+
+
+@dataclass
+class ModelFacts:
+    """What the catalog read about a model version from the registry's artifacts."""
+
+    signature: dict[str, Any] | None = None
+    flavors: dict[str, Any] = field(default_factory=dict)
+    requirements: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok") -> CatalogEntry:
+    """Merge signature and tags into one entry; never raises on bad tags or signatures."""
+    tags = merge_tags(event.model_tags, event.version_tags)
+    parsed = parse_annotations(tags, tag)
+    problems = [*facts.problems, *parsed.problems]
+    if facts.signature is None:
+        problems.append("the model has no signature: parameters come from tags only")
+    sides: dict[Kind, list[Parameter]] = {}
+    for kind in KINDS:
+        columns: list[SignatureColumn] | None = None
+        if facts.signature is not None:
+            try:
+                columns = parse_side(facts.signature.get(kind))
+            except SignatureError as exc:
+                problems.append(f"signature {kind}: {exc}")
+        sides[kind] = _merge_side(kind, columns, parsed.for_kind(kind), problems, tag)
+    unnamed = [p.index for p in sides["inputs"] if p.name is None]
+    if unnamed:
+        problems.append(
+            f"inputs {unnamed} have no name: add {tag}-inputs-INDEX-name tags"
+        )
+    pyfunc = facts.flavors.get("python_function") or {}
+    return CatalogEntry(
+        name=event.name,
+        version=event.version,
+        aliases=sorted(event.aliases),
+        run_id=event.run_id,
+        source=event.source,
+        tags=tags,
+        inputs=sides["inputs"],
+        outputs=sides["outputs"],
+        has_signature=facts.signature is not None,
+        flavors=sorted(facts.flavors),
+        python_version=pyfunc.get("python_version"),
+        requirements=facts.requirements,
+        status="invalid" if unnamed or not facts.flavors else "ready",
+        problems=problems,
+    )
+
+
+def _merge_side(
+    kind: Kind,
+    columns: list[SignatureColumn] | None,
+    annotations: dict[int, Annotation],
+    problems: list[str],
+    tag: str,
+) -> list[Parameter]:
+    if columns is None:
+        # No signature for this side: the tags alone describe it, indices 0..max.
+        if not annotations:
+            return []
+        top = max(annotations)
+        missing = [i for i in range(top + 1) if i not in annotations]
+        if missing:
+            problems.append(f"{kind} {missing} are described by no {tag}-{kind} tag")
+        # Types are unknown without a signature.
+        params = [
+            Parameter(index=i, name=None, type=None, arrow_type=None) for i in range(top + 1)
+        ]
+    else:
+        params = [
+            Parameter(
+                index=i, name=c.name, type=c.type, arrow_type=c.arrow_type, optional=c.optional
+            )
+            for i, c in enumerate(columns)
+        ]
+    for index, annotation in sorted(annotations.items()):
+        if index >= len(params):
+            problems.append(
+                f"{tag}-{kind}-{index}-*: index {index} is beyond the signature's "
+                f"{len(params)} {kind}; ignored"
+            )
+            continue
+        param = params[index]
+        if annotation.name is not None:
+            param.name = annotation.name
+        if annotation.semtype is not None:
+            param.semtype = annotation.semtype
+            if param.name is None:
+                problems.append(f"{kind} {index} has a semtype but no name")
+    return params

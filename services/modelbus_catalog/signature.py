@@ -1,0 +1,83 @@
+"""Reading an MLmodel ``signature`` block into plain columns (pure logic).
+
+MLmodel stores each side of a signature as a JSON string: a list of column specs
+(``{"type": "string", "name": "Molecule", "required": true}``) or tensor specs
+(``{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# MLflow DataType name -> Arrow type name (as ``str(pyarrow type)`` prints it).
+MLFLOW_TO_ARROW: dict[str, str] = {
+    "string": "string",
+    "double": "double",
+    "float": "float",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool",
+    "binary": "binary",
+    "datetime": "timestamp[ns]",
+}
+
+NUMPY_TO_ARROW: dict[str, str] = {
+    "float64": "double",
+    "float32": "float",
+    "int64": "int64",
+    "int32": "int32",
+    "bool": "bool",
+    "object": "string",
+    "str": "string",
+}
+
+
+@dataclass(frozen=True)
+class SignatureColumn:
+    """One input or output as the signature declares it."""
+
+    name: str | None
+    type: str
+    arrow_type: str | None
+    optional: bool = False
+
+
+class SignatureError(ValueError):
+    """The signature block is present but cannot be read."""
+
+
+def parse_side(raw: str | list[Any] | None) -> list[SignatureColumn] | None:
+    """Columns of one signature side, or None when the side is absent."""
+    if raw is None:
+        return None
+    try:
+        specs = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise SignatureError(f"signature is not valid JSON: {exc}") from exc
+    if not isinstance(specs, list):
+        raise SignatureError("signature side is not a list of column or tensor specs")
+    return [_column(spec) for spec in specs]
+
+
+def _column(spec: Any) -> SignatureColumn:
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise SignatureError(f"unreadable signature spec: {spec!r}")
+    name = spec.get("name")
+    optional = spec.get("required") is False or spec.get("optional") is True
+    kind = spec["type"]
+    if kind == "tensor":
+        tensor = spec.get("tensor-spec") or {}
+        dtype = str(tensor.get("dtype", "unknown"))
+        shape = tensor.get("shape")
+        return SignatureColumn(
+            name=name,
+            type=f"tensor[{dtype}]{list(shape) if shape is not None else ''}",
+            arrow_type=NUMPY_TO_ARROW.get(dtype),
+            optional=optional,
+        )
+    if isinstance(kind, str):
+        return SignatureColumn(name, kind, MLFLOW_TO_ARROW.get(kind), optional)
+    # Array / object / map types are stored as nested dicts.
+    return SignatureColumn(name, json.dumps(kind, sort_keys=True), None, optional)

@@ -1,0 +1,126 @@
+"""The discovery loop: list the registry, emit what changed, wait, repeat.
+
+Its memory is the discovered topic itself (replayed on start), so restarts are idempotent
+and several replicas agree on what has been announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+import structlog
+
+from modelbus.contract import DiscoveryEvent
+from modelbus.kafka_io import (
+    TopicSpec,
+    TopicWriter,
+    ensure_topics,
+    read_to_end,
+    retry_until_connected,
+)
+from modelbus.logs import get_logger
+from modelbus.retry import Backoff
+from modelbus.settings import ModelbusSettings
+
+from .changes import VersionSnapshot, diff, fold
+
+log = get_logger("discovery")
+
+
+class Registry(Protocol):
+    """Port: the registry listing (blocking; called off the event loop)."""
+
+    def tagged_versions(self) -> list[VersionSnapshot]: ...
+
+
+class DiscoveryService:
+    """Announces tagged READY model versions on the discovered topic."""
+
+    def __init__(self, settings: ModelbusSettings, registry: Registry) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._topic = settings.topics.discovered
+        self._writer = TopicWriter(settings.kafka_bootstrap_servers)
+        self._known: dict[str, DiscoveryEvent] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.scans = 0
+
+    async def start(self) -> None:
+        """Connect (retrying), replay the topic, and start polling in the background."""
+        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        servers = self._settings.kafka_bootstrap_servers
+        await retry_until_connected(
+            "kafka",
+            lambda: ensure_topics(servers, [TopicSpec(self._topic, compacted=True)]),
+            backoff,
+            bootstrap_servers=servers,
+        )
+        await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
+        for record in await read_to_end(servers, self._topic):
+            if record.value:
+                fold(self._known, DiscoveryEvent.model_validate_json(record.value))
+        log.info("discovery_started", topic=self._topic, known_versions=len(self._known))
+        self._task = asyncio.create_task(self._run(), name="discovery-loop")
+
+    def rescan_now(self) -> None:
+        """Skip the rest of the current wait (e.g. a registry webhook arrived)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._writer.stop()
+        log.info("discovery_stopped")
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            assert self._task is not None
+            await self._task
+        finally:
+            await self.stop()
+
+    async def _run(self) -> None:
+        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        while True:
+            try:
+                snapshots = await asyncio.to_thread(self._registry.tagged_versions)
+            except Exception as exc:  # any registry failure: report, back off, keep going
+                delay = backoff.next_delay()
+                log.warning(
+                    "registry_unreachable",
+                    error=f"{type(exc).__name__}: {str(exc)[:300]}",
+                    tracking_uri=self._settings.mlflow_tracking_uri,
+                    failures=backoff.failures,
+                    retry_in_s=round(delay, 2),
+                )
+                await self._sleep(delay)
+                continue
+            if backoff.failures:
+                log.info("registry_reachable_again", failures=backoff.failures)
+            backoff.reset()
+            await self._publish(diff(self._known, snapshots))
+            self.scans += 1
+            await self._sleep(self._settings.poll_interval_s)
+
+    async def _publish(self, events: list[DiscoveryEvent]) -> None:
+        for event in events:
+            with structlog.contextvars.bound_contextvars(
+                model=event.name, model_version=event.version
+            ):
+                await self._writer.send(
+                    self._topic, event.key, event.model_dump_json().encode(),
+                    {"event": event.kind, "schema_version": event.schema_version},
+                )
+                fold(self._known, event)
+                log.info(f"model_version_{event.kind}", fingerprint=event.fingerprint)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()

@@ -1,0 +1,110 @@
+"""Per-model-version images: the dependency-set image plus /model and the runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelbus.errors import ModelNotFound
+from modelbus.logs import get_logger
+from modelbus_worker.images.base import ensure_base_image
+from modelbus_worker.images.depset import ensure_depset_image
+from modelbus_worker.images.docker_build import build_image, image_exists
+from modelbus_worker.images.requirements import model_tag
+from modelbus_worker.pool.settings import ContainerSettings
+
+log = get_logger("modelbus_worker.images.model")
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "server.py")
+LABEL_NAME = "modelbus.model.name"
+LABEL_VERSION = "modelbus.model.version"
+
+MODEL_DOCKERFILE = """\
+FROM {depset}
+COPY --chown=0:0 runtime /opt/modelbus/modelbus_worker
+COPY --chown=0:0 model /model
+ENV PYTHONPATH=/opt/modelbus
+WORKDIR /tmp
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "modelbus_worker.runtime.server"]
+CMD ["--model", "/model", "--socket", "/sock/model.sock"]
+"""
+
+
+@dataclass
+class ModelImage:
+    """A built (or reused) image of one model version and how long getting it took."""
+
+    tag: str
+    name: str
+    version: str
+    built: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def runtime_digest() -> str:
+    """Hash of the runtime sources, so a changed runtime yields new model images."""
+    digest = hashlib.sha256()
+    for name in RUNTIME_FILES:
+        digest.update((RUNTIME_DIR / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def ensure_model_image(
+    client: Any, settings: ContainerSettings, name: str, version: str, tracking_uri: str
+) -> ModelImage:
+    """The image for ``name``/``version``: reused when present, otherwise built."""
+    import mlflow.artifacts
+    import mlflow.exceptions
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    started = time.monotonic()
+    mlflow_client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        mv = mlflow_client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise ModelNotFound(f"model {name} version {version}: {exc.message}") from exc
+    source_key = "|".join([name, str(version), str(mv.source), str(mv.run_id),
+                           str(mv.creation_timestamp), runtime_digest()])
+    tag = model_tag(name, str(version), source_key)
+    if image_exists(client, tag):
+        return ModelImage(tag, name, version, built=False,
+                          timings={"lookup_s": round(time.monotonic() - started, 3)})
+    timings: dict[str, float] = {}
+    base = ensure_base_image(client, settings)
+    timings["base_s"] = round(time.monotonic() - started, 3)
+    context = settings.build_root / f"model-{tag.rsplit(':', 1)[1]}"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    try:
+        mark = time.monotonic()
+        model_dir = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(context / "model"),
+            tracking_uri=tracking_uri, registry_uri=tracking_uri,
+        )
+        requirements_file = mlflow.pyfunc.get_model_dependencies(model_dir)
+        requirements = Path(requirements_file).read_text().splitlines()
+        timings["download_s"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
+        depset = ensure_depset_image(client, settings, requirements, base)
+        timings["depset_s"] = round(time.monotonic() - mark, 3)
+        mark = time.monotonic()
+        runtime = context / "runtime" / "runtime"
+        runtime.mkdir(parents=True)
+        (context / "runtime" / "__init__.py").write_text("")
+        for file in RUNTIME_FILES:
+            shutil.copy2(RUNTIME_DIR / file, runtime / file)
+        (context / "Dockerfile").write_text(MODEL_DOCKERFILE.format(depset=depset))
+        labels = {LABEL_NAME: name, LABEL_VERSION: str(version), "modelbus.depset": depset,
+                  "modelbus.image": "model"}
+        build_image(client, context, tag, labels=labels)
+        timings["model_build_s"] = round(time.monotonic() - mark, 3)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    log.info("model image built", model=name, model_version=version, tag=tag, **timings)
+    return ModelImage(tag, name, version, built=True, timings=timings)

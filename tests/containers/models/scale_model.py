@@ -1,0 +1,22 @@
+"""A tiny pyfunc model logged from code: doubles ``x`` and echoes ``label`` upper-cased."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+
+class ScaleModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """``y = 2 * x`` and ``label_upper``; raises when ``x`` holds a negative number."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        if (model_input["x"] < 0).any():
+            raise ValueError("negative x is not allowed")
+        return pd.DataFrame(
+            {"y": model_input["x"] * 2.0, "label_upper": model_input["label"].str.upper()}
+        )
+
+
+mlflow.models.set_model(ScaleModel())

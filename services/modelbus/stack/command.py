@@ -1,0 +1,79 @@
+"""The ``modelbus up`` click command (registered on the main CLI group by ``modelbus.cli``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from modelbus.logs import configure_logging
+from modelbus.settings import ModelbusSettings
+from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
+
+
+def _parse_services(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not names:
+        raise click.BadParameter("give at least one service, e.g. discovery,catalog")
+    return names
+
+
+@click.command("up")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".modelbus"),
+    show_default=True,
+    help="Where MLflow's database, artifacts and the component logs are kept.",
+)
+@click.option("--kafka-port", type=int, default=9092, show_default=True)
+@click.option("--mlflow-port", type=int, default=5000, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface the embedded broker and MLflow listen on.",
+)
+@click.option(
+    "--external-kafka",
+    metavar="BOOTSTRAP",
+    default=None,
+    help="Use this Kafka (host:port[,...]) instead of starting the embedded broker.",
+)
+@click.option(
+    "--external-mlflow",
+    metavar="URI",
+    default=None,
+    help="Use this MLflow tracking server instead of starting one.",
+)
+@click.option(
+    "--services",
+    default=",".join(DEFAULT_SERVICES),
+    show_default=True,
+    help="Comma-separated services to run.",
+)
+@click.option("--demo", is_flag=True, help="Register the demo models once the stack is up.")
+def up(
+    data_dir: Path,
+    kafka_port: int,
+    mlflow_port: int,
+    host: str,
+    external_kafka: str | None,
+    external_mlflow: str | None,
+    services: str,
+    demo: bool,
+) -> None:
+    """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
+    configure_logging(ModelbusSettings().log_level)
+    code = run_stack(
+        data_dir,
+        kafka_port=kafka_port,
+        mlflow_port=mlflow_port,
+        host=host,
+        external_kafka=external_kafka,
+        external_mlflow=external_mlflow,
+        services=_parse_services(services),
+        demo=demo,
+    )
+    sys.exit(code)

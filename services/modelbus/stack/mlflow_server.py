@@ -1,0 +1,126 @@
+"""The embedded MLflow tracking server: ``mlflow server`` with SQLite and local artifacts."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from modelbus.stack.errors import PortInUseError, StartupError
+from modelbus.stack.ports import port_in_use
+from modelbus.stack.process import ChildProcess
+
+
+def mlflow_healthy(tracking_uri: str, timeout: float = 2.0) -> bool:
+    """True if ``GET {tracking_uri}/health`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class EmbeddedMlflow:
+    """An ``mlflow server`` child process keeping its state under ``data_dir``.
+
+    ``data_dir/mlflow.db`` holds runs and the registry, ``data_dir/artifacts`` the files
+    (served through the server, so clients need no shared filesystem); the log goes to
+    ``data_dir/logs/mlflow.log``. Stopping and starting again on the same ``data_dir``
+    keeps every experiment and model version.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path | str,
+        host: str = "127.0.0.1",
+        allowed_hosts: Sequence[str] = (),
+    ) -> None:
+        self.port = port
+        self.host = host
+        self.data_dir = Path(data_dir).resolve()
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.log_path = self.data_dir / "logs" / "mlflow.log"
+        self._process: ChildProcess | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def process(self) -> ChildProcess | None:
+        return self._process
+
+    def _argv(self) -> list[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.data_dir / "artifacts"),
+            "--serve-artifacts",
+            "--workers",
+            "1",
+        ]
+        if self.allowed_hosts:
+            argv += ["--allowed-hosts", ",".join(self.allowed_hosts)]
+        return argv
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the server and return once ``/health`` answers.
+
+        Raises ``PortInUseError`` if the port is taken, ``StartupError`` if the server
+        exits or is not healthy within ``timeout`` seconds (it is then stopped).
+        """
+        if port_in_use(self.port, self.host):
+            raise PortInUseError("mlflow", self.host, self.port)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        # The server's background job runner (huey consumers) serves features the
+        # embedded stack does not use and costs seven extra processes.
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self._process = ChildProcess("mlflow", self._argv(), env=env, log_path=self.log_path)
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        while not mlflow_healthy(self.tracking_uri):
+            code = self._process.poll()
+            if code is not None:
+                raise StartupError(f"mlflow server exited with code {code}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StartupError(
+                    f"mlflow server not healthy at {self.tracking_uri} after {timeout:.0f}s; "
+                    f"see {self.log_path}"
+                )
+            time.sleep(0.2)
+
+    def poll(self) -> int | None:
+        """The exit code if the server process has ended, else None."""
+        return self._process.poll() if self._process is not None else None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._process is not None:
+            self._process.terminate(timeout)
+
+    def __enter__(self) -> EmbeddedMlflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedMlflow({self.tracking_uri}, data_dir={self.data_dir})"

@@ -1,0 +1,192 @@
+"""``run_stack``: the whole modelbus stack on one machine, in the foreground."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from modelbus.logs import get_logger
+from modelbus.settings import ModelbusSettings
+from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
+from modelbus.stack.errors import StackError, StartupError
+from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
+from modelbus.stack.process import ChildProcess
+from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
+
+log = get_logger("stack")
+
+DEFAULT_SERVICES: tuple[str, ...] = ("discovery", "catalog", "worker")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequested(Exception):
+    """Raised from the signal handler while the stack is still starting."""
+
+
+def service_argv(service: str) -> list[str]:
+    """The command line of one modelbus service process."""
+    return [sys.executable, "-m", "modelbus", service]
+
+
+def wait_external_kafka(bootstrap: str, timeout: float) -> None:
+    """Return once the first broker of ``bootstrap`` answers; else raise StartupError."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise StartupError(f"--external-kafka {bootstrap!r} is not host:port[,host:port...]")
+    _wait(lambda: kafka_api_versions_ok(host, int(port)), timeout, f"kafka at {bootstrap}")
+
+
+def wait_external_mlflow(uri: str, timeout: float) -> None:
+    """Return once ``uri/health`` answers; else raise StartupError."""
+    if urlsplit(uri).scheme not in ("http", "https"):
+        raise StartupError(f"--external-mlflow {uri!r} is not an http(s) URI")
+    _wait(lambda: mlflow_healthy(uri), timeout, f"mlflow at {uri}")
+
+
+def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise StartupError(f"{what} is not reachable after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def _start_demo(settings: ModelbusSettings) -> None:
+    """Run ``modelbus.demo.run_demo(settings)`` in a background thread, if it exists."""
+    try:
+        demo = importlib.import_module("modelbus.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("modelbus.demo",):
+            raise
+        log.warning("demo_unavailable", reason="modelbus.demo is not installed")
+        return
+
+    def run() -> None:
+        try:
+            demo.run_demo(settings)
+            log.info("demo_finished")
+        except Exception:
+            log.exception("demo_failed")
+
+    threading.Thread(target=run, name="modelbus-demo", daemon=True).start()
+
+
+def run_stack(
+    data_dir: Path | str = ".modelbus",
+    *,
+    kafka_port: int = 9092,
+    mlflow_port: int = 5000,
+    host: str = "127.0.0.1",
+    external_kafka: str | None = None,
+    external_mlflow: str | None = None,
+    services: Sequence[str] = DEFAULT_SERVICES,
+    demo: bool = False,
+    argv_for: Callable[[str], list[str]] = service_argv,
+    startup_timeout: float = 120.0,
+    backoff: Backoff | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run broker, MLflow and the services until SIGINT/SIGTERM/SIGHUP; return the exit code.
+
+    Embedded components are skipped when an external endpoint is given. Once all is
+    started, prints the endpoints and ``modelbus is up (Ctrl-C to stop)`` to ``out``
+    (stdout) exactly once. Crashed children are restarted with backoff. Returns 0 after
+    a requested stop; startup problems (e.g. a busy port) print one line to stderr and
+    return 1. Must be called from the main thread (it installs signal handlers).
+    """
+    out = out or sys.stdout
+    data = Path(data_dir).resolve()
+    stop = threading.Event()
+    starting = True
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if starting:
+            raise StopRequested(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    supervisor = Supervisor(backoff)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        if external_kafka:
+            wait_external_kafka(external_kafka, startup_timeout)
+            bootstrap = external_kafka
+        else:
+            broker = EmbeddedBroker(kafka_port, data, host=host)
+            supervisor.add("kafka", broker)
+            bootstrap = broker.bootstrap_servers
+        if external_mlflow:
+            wait_external_mlflow(external_mlflow, startup_timeout)
+            tracking_uri = external_mlflow
+        else:
+            mlflow = EmbeddedMlflow(mlflow_port, data, host=host)
+            supervisor.add("mlflow", _MlflowWithTimeout(mlflow, startup_timeout))
+            tracking_uri = mlflow.tracking_uri
+        env = {
+            **os.environ,
+            "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
+        for name in services:
+            process = ChildProcess(name, argv_for(name), env=env)
+            supervisor.add(name, ServiceComponent(name, process))
+        out.write(
+            f"kafka bootstrap servers: {bootstrap}\n"
+            f"mlflow tracking uri: {tracking_uri}\n"
+            "modelbus is up (Ctrl-C to stop)\n"
+        )
+        out.flush()
+        log.info("stack_up", data_dir=str(data), services=list(services))
+        starting = False
+        if stop.is_set():
+            return 0
+        if demo:
+            settings = ModelbusSettings().model_copy(
+                update={"kafka_bootstrap_servers": bootstrap, "mlflow_tracking_uri": tracking_uri}
+            )
+            _start_demo(settings)
+        while not stop.wait(0.2):
+            supervisor.tick()
+        return 0
+    except StopRequested:
+        return 0
+    except StackError as exc:
+        print(f"modelbus up: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        starting = False
+        # A second Ctrl-C during shutdown must not abandon children half-stopped.
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        supervisor.stop_all()
+        log.info("stack_stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _MlflowWithTimeout:
+    """Adapts EmbeddedMlflow to the supervisor with the stack's startup deadline."""
+
+    def __init__(self, server: EmbeddedMlflow, timeout: float) -> None:
+        self.server = server
+        self.timeout = timeout
+
+    def start(self) -> None:
+        self.server.start(self.timeout)
+
+    def poll(self) -> int | None:
+        return self.server.poll()
+
+    def stop(self) -> None:
+        self.server.stop()

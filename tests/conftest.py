@@ -1,0 +1,141 @@
+"""Shared fixtures: the real broker, MLflow server and Docker engine, started once per session.
+
+A component that cannot start makes every test that needs it *fail* with the reason and
+the tail of its log; nothing here ever skips.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from modelbus.settings import ModelbusSettings
+from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, StackError, free_tcp_port
+
+# Tests using any of these fixtures talk to real components: mark them ``integration``
+# so that ``-m "not integration"`` selects the pure unit tests.
+_INTEGRATION_FIXTURES = frozenset(
+    {
+        "kafka_bootstrap",
+        "embedded_broker",
+        "mlflow_tracking_uri",
+        "embedded_mlflow",
+        "mlflow_server_factory",
+        "settings",
+        "docker_client",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log written)"
+
+
+def _fail_start(what: str, exc: Exception, log_path: Path) -> None:
+    pytest.fail(
+        f"{what} could not start: {exc}\n--- last lines of {log_path} ---\n{_log_tail(log_path)}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The session's Tansu broker (memory storage) on a free port."""
+    broker = EmbeddedBroker(free_tcp_port(), tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except StackError as exc:
+        broker.stop()
+        _fail_start("the embedded Kafka broker", exc, broker.log_path)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(embedded_broker: EmbeddedBroker) -> str:
+    """``host:port`` of the session's broker."""
+    return embedded_broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def embedded_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMlflow]:
+    """The session's MLflow server (SQLite, served artifacts) on a free port."""
+    server = EmbeddedMlflow(free_tcp_port(), tmp_path_factory.mktemp("mlflow"))
+    try:
+        server.start()
+    except StackError as exc:
+        server.stop()
+        _fail_start("the embedded MLflow server", exc, server.log_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking_uri(embedded_mlflow: EmbeddedMlflow) -> str:
+    """``http://127.0.0.1:PORT`` of the session's MLflow server."""
+    return embedded_mlflow.tracking_uri
+
+
+@pytest.fixture
+def mlflow_server_factory() -> Iterator[Callable[[Path, int], EmbeddedMlflow]]:
+    """``make(data_dir, port)`` → a *started* EmbeddedMlflow, stopped after the test.
+
+    The returned object can be ``stop()``-ped and ``start()``-ed again on the same port
+    and data (an outage); ``free_tcp_port()`` gives a port.
+    """
+    servers: list[EmbeddedMlflow] = []
+
+    def make(data_dir: Path, port: int) -> EmbeddedMlflow:
+        server = EmbeddedMlflow(port, data_dir)
+        servers.append(server)
+        try:
+            server.start()
+        except StackError as exc:
+            _fail_start(f"MLflow server on port {port}", exc, server.log_path)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, mlflow_tracking_uri: str) -> ModelbusSettings:
+    """Settings for one test: the session's broker and MLflow, a unique topic prefix."""
+    return ModelbusSettings().model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "mlflow_tracking_uri": mlflow_tracking_uri,
+            "topic_prefix": f"test-{uuid.uuid4().hex[:12]}.",
+            "poll_interval_s": 1.0,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A ``docker.DockerClient`` for the local engine, checked with a ping."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.fail(
+            f"the Docker engine is not reachable: {exc}\n"
+            "start it (deploy/setup.sh does) or set DOCKER_HOST",
+            pytrace=False,
+        )
+    yield client
+    client.close()

@@ -1,0 +1,220 @@
+"""The container pool: warm model containers per version, Arrow batches in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from modelbus.errors import InferenceTimeout, InternalError, ModelFailed
+from modelbus.logs import get_logger
+from modelbus.settings import ModelbusSettings
+from modelbus_worker.images.docker_build import docker_client as make_docker_client
+from modelbus_worker.pool.channel import CONNECTION_LOST
+from modelbus_worker.pool.containers import DockerContainers
+from modelbus_worker.pool.policy import (
+    SlotView,
+    idle_victims,
+    lru_victims,
+    model_key,
+    retry_allowed,
+)
+from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.pool.starter import Starter, WarmContainer
+from modelbus_worker.runtime.arrow_io import ipc_to_table, table_to_ipc
+from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
+
+log = get_logger("modelbus_worker.pool")
+
+_OFFLOAD_BYTES = 1 << 20  # encode/decode bigger payloads off the event loop
+
+
+class ContainerPool:
+    """Keeps model-version containers warm and runs Arrow batches through them.
+
+    A first request (or :meth:`warm`) builds the images if needed and starts the
+    container; concurrent first requests share one start, and a slow start never blocks
+    requests for models already warm (all Docker calls run in threads). A container that
+    dies is replaced and the in-flight request retried once. Idle containers are stopped
+    after ``idle_timeout_s``; beyond ``max_containers`` the least recently used goes.
+    """
+
+    def __init__(
+        self,
+        settings: ContainerSettings | None = None,
+        docker_client: Any | None = None,
+        tracking_uri: str | None = None,
+    ) -> None:
+        self.settings = settings or ContainerSettings()
+        client = make_docker_client(docker_client)
+        self.docker = DockerContainers(client, self.settings)
+        uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
+        self.starter = Starter(self.settings, self.docker, uri)
+        self._warm: dict[str, WarmContainer] = {}
+        self._starting: dict[str, asyncio.Task[WarmContainer]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._stale_removed = False
+        self._closed = False
+
+    async def __aenter__(self) -> ContainerPool:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def running(self) -> dict[str, str]:
+        """``name/version`` → container id of every warm container."""
+        return {key: c.container_id for key, c in self._warm.items()}
+
+    async def warm(self, name: str, version: str) -> str:
+        """Start (or find) the container of a model version; returns its container id."""
+        return (await self._acquire(name, version)).container_id
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table:
+        """Run ``table`` through the model version's ``predict`` in its container.
+
+        ``timeout_s`` (default ``request_timeout_s``) bounds the inference itself; a cold
+        start is bounded separately by ``start_timeout_s``. Raises ModelFailed,
+        InferenceTimeout, ModelNotFound or InternalError.
+        """
+        key = model_key(name, version)
+        bound = log.bind(model=name, model_version=version)
+        timeout = timeout_s or self.settings.request_timeout_s
+        t0 = time.perf_counter()
+        payload = await _offload(table_to_ipc, table, table.nbytes)
+        for attempt in range(1, 3):
+            c = await self._acquire(name, version)
+            t1 = time.perf_counter()
+            c.in_flight += 1
+            try:
+                kind, body = await asyncio.wait_for(c.channel.call(Kind.PREDICT, payload), timeout)
+            except TimeoutError:
+                await self._drop(c, "timeout")
+                raise InferenceTimeout(f"{key}: no answer within {timeout}s") from None
+            except (*CONNECTION_LOST, ProtocolError) as exc:
+                await self._drop(c, f"connection lost: {exc!r}")
+                if retry_allowed(attempt):
+                    bound.warning("container lost mid-request, retrying", attempt=attempt)
+                    continue
+                raise ModelFailed(f"{key}: container died twice serving the request") from exc
+            finally:
+                c.in_flight -= 1
+                c.last_used = time.monotonic()
+            t2 = time.perf_counter()
+            if kind == Kind.ERROR:
+                info = decode_json(body)
+                bound.info("model raised", stage=info.get("stage"), error=info.get("type"))
+                raise ModelFailed(f"{info.get('type')}: {info.get('message')}")
+            if kind != Kind.RESULT:
+                raise InternalError(f"{key}: runtime answered {kind.name} to PREDICT")
+            result = await _offload(ipc_to_table, body, len(body))
+            bound.info(
+                "predicted", rows=table.num_rows, attempt=attempt,
+                acquire_ms=round((t1 - t0) * 1e3, 3), call_ms=round((t2 - t1) * 1e3, 3),
+                total_ms=round((time.perf_counter() - t0) * 1e3, 3),
+            )
+            return result
+        raise InternalError("unreachable")  # pragma: no cover
+
+    async def _acquire(self, name: str, version: str) -> WarmContainer:
+        if self._closed:
+            raise InternalError("the container pool is closed")
+        key = model_key(name, version)
+        warm = self._warm.get(key)
+        if warm is not None:
+            return warm
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_loop())
+        task = self._starting.get(key)
+        if task is None:
+            task = asyncio.create_task(self._start(key, name, version))
+            self._starting[key] = task
+            task.add_done_callback(lambda t: self._forget_start(key, t))
+        # Shielded: a cancelled request must not cancel a start others wait for.
+        return await asyncio.shield(task)
+
+    def _forget_start(self, key: str, task: asyncio.Task[WarmContainer]) -> None:
+        if self._starting.get(key) is task:
+            del self._starting[key]
+        if not task.cancelled():
+            task.exception()  # a failed start is raised to its waiters; mark it retrieved
+
+    async def _start(self, key: str, name: str, version: str) -> WarmContainer:
+        if not self._stale_removed:
+            self._stale_removed = True
+            await asyncio.to_thread(self.docker.remove_stale)
+        capacity = self.settings.max_containers - len(self._starting)
+        for victim in lru_victims(self._views(), capacity):
+            await self._evict(victim, "lru")
+        warm = await self.starter.start(key, name, version)
+        if self._closed:
+            await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
+            raise InternalError("the container pool closed while the model was starting")
+        self._warm[key] = warm
+        return warm
+
+    def _views(self) -> list[SlotView]:
+        return [SlotView(k, c.last_used, c.in_flight) for k, c in self._warm.items()]
+
+    async def _evict(self, key: str, reason: str) -> None:
+        warm = self._warm.get(key)
+        if warm is not None:
+            await self._drop(warm, reason)
+
+    async def _drop(self, warm: WarmContainer, reason: str) -> None:
+        """Forget a container and remove it (idempotent; other holders just fail over)."""
+        if self._warm.get(warm.key) is warm:
+            del self._warm[warm.key]
+        warm.channel.close()
+        log.info("container stopped", model=warm.name, model_version=warm.version,
+                 container=warm.container_id[:12], reason=reason)
+        await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
+
+    async def reap(self) -> None:
+        """One pass of housekeeping: idle timeout, LRU cap, containers that died."""
+        for key in idle_victims(self._views(), time.monotonic(), self.settings.idle_timeout_s):
+            await self._evict(key, "idle")
+        capacity = self.settings.max_containers - len(self._starting)
+        for key in lru_victims(self._views(), capacity):
+            await self._evict(key, "lru")
+        if self._warm:
+            running = await asyncio.to_thread(self.docker.running_ids)
+            for warm in list(self._warm.values()):
+                if warm.container_id not in running and warm.in_flight == 0:
+                    await self._drop(warm, "died")
+
+    async def _reap_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.settings.reap_interval_s)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("container housekeeping failed")
+
+    async def close(self) -> None:
+        """Stop and remove every container this pool started."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        starting = list(self._starting.values())
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
+        for warm in list(self._warm.values()):
+            await self._drop(warm, "pool closed")
+
+
+async def _offload(func: Any, arg: Any, size: int) -> Any:
+    if size >= _OFFLOAD_BYTES:
+        return await asyncio.to_thread(func, arg)
+    return func(arg)

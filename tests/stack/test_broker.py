@@ -1,0 +1,48 @@
+"""The embedded Tansu broker: starts, carries messages, refuses a busy port readably."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from modelbus.stack import EmbeddedBroker, PortInUseError, kafka_api_versions_ok
+from support.kafka import produce, read_topic
+
+
+def test_the_broker_answers_kafka_requests(embedded_broker: EmbeddedBroker) -> None:
+    assert kafka_api_versions_ok(embedded_broker.host, embedded_broker.port)
+    assert embedded_broker.process is not None and embedded_broker.process.is_running()
+
+
+async def test_a_message_round_trips(kafka_bootstrap: str) -> None:
+    topic = f"test-{uuid.uuid4().hex[:12]}.roundtrip"
+    await produce(kafka_bootstrap, topic, b"hello", key="k1", headers=[("model", "m")])
+
+    records = await read_topic(kafka_bootstrap, topic, until=lambda rs: len(rs) >= 1, timeout=20)
+
+    assert [(r.key, r.value) for r in records] == [(b"k1", b"hello")]
+    assert dict(records[0].headers) == {"model": b"m"}
+
+
+async def test_read_topic_without_condition_returns_what_is_there(kafka_bootstrap: str) -> None:
+    topic = f"test-{uuid.uuid4().hex[:12]}.snapshot"
+    for n in range(3):
+        await produce(kafka_bootstrap, topic, f"v{n}")
+
+    records = await read_topic(kafka_bootstrap, topic, timeout=20)
+
+    assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
+
+
+def test_a_busy_port_is_refused_with_a_readable_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        broker = EmbeddedBroker(port, tmp_path)
+        with pytest.raises(PortInUseError, match=f"port {port} .* in use"):
+            broker.start()
+    assert broker.process is None

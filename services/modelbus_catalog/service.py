@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 
 from modelbus.contract import CatalogEntry, DiscoveryEvent
 from modelbus.kafka_io import TopicSpec, TopicWriter, ensure_topics, retry_until_connected
-from modelbus.logs import get_logger
+from modelbus.logs import framework_logger, get_logger
 from modelbus.retry import Backoff
 from modelbus.settings import ModelbusSettings
 
@@ -40,7 +40,11 @@ class CatalogService:
         self._reader = reader
         topics = settings.topics
         self._catalog_topic = topics.catalog
-        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id="modelbus-catalog")
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id="modelbus-catalog",
+            logger=framework_logger("catalog"),
+        )
         self.broker.subscriber(
             topics.discovered,
             group_id=f"{settings.topic_prefix}catalog",

@@ -46,7 +46,8 @@ class DiscoveryService:
         self._known: dict[str, DiscoveryEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.scans = 0
+        self.scans = 0  # completed listings, for operators and tests
+        self.consecutive_failures = 0
 
     async def start(self) -> None:
         """Connect (retrying), replay the topic, and start polling in the background."""
@@ -68,6 +69,10 @@ class DiscoveryService:
     def rescan_now(self) -> None:
         """Skip the rest of the current wait (e.g. a registry webhook arrived)."""
         self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -92,6 +97,7 @@ class DiscoveryService:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions)
             except Exception as exc:  # any registry failure: report, back off, keep going
                 delay = backoff.next_delay()
+                self.consecutive_failures = backoff.failures
                 log.warning(
                     "registry_unreachable",
                     error=f"{type(exc).__name__}: {str(exc)[:300]}",
@@ -104,6 +110,7 @@ class DiscoveryService:
             if backoff.failures:
                 log.info("registry_reachable_again", failures=backoff.failures)
             backoff.reset()
+            self.consecutive_failures = 0
             await self._publish(diff(self._known, snapshots))
             self.scans += 1
             await self._sleep(self._settings.poll_interval_s)

@@ -1,0 +1,97 @@
+"""Container lifecycle: restart after a kill, idle eviction, LRU cap, stale clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from modelbus_worker.pool.containers import LABEL_MANAGED, LABEL_OWNER
+
+from .waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+INPUT = pa.table({"x": [1.0, 2.0], "label": ["a", "b"]})
+
+
+def gone(docker_client: Any, container_id: str) -> bool:
+    return not docker_client.containers.list(all=True, filters={"id": container_id})
+
+
+async def test_killed_container_mid_stream_is_restarted(
+    pools: Any, scale_model: str, docker_client: Any
+) -> None:
+    pool = pools()
+    first = await pool.warm(scale_model, "1")
+    answered: list[pa.Table] = []
+
+    async def stream() -> None:
+        for _ in range(200):
+            answered.append(await pool.predict(scale_model, "1", INPUT))
+
+    streaming = asyncio.create_task(stream())
+    await wait_until(lambda: len(answered) >= 20, 30, "the stream to get going")
+    await asyncio.to_thread(docker_client.containers.get(first).kill)
+    await asyncio.wait_for(streaming, 120)  # every request answered, none raised
+    assert len(answered) == 200
+    second = pool.running()[f"{scale_model}/1"]
+    assert second != first
+    await wait_until(lambda: gone(docker_client, first), 10, "the dead container's removal")
+
+
+async def test_dead_idle_container_is_noticed_and_replaced(
+    pools: Any, scale_model: str, docker_client: Any
+) -> None:
+    pool = pools()
+    first = await pool.warm(scale_model, "1")
+    await asyncio.to_thread(docker_client.containers.get(first).kill)
+    await wait_until(lambda: pool.running() == {}, 10, "the reaper to notice the dead container")
+    assert (await pool.predict(scale_model, "1", INPUT)).num_rows == 2
+
+
+async def test_idle_container_is_evicted(pools: Any, scale_model: str, docker_client: Any) -> None:
+    pool = pools(idle_timeout_s=1.0)
+    cid = await pool.warm(scale_model, "1")
+    await wait_until(lambda: pool.running() == {}, 15, "idle eviction")
+    await wait_until(lambda: gone(docker_client, cid), 10, "the idle container's removal")
+    assert (await pool.predict(scale_model, "1", INPUT)).num_rows == 2  # starts again
+
+
+async def test_lru_cap_evicts_least_recently_used(
+    pools: Any, scale_model: str, sum_model: str, docker_client: Any
+) -> None:
+    pool = pools(max_containers=1)
+    first = await pool.warm(scale_model, "1")
+    await pool.warm(sum_model, "1")
+    assert list(pool.running()) == [f"{sum_model}/1"]
+    await wait_until(lambda: gone(docker_client, first), 10, "the evicted container's removal")
+
+    pool2 = pools(max_containers=2)
+    await pool2.warm(scale_model, "1")
+    await pool2.warm(sum_model, "1")
+    await pool2.predict(scale_model, "1", INPUT)  # sum_model is now the least recent
+    pool2.settings.max_containers = 1
+    await pool2.reap()
+    assert list(pool2.running()) == [f"{scale_model}/1"]
+
+
+async def test_stale_containers_of_dead_workers_are_removed(
+    pools: Any, scale_model: str, docker_client: Any, base_image: str
+) -> None:
+    import socket
+
+    stale = await asyncio.to_thread(
+        docker_client.containers.run, base_image, ["sleep", "600"], detach=True,
+        network_mode="none",
+        labels={LABEL_MANAGED: "true", LABEL_OWNER: f"{socket.gethostname()}:999999999"},
+    )
+    try:
+        pool = pools()
+        await pool.warm(scale_model, "1")
+        assert gone(docker_client, stale.id)
+    finally:
+        if not gone(docker_client, stale.id):
+            stale.remove(force=True)

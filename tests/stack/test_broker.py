@@ -30,7 +30,7 @@ async def test_a_message_round_trips(kafka_bootstrap: str) -> None:
 async def test_read_topic_without_condition_returns_what_is_there(kafka_bootstrap: str) -> None:
     topic = f"test-{uuid.uuid4().hex[:12]}.snapshot"
     for n in range(3):
-        await produce(kafka_bootstrap, topic, f"v{n}")
+        await produce(kafka_bootstrap, topic, f"v{n}", key="one-partition")
 
     records = await read_topic(kafka_bootstrap, topic, timeout=20)
 

@@ -64,7 +64,6 @@ async def read_topic(
         partitions = await _partitions(consumer, topic, deadline, must_exist=until is not None)
         if not partitions:
             return records
-        consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         while True:
@@ -90,14 +89,17 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
 async def _partitions(
     consumer: AIOKafkaConsumer, topic: str, deadline: float, must_exist: bool
 ) -> list[TopicPartition]:
-    """The topic's partitions, waiting for it to appear when ``must_exist``."""
-    while True:
-        numbers = consumer.partitions_for_topic(topic)
-        if numbers:
-            return [TopicPartition(topic, n) for n in sorted(numbers)]
-        if not must_exist or time.monotonic() >= deadline:
-            if must_exist:
-                raise TimeoutError(f"read_topic: topic {topic!r} did not appear")
+    """Subscribe to ``topic`` and return its partitions, waiting for it when ``must_exist``."""
+    while topic not in await consumer.topics():  # a fresh listing from the broker
+        if not must_exist:
             return []
-        await consumer.topics()  # forces a metadata refresh
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"read_topic: topic {topic!r} did not appear")
         await asyncio.sleep(0.2)
+    # Without a group, a subscription is assigned every partition once metadata is in.
+    consumer.subscribe([topic])
+    while not consumer.assignment():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"read_topic: no partitions of {topic!r} assigned")
+        await asyncio.sleep(0.05)
+    return sorted(consumer.assignment())

@@ -1,0 +1,221 @@
+"""``modelbus up`` as a user runs it: a subprocess, its stdout, SIGTERM at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from aiokafka import ConsumerRecord
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+
+from modelbus.stack import descendant_pids, free_tcp_port, pid_alive
+from support.kafka import read_topic
+from support.waiting import wait_for
+
+MODELBUS = str(Path(sys.executable).with_name("modelbus"))
+POLL_INTERVAL_S = 1.0
+pytestmark = pytest.mark.integration
+
+
+class UpProcess:
+    """A running ``modelbus up`` with its stdout collected line by line."""
+
+    def __init__(self, args: list[str], stderr_path: Path) -> None:
+        env = {**os.environ, "MODELBUS_POLL_INTERVAL_S": str(POLL_INTERVAL_S)}
+        for name in ("MODELBUS_TOPIC_PREFIX", "MODELBUS_KAFKA_BOOTSTRAP_SERVERS"):
+            env.pop(name, None)
+        self.stderr_path = stderr_path
+        self._stderr = stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [MODELBUS, "up", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            start_new_session=True,  # lets the clean-up reach every descendant
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"modelbus up exited {self.proc.returncode}:\n{self.stderr()}")
+            return "modelbus is up (Ctrl-C to stop)" in self.lines
+
+        wait_for(ready, timeout, interval=0.2, message="modelbus up ready line")
+
+    def kill_everything(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._stderr.close()
+
+
+@pytest.fixture
+def run_up(tmp_path: Path) -> Iterator[type[UpProcess]]:
+    started: list[UpProcess] = []
+
+    class Tracked(UpProcess):
+        def __init__(self, args: list[str], stderr_path: Path = tmp_path / "up.err") -> None:
+            super().__init__(args, stderr_path)
+            started.append(self)
+
+    yield Tracked
+    for up in started:
+        up.kill_everything()
+
+
+class _Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    def predict(self, context: object, model_input: pd.DataFrame, params: object = None) -> object:
+        return model_input
+
+
+def _register_tagged_model(tracking_uri: str, name: str) -> None:
+    """Log a trivial pyfunc and register it as version 1 with the ``datagrok`` tag."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client.create_registered_model(name, tags={"datagrok": "true"})
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        frame = pd.DataFrame({"x": [1.0, 2.0]})
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=_Echo(),
+                signature=infer_signature(frame, frame),
+                pip_requirements=["pandas"],
+            )
+        mlflow.register_model(info.model_uri, name)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+async def _wait_for_catalog_entry(
+    up: UpProcess, bootstrap: str, name: str, within_s: float
+) -> None:
+    """Wait for ``name/1`` on the catalog topic; fail with the stack's log otherwise."""
+
+    def has_entry(records: Sequence[ConsumerRecord]) -> bool:
+        for r in records:
+            if r.key == f"{name}/1".encode() and r.value:
+                entry = json.loads(r.value)
+                return bool(entry["name"] == name and str(entry["version"]) == "1")
+        return False
+
+    try:
+        await read_topic(bootstrap, "modelbus.models.catalog", until=has_entry, timeout=within_s)
+    except TimeoutError as exc:
+        tail = "\n".join(up.stderr().splitlines()[-30:])
+        pytest.fail(f"{exc}\n--- modelbus up stderr (tail) ---\n{tail}", pytrace=False)
+
+
+async def test_up_serves_a_tagged_model_and_stops_cleanly(
+    run_up: type[UpProcess], tmp_path: Path
+) -> None:
+    kafka_port, mlflow_port = free_tcp_port(), free_tcp_port()
+    data_dir = tmp_path / "data"
+    up = run_up(
+        [
+            *("--data-dir", str(data_dir)),
+            *("--kafka-port", str(kafka_port), "--mlflow-port", str(mlflow_port)),
+            *("--services", "discovery,catalog"),
+        ]
+    )
+    up.wait_ready(timeout=120)
+    bootstrap, tracking_uri = f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{mlflow_port}"
+    assert up.lines == [
+        f"kafka bootstrap servers: {bootstrap}",
+        f"mlflow tracking uri: {tracking_uri}",
+        "modelbus is up (Ctrl-C to stop)",
+    ]
+
+    # The first model also covers the services' start-up (a consumer-group join takes
+    # seconds on Tansu); the second one measures the steady-state latency.
+    warm_up = f"up-warm-{uuid.uuid4().hex[:8]}"
+    _register_tagged_model(tracking_uri, warm_up)
+    await _wait_for_catalog_entry(up, bootstrap, warm_up, within_s=90)
+
+    name = f"up-test-{uuid.uuid4().hex[:8]}"
+    _register_tagged_model(tracking_uri, name)
+    await _wait_for_catalog_entry(up, bootstrap, name, within_s=POLL_INTERVAL_S + 5)
+
+    family = [up.proc.pid, *descendant_pids(up.proc.pid)]
+    assert len(family) >= 5, family  # up, kafka, mlflow (+ its server), discovery, catalog
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=60) == 0, up.stderr()
+    wait_for(
+        lambda: not [pid for pid in family if pid_alive(pid)],
+        timeout=10,
+        message=f"no process of {family} left",
+    )
+    assert "Traceback" not in up.stderr()
+
+
+def test_a_busy_port_is_one_readable_line(run_up: type[UpProcess], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = run_up(["--data-dir", str(tmp_path / "d"), "--kafka-port", str(port)])
+        code = up.proc.wait(timeout=60)
+    assert code != 0
+    assert up.lines == []
+    errors = [line for line in up.stderr().splitlines() if line.startswith("modelbus up: error:")]
+    expected = f"port {port} on 127.0.0.1 is already in use (needed by kafka)"
+    assert errors == [f"modelbus up: error: {expected}"]
+    assert "Traceback" not in up.stderr()
+
+
+def test_a_crashing_service_is_restarted_with_backoff(
+    run_up: type[UpProcess], tmp_path: Path, kafka_bootstrap: str, mlflow_tracking_uri: str
+) -> None:
+    up = run_up(
+        [
+            *("--data-dir", str(tmp_path / "d")),
+            *("--external-kafka", kafka_bootstrap, "--external-mlflow", mlflow_tracking_uri),
+            *("--services", "no-such-service"),
+        ]
+    )
+    up.wait_ready(timeout=60)
+    assert up.lines[:2] == [
+        f"kafka bootstrap servers: {kafka_bootstrap}",
+        f"mlflow tracking uri: {mlflow_tracking_uri}",
+    ]
+
+    def restarts() -> list[dict[str, object]]:
+        events = [json.loads(line) for line in up.stderr().splitlines() if line.startswith("{")]
+        return [e for e in events if e.get("event") == "component_restarting"]
+
+    wait_for(lambda: len(restarts()) >= 2, timeout=20, message="two restarts")
+    exits = [
+        json.loads(line)
+        for line in up.stderr().splitlines()
+        if line.startswith("{") and '"component_exited"' in line
+    ]
+    assert [e["restart_in_s"] for e in exits[:2]] == [1.0, 2.0]
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(timeout=30) == 0

@@ -45,6 +45,15 @@ def catalog() -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Run an inference worker (inference.requests → warm containers → inference.results)."""
+    from .wiring import build_worker
+
+    settings = _settings()
+    sys.exit(run_service("worker", build_worker(settings).run_forever))
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("schemas"),
               show_default=True, help="Directory to write the contract files to.")
 @click.option("--check", is_flag=True, help="Only compare; exit 1 when a file differs.")

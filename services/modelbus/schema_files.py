@@ -6,16 +6,29 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from .contract import CatalogEntry, DiscoveryEvent
+from .contract_inference import ErrorBody, RequestHeaders, ResultHeaders
 from .settings import ModelbusSettings
+
+# Every file is versioned by name (``*.v1.json``); messages that are JSON documents also
+# carry ``schema_version`` in their body.
+MESSAGES: tuple[tuple[type[BaseModel], str], ...] = (
+    (DiscoveryEvent, "discovery-event"),
+    (CatalogEntry, "catalog-entry"),
+    (RequestHeaders, "inference-request-headers"),
+    (ResultHeaders, "inference-result-headers"),
+    (ErrorBody, "inference-error-body"),
+)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """File name → JSON Schema of every message of the contract."""
     out: dict[str, dict[str, Any]] = {}
-    for model, stem in ((DiscoveryEvent, "discovery-event"), (CatalogEntry, "catalog-entry")):
-        schema = model.model_json_schema()
-        version = model.model_fields["schema_version"].default
+    for model, stem in MESSAGES:
+        schema = model.model_json_schema(by_alias=True)
+        version = "1"
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://modelbus.dev/schemas/{stem}.v{version}.json"
         out[f"{stem}.v{version}.json"] = schema
@@ -28,9 +41,14 @@ def asyncapi_document() -> dict[str, Any]:
 
     from modelbus_catalog.service import CatalogService
     from modelbus_discovery.spec import discovery_broker
+    from modelbus_worker.spec import worker_broker
 
     settings = ModelbusSettings.model_construct()  # defaults only, whatever the environment
-    brokers = [discovery_broker(settings), CatalogService(settings, reader=None).broker]  # type: ignore[arg-type]
+    brokers = [
+        discovery_broker(settings),
+        CatalogService(settings, reader=None).broker,  # type: ignore[arg-type]
+        worker_broker(settings),
+    ]
     spec = AsyncAPI(
         *brokers,
         title="modelbus",

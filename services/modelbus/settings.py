@@ -48,6 +48,10 @@ class ModelbusSettings(BaseSettings):
     retry_max_s: float = Field(default=30.0, gt=0)
 
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=65_536, description="Largest request or result record."
+    )
+    worker_max_in_flight: int = Field(default=32, ge=1)
     log_level: str = "INFO"
 
     @property

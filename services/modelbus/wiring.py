@@ -9,6 +9,7 @@ from .settings import ModelbusSettings
 if TYPE_CHECKING:
     from modelbus_catalog.service import CatalogService
     from modelbus_discovery.service import DiscoveryService
+    from modelbus_worker.service import WorkerService
 
 
 def build_discovery(settings: ModelbusSettings) -> DiscoveryService:
@@ -26,3 +27,11 @@ def build_catalog(settings: ModelbusSettings) -> CatalogService:
     from modelbus_catalog.service import CatalogService
 
     return CatalogService(settings, MlflowModelReader(settings.mlflow_tracking_uri))
+
+
+def build_worker(settings: ModelbusSettings) -> WorkerService:
+    from modelbus_worker.pool.pool import ContainerPool
+    from modelbus_worker.service import WorkerService
+
+    pool = ContainerPool(tracking_uri=settings.mlflow_tracking_uri)
+    return WorkerService(settings, pool)

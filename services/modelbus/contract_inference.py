@@ -1,0 +1,75 @@
+"""Messages of the public contract on the inference side: headers and the error body."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ERROR_CODES = (
+    "model_not_found",
+    "model_invalid",
+    "bad_request",
+    "schema_mismatch",
+    "model_failed",
+    "timeout",
+    "too_large",
+    "internal",
+)
+ErrorCode = Literal[
+    "model_not_found",
+    "model_invalid",
+    "bad_request",
+    "schema_mismatch",
+    "model_failed",
+    "timeout",
+    "too_large",
+    "internal",
+]
+
+
+class RequestHeaders(BaseModel):
+    """Headers of a prediction request (UTF-8 values); the value is an Arrow IPC stream."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    model: str = Field(description="Registered model name.")
+    model_version: str | None = Field(
+        default=None,
+        description="A version number or `@alias`; default: the newest READY version.",
+    )
+    correlation_id: str | None = Field(
+        default=None,
+        description="Echoed on the result; default the record key, else a generated id.",
+    )
+    reply_to: str | None = Field(default=None, description="Topic for the result.")
+    content_type: Literal["application/vnd.apache.arrow.stream"] | None = Field(
+        default=None, alias="content-type"
+    )
+    timeout_ms: str | None = Field(
+        default=None, description="Deadline for the inference itself, in milliseconds."
+    )
+
+
+class ResultHeaders(BaseModel):
+    """Headers of a result; the value is Arrow (status ok) or an ErrorBody (status error)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    correlation_id: str
+    status: Literal["ok", "error"]
+    model: str = Field(description="Model name as requested (empty if none was given).")
+    model_version: str = Field(description="The resolved version number (empty if none).")
+    content_type: Literal["application/vnd.apache.arrow.stream", "application/json"] = Field(
+        alias="content-type"
+    )
+    error_code: ErrorCode | None = None
+    error_message: str | None = Field(default=None, description="At most 1000 characters.")
+
+
+class ErrorBody(BaseModel):
+    """JSON value of an error result."""
+
+    schema_version: Literal["1"] = "1"
+    error_code: ErrorCode
+    error_message: str

@@ -1,0 +1,98 @@
+"""One request in, the records that answer it out: resolve, check, predict, reply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+import pyarrow as pa
+import structlog
+
+from modelbus.contract import CatalogEntry
+from modelbus.errors import BadRequest, InternalError, ModelbusError, TooLarge
+from modelbus.logs import get_logger
+from modelbus.settings import Topics
+
+from .replies import Outgoing, dlq_copy, error_result, ok_result
+from .request import read_envelope, read_request
+from .resolve import resolve
+from .schema_check import conform
+
+log = get_logger("worker")
+
+# Room left in a record for headers and Kafka's own framing.
+RECORD_OVERHEAD = 16 * 1024
+
+
+class Predictor(Protocol):
+    """Port: runs a table through a model version (the container pool)."""
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table: ...
+
+    async def close(self) -> None: ...
+
+
+class RequestHandler:
+    """Turns a request record into its result (and a DLQ copy when the request is bad)."""
+
+    def __init__(
+        self,
+        entries: Mapping[str, CatalogEntry],
+        predictor: Predictor,
+        topics: Topics,
+        max_message_bytes: int,
+    ) -> None:
+        self._entries = entries
+        self._predictor = predictor
+        self._topics = topics
+        self._max_bytes = max_message_bytes
+
+    async def handle(
+        self, key: bytes | None, value: bytes | None, headers: dict[str, str]
+    ) -> list[Outgoing]:
+        envelope = read_envelope(key, headers, self._topics.results)
+        started = time.perf_counter()
+        model, version = headers.get("model", ""), ""
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=envelope.correlation_id, model=model
+        ):
+            try:
+                request = read_request(envelope, headers, value, self._max_bytes)
+                entry = resolve(self._entries, request.model, request.version_spec)
+                model, version = entry.name, entry.version
+                structlog.contextvars.bind_contextvars(model_version=version)
+                table = conform(request.table, entry.inputs)
+                output = await self._predictor.predict(
+                    entry.name, entry.version, table, request.timeout_s
+                )
+                result = ok_result(envelope, entry, output)
+                size = len(result.value or b"")
+                if size > self._max_bytes - RECORD_OVERHEAD:
+                    raise TooLarge(
+                        f"the result is {size} bytes; the limit is {self._max_bytes} "
+                        "(send fewer rows per request)"
+                    )
+                log.info(
+                    "request_answered", status="ok", rows=table.num_rows,
+                    ms=round((time.perf_counter() - started) * 1e3, 3),
+                )
+                return [result]
+            except BadRequest as exc:
+                log.warning("request_rejected", error_code=exc.code, error=exc.message)
+                return [
+                    error_result(envelope, exc, model, version),
+                    dlq_copy(self._topics.dlq, key, value, headers, exc, self._topics.requests),
+                ]
+            except ModelbusError as exc:
+                log.warning("request_failed", error_code=exc.code, error=exc.message[:300])
+                return [error_result(envelope, exc, model, version)]
+            except Exception as exc:  # a bug in modelbus: answer it, keep a copy, go on
+                log.exception("request_crashed")
+                err = InternalError(f"{type(exc).__name__}: {exc}")
+                return [
+                    error_result(envelope, err, model, version),
+                    dlq_copy(self._topics.dlq, key, value, headers, err, self._topics.requests),
+                ]

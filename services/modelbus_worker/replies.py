@@ -1,0 +1,109 @@
+"""The records a worker publishes: results, error results and DLQ copies (pure logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from modelbus.contract import CatalogEntry, Parameter
+from modelbus.contract_inference import ErrorBody
+from modelbus.errors import ModelbusError
+
+from .request import ARROW_STREAM, JSON, Envelope
+
+MAX_HEADER_MESSAGE = 1000
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
+    """Catalog names and semtypes on the result's fields.
+
+    When the model returns as many columns as the catalog lists outputs, columns are
+    renamed by index to the catalog's names (which tags may have overridden).
+    """
+    fields = list(table.schema)
+    by_name = {p.name: p for p in outputs if p.name}
+    rename = len(fields) == len(outputs) and all(p.name for p in outputs)
+    new_fields = []
+    for index, f in enumerate(fields):
+        param = outputs[index] if rename else by_name.get(f.name)
+        name = param.name if (rename and param is not None and param.name) else f.name
+        metadata = dict(f.metadata or {})
+        if param is not None and param.semtype:
+            metadata[b"semtype"] = param.semtype.encode()
+        new_fields.append(pa.field(name, f.type, f.nullable, metadata or None))
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(new_fields))
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgoing:
+    return Outgoing(
+        envelope.reply_to,
+        envelope.key,
+        table_bytes(label_outputs(table, entry.outputs)),
+        {
+            "correlation_id": envelope.correlation_id,
+            "status": "ok",
+            "model": entry.name,
+            "model_version": entry.version,
+            "content-type": ARROW_STREAM,
+        },
+    )
+
+
+def error_result(
+    envelope: Envelope, error: ModelbusError, model: str = "", version: str = ""
+) -> Outgoing:
+    body = ErrorBody(error_code=error.code, error_message=error.message)  # type: ignore[arg-type]
+    return Outgoing(
+        envelope.reply_to,
+        envelope.key,
+        body.model_dump_json().encode(),
+        {
+            "correlation_id": envelope.correlation_id,
+            "status": "error",
+            "model": model,
+            "model_version": version,
+            "error_code": error.code,
+            "error_message": error.message[:MAX_HEADER_MESSAGE],
+            "content-type": JSON,
+        },
+    )
+
+
+def dlq_copy(
+    dlq_topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: dict[str, str],
+    error: ModelbusError,
+    source: str,
+) -> Outgoing:
+    """The original request as it came, with the reason and where it came from."""
+    return Outgoing(
+        dlq_topic,
+        key,
+        value,
+        {
+            **headers,
+            "dlq_error_code": error.code,
+            "dlq_error_message": error.message[:MAX_HEADER_MESSAGE],
+            "dlq_source": source,
+        },
+    )

@@ -10,6 +10,8 @@ import pytest
 
 from modelbus import schema_files
 from modelbus.contract import CatalogEntry, DiscoveryEvent, Parameter
+from modelbus.contract_inference import ERROR_CODES
+from modelbus.errors import ERRORS_BY_CODE
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -37,7 +39,16 @@ def test_messages_produced_by_the_code_validate_against_the_files() -> None:
 def test_schema_files_carry_a_version() -> None:
     for name in schema_files.json_schemas():
         schema = json.loads((SCHEMAS / name).read_text())
-        assert schema["properties"]["schema_version"]["const"] == "1"
+        assert name.endswith(".v1.json")
+        assert schema["$id"].endswith(name)
+        if "headers" not in name:  # JSON bodies carry their version in the message too
+            assert schema["properties"]["schema_version"]["const"] == "1"
+
+
+def test_error_codes_of_the_code_and_the_contract_agree() -> None:
+    assert set(ERRORS_BY_CODE) == set(ERROR_CODES)
+    body = json.loads((SCHEMAS / "inference-error-body.v1.json").read_text())
+    assert set(body["properties"]["error_code"]["enum"]) == set(ERROR_CODES)
 
 
 def test_asyncapi_documents_every_registry_channel() -> None:

@@ -1,0 +1,30 @@
+"""Arrow conversions shared by the client and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+
+def as_table(data: Any) -> pa.Table:
+    """A pyarrow Table from a Table, a pandas DataFrame or a dict of columns."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, dict):
+        return pa.table(data)
+    raise TypeError(f"expected a pyarrow Table, a pandas DataFrame or a dict, not {type(data)}")
+
+
+def to_ipc_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_ipc_stream(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()

@@ -78,8 +78,15 @@ def base_image(docker_client: Any, settings: ContainerSettings) -> str:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     previous = mlflow.get_tracking_uri()
-    yield Registry(tmp_path_factory.mktemp("mlflow"))
+    registry = Registry(tmp_path_factory.mktemp("mlflow"))
+    yield registry
     mlflow.set_tracking_uri(previous)
+    # Model images of this session's throw-away models (depset and base images stay cached).
+    client = docker.from_env()
+    for image in client.images.list(filters={"label": "modelbus.image=model"}):
+        if any(f"-{registry.run_tag}-" in tag for tag in image.tags):
+            for tag in image.tags:
+                client.images.remove(tag, noprune=False)
 
 
 @pytest.fixture(scope="session")

@@ -94,3 +94,13 @@ async def test_unknown_model_is_model_not_found(pools: Any, base_image: str) -> 
     with pytest.raises(ModelNotFound):
         await pool.predict("no-such-model", "1", INPUT)
     assert pool.running() == {}
+
+
+async def test_model_that_cannot_load_is_model_failed_with_its_log(
+    pools: Any, registry: Registry
+) -> None:
+    broken = registry.register("broken_model.py", "broken")
+    pool = pools()
+    with pytest.raises(ModelFailed, match="weights file is missing"):
+        await pool.predict(broken, "1", INPUT)
+    assert pool.running() == {}

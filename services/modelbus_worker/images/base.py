@@ -9,6 +9,7 @@ names an image that exists locally or can be pulled, that image is used instead.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ import docker.errors
 
 from modelbus.logs import get_logger
 from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, image_exists
+from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.images.sources import DEFAULT_DEBIAN_MIRROR, read_debian_mirror
 from modelbus_worker.pool.settings import ContainerSettings
 
@@ -57,10 +59,16 @@ def _pull(client: Any, ref: str) -> bool:
 
 
 def ensure_base_image(client: Any, settings: ContainerSettings) -> str:
-    """Return the tag of a usable base image, building the offline one if needed."""
+    """Return the tag of a usable base image, building the offline one if needed.
+
+    Either way the image gets the venv at /opt/venv and the user 10001 on top.
+    """
     if settings.base_image:
         if image_exists(client, settings.base_image) or _pull(client, settings.base_image):
-            return settings.base_image
+            tag = f"modelbus/base:from-{sanitize_tag_part(settings.base_image, 100)}"
+            if not image_exists(client, tag):
+                _build_on(client, settings, settings.base_image, tag)
+            return tag
         log.warning("configured base image unavailable, building offline one",
                     image=settings.base_image)
     tag = settings.base_image_tag
@@ -73,13 +81,20 @@ def ensure_base_image(client: Any, settings: ContainerSettings) -> str:
         log.info("importing root file system", tarball=str(tarball), tag=rootfs_tag)
         repo, _, version = rootfs_tag.partition(":")
         client.api.import_image(src=str(tarball), repository=repo, tag=version)
-    context = settings.build_root / "base"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True)
-    (context / "Dockerfile").write_text(BASE_DOCKERFILE.format(rootfs=rootfs_tag))
-    build_image(client, context, tag, labels={"modelbus.base": recipe_hash(settings)})
+    _build_on(client, settings, rootfs_tag, tag)
     log.info("base image built", tag=tag, seconds=round(time.monotonic() - started, 1))
     return tag
+
+
+def _build_on(client: Any, settings: ContainerSettings, parent: str, tag: str) -> None:
+    context = settings.build_root / f"base-{os.getpid()}"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    try:
+        (context / "Dockerfile").write_text(BASE_DOCKERFILE.format(rootfs=parent))
+        build_image(client, context, tag, labels={"modelbus.base": recipe_hash(settings)})
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
 
 
 def rootfs_tarball(settings: ContainerSettings) -> Path:

@@ -1,0 +1,22 @@
+"""A pyfunc model logged from code that cannot load inside the model image."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+if os.path.isdir("/opt/modelbus"):  # only inside a modelbus model image
+    raise RuntimeError("weights file is missing")
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Loads on the host (so it can be logged), fails to load in its container."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        return model_input
+
+
+mlflow.models.set_model(BrokenModel())

@@ -219,3 +219,25 @@ def test_a_crashing_service_is_restarted_with_backoff(
     assert [e["restart_in_s"] for e in exits[:2]] == [1.0, 2.0]
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(timeout=30) == 0
+
+
+def test_killing_up_takes_its_children_along(run_up: type[UpProcess], tmp_path: Path) -> None:
+    up = run_up(
+        [
+            *("--data-dir", str(tmp_path / "d")),
+            *("--kafka-port", str(free_tcp_port()), "--mlflow-port", str(free_tcp_port())),
+            *("--services", "catalog"),
+        ]
+    )
+    up.wait_ready(timeout=120)
+    family = descendant_pids(up.proc.pid)
+    assert len(family) >= 3, family  # kafka, mlflow (+ its server), catalog
+
+    up.proc.kill()  # SIGKILL: no clean-up code runs, only the kernel's parent-death signal
+    up.proc.wait(timeout=10)
+
+    wait_for(
+        lambda: not [pid for pid in family if pid_alive(pid)],
+        timeout=30,
+        message=f"no process of {family} left",
+    )

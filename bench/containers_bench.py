@@ -129,6 +129,11 @@ async def main(requests: int) -> None:
             pool_big = statistics.median(await atimed(lambda: pool.predict(name, "1", big), 10))
             local_big = statistics.median(timed(lambda: in_process(big), 10))
 
+        client = pool.docker.client
+        for image in client.images.list(filters={"label": f"modelbus.model.name={name}"}):
+            for tag in image.tags:
+                client.images.remove(tag)
+
     ms = 1e3
     print(f"{'measure':<44}{'container':>14}{'in-process':>14}{'ratio':>8}")
     rows = [

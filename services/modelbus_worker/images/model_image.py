@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,18 @@ def runtime_digest() -> str:
 
 
 def ensure_model_image(
-    client: Any, settings: ContainerSettings, name: str, version: str, tracking_uri: str
+    client: Any,
+    settings: ContainerSettings,
+    name: str,
+    version: str,
+    tracking_uri: str,
+    build_lock: AbstractContextManager[Any] | None = None,
 ) -> ModelImage:
-    """The image for ``name``/``version``: reused when present, otherwise built."""
-    import mlflow.artifacts
+    """The image for ``name``/``version``: reused when present, otherwise built.
+
+    ``build_lock`` is held only while building, so finding a cached image never waits.
+    """
     import mlflow.exceptions
-    import mlflow.pyfunc
     from mlflow import MlflowClient
 
     started = time.monotonic()
@@ -75,6 +82,19 @@ def ensure_model_image(
     if image_exists(client, tag):
         return ModelImage(tag, name, version, built=False,
                           timings={"lookup_s": round(time.monotonic() - started, 3)})
+    with build_lock or nullcontext():
+        if image_exists(client, tag):  # built by someone else while we waited
+            return ModelImage(tag, name, version, built=False)
+        return _build(client, settings, name, version, tracking_uri, tag, started)
+
+
+def _build(
+    client: Any, settings: ContainerSettings, name: str, version: str, tracking_uri: str,
+    tag: str, started: float,
+) -> ModelImage:
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
     timings: dict[str, float] = {}
     base = ensure_base_image(client, settings)
     timings["base_s"] = round(time.monotonic() - started, 3)

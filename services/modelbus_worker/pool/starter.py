@@ -50,10 +50,10 @@ class Starter:
         self._build_lock = threading.Lock()
 
     def _image(self, name: str, version: str) -> tuple[str, dict[str, float]]:
-        with self._build_lock:
-            image = ensure_model_image(
-                self.docker.client, self.settings, name, version, self.tracking_uri
-            )
+        image = ensure_model_image(
+            self.docker.client, self.settings, name, version, self.tracking_uri,
+            build_lock=self._build_lock,
+        )
         return image.tag, image.timings
 
     async def start(self, key: str, name: str, version: str) -> WarmContainer:

@@ -66,7 +66,7 @@ async def test_concurrent_first_requests_share_one_start(pools: Any, scale_model
         starts += 1
         return await original(*args)
 
-    pool.starter.start = counting  # type: ignore[method-assign]
+    pool.starter.start = counting
     results = await asyncio.gather(*(pool.predict(scale_model, "1", INPUT) for _ in range(5)))
     assert starts == 1
     assert all(r.equals(results[0]) for r in results)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
+import mlflow.models
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 
-class ScaleModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class ScaleModel(PythonModel):
     """``y = 2 * x`` and ``label_upper``; raises when ``x`` holds a negative number."""
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:

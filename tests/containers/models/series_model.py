@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
+import mlflow.models
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 
-class SumModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class SumModel(PythonModel):
     """Row sums of the numeric inputs, as a bare 1-D array."""
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:

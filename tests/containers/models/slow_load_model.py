@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import mlflow.pyfunc
+import mlflow.models
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 time.sleep(4.0)  # stands in for loading large weights
 
 
-class SlowLoadModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class SlowLoadModel(PythonModel):
     """Returns ``x + 1`` once loaded."""
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:

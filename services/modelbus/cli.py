@@ -35,13 +35,28 @@ def discovery() -> None:
     sys.exit(run_service("discovery", build_discovery(settings).run_forever))
 
 
-@main.command()
-def catalog() -> None:
+@click.group(invoke_without_command=True)
+@click.option("--watch", is_flag=True, help="Keep running and print every change.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
+@click.pass_context
+def catalog(ctx: click.Context, watch: bool, as_json: bool) -> None:
+    """List the model catalog; `modelbus catalog serve` runs the catalog service."""
+    if ctx.invoked_subcommand is None:
+        from .client_commands import list_catalog
+
+        list_catalog(watch, as_json)
+
+
+@catalog.command("serve")
+def catalog_serve() -> None:
     """Run the catalog service (models.discovered → models.catalog)."""
     from .wiring import build_catalog
 
     settings = _settings()
     sys.exit(run_service("catalog", build_catalog(settings).run_forever))
+
+
+main.add_command(catalog)
 
 
 @main.command()
@@ -78,10 +93,11 @@ def _register_subpackage_commands() -> None:
     """Commands whose modules live in other packages of the distribution."""
     from modelbus_worker.images.command import images
 
+    from .client_commands import predict, results
     from .stack.command import up
 
-    main.add_command(up)
-    main.add_command(images)
+    for command in (up, images, predict, results):
+        main.add_command(command)
 
 
 _register_subpackage_commands()

@@ -1,0 +1,81 @@
+"""Turning a batch of result records into Parquet-ready tables (pure logic).
+
+``ok`` results become rows of their model version's table, with ``correlation_id``,
+``model``, ``model_version`` and ``row_index`` columns in front of the outputs; error
+results become rows of one errors table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+ERRORS_DIR = "errors"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One record of the results topic."""
+
+    headers: dict[str, str]
+    value: bytes | None
+
+
+def partition_dir(model: str, version: str) -> str:
+    """Hive-style directory of a model version's files: ``model=NAME/version=V``."""
+    return f"model={_UNSAFE.sub('_', model) or '_'}/version={_UNSAFE.sub('_', version) or '_'}"
+
+
+def to_tables(records: list[ResultRecord]) -> dict[str, pa.Table]:
+    """Directory → table for every model version (and the errors) in the batch."""
+    ok: dict[str, list[pa.Table]] = {}
+    errors: list[dict[str, str]] = []
+    for record in records:
+        h = record.headers
+        cid, model, version = h.get("correlation_id", ""), h.get("model", ""), h.get(
+            "model_version", ""
+        )
+        if h.get("status") == "ok" and record.value:
+            try:
+                outputs = pa.ipc.open_stream(record.value).read_all()
+            except (pa.ArrowInvalid, OSError) as exc:
+                errors.append(_error_row(cid, model, version, "unreadable_result", str(exc)))
+                continue
+            n = outputs.num_rows
+            front = pa.table(
+                {
+                    "correlation_id": pa.array([cid] * n, pa.string()),
+                    "model": pa.array([model] * n, pa.string()),
+                    "model_version": pa.array([version] * n, pa.string()),
+                    "row_index": pa.array(range(n), pa.int64()),
+                }
+            )
+            for name in outputs.column_names:
+                front = front.append_column(outputs.schema.field(name), outputs.column(name))
+            ok.setdefault(partition_dir(model, version), []).append(front)
+        else:
+            errors.append(
+                _error_row(
+                    cid, model, version, h.get("error_code", "unknown"), h.get("error_message", "")
+                )
+            )
+    tables = {
+        directory: pa.concat_tables(parts, promote_options="permissive")
+        for directory, parts in ok.items()
+    }
+    if errors:
+        tables[ERRORS_DIR] = pa.Table.from_pylist(errors)
+    return tables
+
+
+def _error_row(cid: str, model: str, version: str, code: str, message: str) -> dict[str, str]:
+    return {
+        "correlation_id": cid,
+        "model": model,
+        "model_version": version,
+        "error_code": code,
+        "error_message": message,
+    }

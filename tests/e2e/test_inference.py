@@ -1,0 +1,103 @@
+"""Predictions end to end: Kafka request → worker → warm Docker container → Kafka result."""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from modelbus.client import AsyncModelbusClient
+from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus.kafka_io import header_dict
+
+from .conftest import InferenceStack
+
+pytestmark = pytest.mark.integration
+
+
+def _in_process(stack: InferenceStack, name: str, version: str, frame) -> np.ndarray:  # type: ignore[no-untyped-def]
+    mlflow.set_tracking_uri(stack.settings.mlflow_tracking_uri)
+    out = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(frame)
+    return np.asarray(out.iloc[:, 0] if hasattr(out, "iloc") else out).ravel()
+
+
+async def test_demo_models_answer_like_in_process_pyfunc(
+    inference_stack: InferenceStack, client: AsyncModelbusClient
+) -> None:
+    molecule, iris = inference_stack.demo
+    got = await client.predict(molecule.name, molecule.sample, version=molecule.version)
+    assert got.column_names == ["Predicted"]
+    assert got.schema.field("Predicted").metadata == {b"semtype": b"Score"}
+    expected = _in_process(inference_stack, molecule.name, molecule.version, molecule.sample)
+    np.testing.assert_allclose(got.column("Predicted").to_numpy(), expected, equal_nan=True)
+
+    got = await client.predict(iris.name, iris.sample)  # newest READY version
+    assert got.column_names == ["species"]
+    assert got.schema.field("species").metadata == {b"semtype": b"IrisSpecies"}
+    expected = _in_process(inference_stack, iris.name, iris.version, iris.sample)
+    assert got.column("species").to_pylist() == expected.tolist()
+
+
+async def test_request_from_plain_aiokafka_following_the_readme(
+    inference_stack: InferenceStack,
+) -> None:
+    topics = inference_stack.settings.topics
+    servers = inference_stack.settings.kafka_bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, fetch_max_wait_ms=5)
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=servers)
+    await producer.start()
+    try:
+        tp = TopicPartition(topics.results, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        await consumer.position(tp)
+        cid = uuid.uuid4().hex
+        table = pa.table({"Molecule": ["CCO", "c1ccccc1"]})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        await producer.send_and_wait(
+            topics.requests,
+            sink.getvalue().to_pybytes(),
+            key=cid.encode(),
+            headers=[
+                ("model", b"demo-molecule-score"),
+                ("model_version", b"1"),
+                ("correlation_id", cid.encode()),
+                ("content-type", b"application/vnd.apache.arrow.stream"),
+            ],
+        )
+        answer = None
+        async with __import__("asyncio").timeout(60):
+            while answer is None:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        if header_dict(r.headers).get("correlation_id") == cid:
+                            answer = r
+        headers = header_dict(answer.headers)
+        assert answer.key == cid.encode()
+        assert headers["status"] == "ok", headers
+        assert headers["model_version"] == "1"
+        result = pa.ipc.open_stream(answer.value).read_all()
+        assert result.num_rows == 2
+        assert result.column_names == ["Predicted"]
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def test_alias_and_table_or_dict_inputs(client: AsyncModelbusClient) -> None:
+    by_alias = await client.predict("test-tricky", {"Molecule": ["abc"]}, version="@stable")
+    assert by_alias.column("Predicted").to_pylist() == ["3"]
+    by_table = await client.predict("test-tricky", pa.table({"Molecule": ["abcd"]}), version=1)
+    assert by_table.column("Predicted").to_pylist() == ["4"]
+
+
+def test_arrow_helpers_round_trip() -> None:
+    table = pa.table({"a": [1, 2]})
+    assert from_ipc_stream(to_ipc_stream(table)).equals(table)

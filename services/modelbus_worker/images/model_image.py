@@ -103,9 +103,15 @@ def _build(
     context.mkdir(parents=True)
     try:
         mark = time.monotonic()
+        # Resolve the version's artifact location through this registry explicitly: a
+        # ``models:/`` URI would be resolved against the process-wide registry URI.
+        from mlflow import MlflowClient
+
+        location = MlflowClient(
+            tracking_uri=tracking_uri, registry_uri=tracking_uri
+        ).get_model_version_download_uri(name, version)
         model_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(context / "model"),
-            tracking_uri=tracking_uri, registry_uri=tracking_uri,
+            artifact_uri=location, dst_path=str(context / "model"), tracking_uri=tracking_uri,
         )
         requirements_file = mlflow.pyfunc.get_model_dependencies(model_dir)
         requirements = Path(requirements_file).read_text().splitlines()

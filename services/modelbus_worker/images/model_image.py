@@ -110,9 +110,12 @@ def _build(
         location = MlflowClient(
             tracking_uri=tracking_uri, registry_uri=tracking_uri
         ).get_model_version_download_uri(name, version)
-        model_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(context / "model"), tracking_uri=tracking_uri,
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(context / "download"), tracking_uri=tracking_uri,
         )
+        # The download lands below its location's last path element: move the model root
+        # (the directory holding MLmodel) to where the Dockerfile copies it from.
+        model_dir = str(shutil.move(downloaded, context / "model"))
         requirements_file = mlflow.pyfunc.get_model_dependencies(model_dir)
         requirements = Path(requirements_file).read_text().splitlines()
         timings["download_s"] = round(time.monotonic() - mark, 3)

@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.support.kafka import produce, read_topic
 
 from modelbus.stack import EmbeddedBroker, PortInUseError, kafka_api_versions_ok
-from support.kafka import produce, read_topic
 
 
 def test_the_broker_answers_kafka_requests(embedded_broker: EmbeddedBroker) -> None:

@@ -8,8 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.support.waiting import wait_for
+
 from modelbus.stack.process import ChildProcess, descendant_pids, pid_alive
-from support.waiting import wait_for
 
 
 def test_terminate_stops_the_child_and_its_descendants(tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ import pytest
 from aiokafka import ConsumerRecord
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from tests.support.kafka import read_topic
+from tests.support.waiting import wait_for
 
 from modelbus.stack import descendant_pids, free_tcp_port, pid_alive
-from support.kafka import read_topic
-from support.waiting import wait_for
 
 MODELBUS = str(Path(sys.executable).with_name("modelbus"))
 POLL_INTERVAL_S = 1.0
@@ -96,12 +96,14 @@ def _register_tagged_model(tracking_uri: str, name: str) -> None:
     """Log a trivial pyfunc and register it as version 1 with the ``datagrok`` tag."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     client.create_registered_model(name, tags={"datagrok": "true"})
+    # Explicit: the fluent API may remember an experiment of another test's server.
+    experiment_id = client.create_experiment(f"{name}-experiment")
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         frame = pd.DataFrame({"x": [1.0, 2.0]})
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=_Echo(),

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from modelbus.errors import ModelFailed, ModelNotFound
+from modelbus.errors import InferenceTimeout, ModelFailed, ModelNotFound
 from modelbus_worker.runtime.arrow_io import prediction_to_table
 
 from .conftest import Registry
@@ -104,3 +104,16 @@ async def test_model_that_cannot_load_is_model_failed_with_its_log(
     with pytest.raises(ModelFailed, match="weights file is missing"):
         await pool.predict(broken, "1", INPUT)
     assert pool.running() == {}
+
+
+async def test_slow_request_times_out_and_the_container_is_replaced(
+    pools: Any, scale_model: str
+) -> None:
+    pool = pools()
+    first = await pool.warm(scale_model, "1")
+    hang = pa.table({"x": [1.0], "label": ["__sleep__"]})
+    with pytest.raises(InferenceTimeout):
+        await pool.predict(scale_model, "1", hang, timeout_s=0.5)
+    assert pool.running() == {}  # a hung model is not left holding the container
+    assert (await pool.predict(scale_model, "1", INPUT)).num_rows == INPUT.num_rows
+    assert pool.running()[f"{scale_model}/1"] != first

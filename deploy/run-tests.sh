@@ -4,7 +4,8 @@
 # Exits with pytest's status; "no tests collected" (5) counts as a failure too.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$REPO/deploy/setup.sh"
+# .ci/run has already run the set-up (and says so) before printing versions.
+[ "${MODELBUS_SETUP_DONE:-0}" = "1" ] || bash "$REPO/deploy/setup.sh"
 cd "$REPO"
 status=0
 "$REPO/.venv/bin/python" -m pytest "$@" || status=$?

@@ -68,7 +68,7 @@ def test_mlflow_keeps_sqlite_in_a_volume_and_allows_the_service_host(
 def test_services_point_at_kafka_and_mlflow(config: dict[str, Any], service: str) -> None:
     spec = config["services"][service]
     assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
-    assert spec["command"] == [service]
+    assert spec["command"] == (["catalog", "serve"] if service == "catalog" else [service])
     assert spec["environment"]["MODELBUS_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert spec["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 

@@ -32,9 +32,13 @@ class StopRequested(Exception):
     """Raised from the signal handler while the stack is still starting."""
 
 
+# ``modelbus catalog`` alone lists the catalog; the service is its ``serve`` subcommand.
+SERVICE_COMMANDS: dict[str, tuple[str, ...]] = {"catalog": ("catalog", "serve")}
+
+
 def service_argv(service: str) -> list[str]:
     """The command line of one modelbus service process."""
-    return [sys.executable, "-m", "modelbus", service]
+    return [sys.executable, "-m", "modelbus", *SERVICE_COMMANDS.get(service, (service,))]
 
 
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:

@@ -71,6 +71,7 @@ def log_iris_model(client: MlflowClient) -> DemoModel:
             pip_requirements=[
                 _versions("scikit-learn"), _versions("pandas"), _versions("numpy"),
                 _versions("scipy"), _versions("mlflow"),
+                _versions("skops"),  # MLflow stores scikit-learn models with skops
             ],
         )
     version = _register(client, IRIS_MODEL, info, {

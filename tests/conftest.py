@@ -6,6 +6,7 @@ the tail of its log; nothing here ever skips.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,12 @@ import pytest
 
 from modelbus.settings import ModelbusSettings
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, StackError, free_tcp_port
+
+# Test modules import ``tests.support``: make the repository root importable however pytest
+# was started (``python -m pytest`` adds the working directory, ``.venv/bin/pytest`` not).
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 # Tests using any of these fixtures talk to real components: mark them ``integration``
 # so that ``-m "not integration"`` selects the pure unit tests.

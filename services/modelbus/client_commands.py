@@ -111,7 +111,7 @@ def list_catalog(watch: bool, as_json: bool) -> None:
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Directory for the Parquet files (model=NAME/version=V/part-*.parquet).")
+              help="Directory for the Parquet files (NAME/vVERSION/part-*.parquet).")
 @click.option("--group", default=None, help="Consumer group (default: PREFIXresults-parquet).")
 @click.option("--batch-size", default=1000, show_default=True)
 @click.option("--flush-interval", default=5.0, show_default=True, help="Seconds per file.")

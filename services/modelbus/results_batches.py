@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-ERRORS_DIR = "errors"
+ERRORS_DIR = "_errors"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -25,8 +25,17 @@ class ResultRecord:
 
 
 def partition_dir(model: str, version: str) -> str:
-    """Hive-style directory of a model version's files: ``model=NAME/version=V``."""
-    return f"model={_UNSAFE.sub('_', model) or '_'}/version={_UNSAFE.sub('_', version) or '_'}"
+    """Directory of a model version's files: ``NAME/vVERSION``.
+
+    Not hive-style (``model=NAME``): readers would turn it into a partition column that
+    clashes with the ``model`` column every file already carries.
+    """
+    return f"{_safe(model)}/v{_safe(version)}"
+
+
+def _safe(part: str) -> str:
+    cleaned = _UNSAFE.sub("_", part)
+    return "_" + cleaned if not cleaned or cleaned.startswith(".") else cleaned
 
 
 def to_tables(records: list[ResultRecord]) -> dict[str, pa.Table]:

@@ -100,12 +100,12 @@ async def test_results_are_written_to_parquet_with_ids_and_versions(
         "--flush-interval", "1", timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    files = list((out / f"model={molecule.name}" / f"version={molecule.version}").glob("*.parquet"))
+    files = list((out / molecule.name / f"v{molecule.version}").glob("*.parquet"))
     assert files
     table = pq.read_table(files).to_pandas()
     rows = table[table.correlation_id == "parquet-ok"]
     assert list(rows.row_index) == list(range(len(molecule.sample)))
     assert set(rows.model_version) == {molecule.version}
     assert "Predicted" in table.columns
-    errors = pq.read_table(list((out / "errors").glob("*.parquet"))).to_pandas()
+    errors = pq.read_table(list((out / "_errors").glob("*.parquet"))).to_pandas()
     assert "model_failed" in set(errors[errors.correlation_id == "parquet-err"].error_code)

@@ -17,12 +17,9 @@ def test_terminate_stops_the_child_and_its_descendants(tmp_path: Path) -> None:
     child = ChildProcess("sleepers", ["sh", "-c", "sleep 300 & sleep 300 & wait"])
     child.start()
     assert child.pid is not None
-    grandchildren = wait_for(
-        lambda: len(descendant_pids(child.pid or 0)) == 2 and descendant_pids(child.pid or 0),
-        timeout=10,
-        message="two sleeping grandchildren",
-    )
-    pids = [child.pid, *grandchildren]
+    pid = child.pid
+    wait_for(lambda: len(descendant_pids(pid)) == 2, timeout=10, message="two grandchildren")
+    pids = [pid, *descendant_pids(pid)]
 
     child.terminate(timeout=5)
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import mlflow
@@ -77,16 +77,20 @@ class UpProcess:
         self._stderr.close()
 
 
+RunUp = Callable[[list[str]], UpProcess]
+
+
 @pytest.fixture
-def run_up(tmp_path: Path) -> Iterator[type[UpProcess]]:
+def run_up(tmp_path: Path) -> Iterator[RunUp]:
+    """``run_up(args)`` starts ``modelbus up args``; everything is killed after the test."""
     started: list[UpProcess] = []
 
-    class Tracked(UpProcess):
-        def __init__(self, args: list[str], stderr_path: Path = tmp_path / "up.err") -> None:
-            super().__init__(args, stderr_path)
-            started.append(self)
+    def run(args: list[str]) -> UpProcess:
+        up = UpProcess(args, tmp_path / f"up-{len(started)}.err")
+        started.append(up)
+        return up
 
-    yield Tracked
+    yield run
     for up in started:
         up.kill_everything()
 
@@ -139,9 +143,7 @@ async def _wait_for_catalog_entry(
         pytest.fail(f"{exc}\n--- modelbus up stderr (tail) ---\n{tail}", pytrace=False)
 
 
-async def test_up_serves_a_tagged_model_and_stops_cleanly(
-    run_up: type[UpProcess], tmp_path: Path
-) -> None:
+async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_path: Path) -> None:
     kafka_port, mlflow_port = free_tcp_port(), free_tcp_port()
     data_dir = tmp_path / "data"
     up = run_up(
@@ -181,7 +183,7 @@ async def test_up_serves_a_tagged_model_and_stops_cleanly(
     assert up.uncaught_tracebacks() == []
 
 
-def test_a_busy_port_is_one_readable_line(run_up: type[UpProcess], tmp_path: Path) -> None:
+def test_a_busy_port_is_one_readable_line(run_up: RunUp, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -197,7 +199,7 @@ def test_a_busy_port_is_one_readable_line(run_up: type[UpProcess], tmp_path: Pat
 
 
 def test_a_crashing_service_is_restarted_with_backoff(
-    run_up: type[UpProcess], tmp_path: Path, kafka_bootstrap: str, mlflow_tracking_uri: str
+    run_up: RunUp, tmp_path: Path, kafka_bootstrap: str, mlflow_tracking_uri: str
 ) -> None:
     up = run_up(
         [
@@ -227,7 +229,7 @@ def test_a_crashing_service_is_restarted_with_backoff(
     assert up.proc.wait(timeout=30) == 0
 
 
-def test_killing_up_takes_its_children_along(run_up: type[UpProcess], tmp_path: Path) -> None:
+def test_killing_up_takes_its_children_along(run_up: RunUp, tmp_path: Path) -> None:
     up = run_up(
         [
             *("--data-dir", str(tmp_path / "d")),

@@ -52,7 +52,7 @@ async def async_wait_for(
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
         except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:

@@ -48,20 +48,34 @@ dockerd_alive() {
     [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null
 }
 
+launch_dockerd() {
+    say "starting dockerd${*:+ $*} (log: $DOCKERD_LOG)"
+    # setsid + nohup: the engine must outlive this script and its terminal.
+    "${SUDO[@]}" setsid nohup dockerd "$@" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    DOCKERD_PID=$!
+}
+
 start_docker() {
     if docker info >/dev/null 2>&1; then
         say "docker engine is running"
         return
     fi
-    if ! dockerd_alive; then
-        say "starting dockerd (log: $DOCKERD_LOG)"
-        # setsid + nohup: the engine must outlive this script and its terminal.
-        "${SUDO[@]}" setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
-    else
+    DOCKERD_PID=""
+    if dockerd_alive; then
         say "dockerd is starting; waiting for it"
+    else
+        launch_dockerd
     fi
-    local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+    local deadline=$((SECONDS + DOCKERD_TIMEOUT)) retried=0
     until docker info >/dev/null 2>&1; do
+        if [ -n "$DOCKERD_PID" ] && ! kill -0 "$DOCKERD_PID" 2>/dev/null && [ "$retried" = 0 ]; then
+            # Kernels without netfilter modules (some VMs) stop dockerd at network set-up.
+            # modelbus needs no container networking (model containers run network=none).
+            tail -n 10 "$DOCKERD_LOG" >&2 || true
+            say "dockerd exited; retrying without iptables and the default bridge"
+            retried=1
+            launch_dockerd --iptables=false --ip6tables=false --bridge=none
+        fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             tail -n 30 "$DOCKERD_LOG" >&2 || true
             die "docker engine not ready after ${DOCKERD_TIMEOUT}s (see $DOCKERD_LOG)"

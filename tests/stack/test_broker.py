@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from tests.support.kafka import produce, read_topic
 
-from modelbus.stack import EmbeddedBroker, PortInUseError, kafka_api_versions_ok
+from modelbus.stack import EmbeddedBroker, PortInUseError, free_tcp_port, kafka_api_versions_ok
 
 
 def test_the_broker_answers_kafka_requests(embedded_broker: EmbeddedBroker) -> None:
-    assert kafka_api_versions_ok(embedded_broker.host, embedded_broker.port)
+    assert kafka_api_versions_ok(embedded_broker.advertised_host, embedded_broker.port)
     assert embedded_broker.process is not None and embedded_broker.process.is_running()
 
 
@@ -46,3 +46,12 @@ def test_a_busy_port_is_refused_with_a_readable_error(tmp_path: Path) -> None:
         with pytest.raises(PortInUseError, match=f"port {port} .* in use"):
             broker.start()
     assert broker.process is None
+
+
+async def test_listening_on_every_interface_advertises_loopback(tmp_path: Path) -> None:
+    with EmbeddedBroker(free_tcp_port(), tmp_path, host="0.0.0.0") as broker:
+        assert broker.bootstrap_servers.startswith("127.0.0.1:")
+        topic = f"test-{uuid.uuid4().hex[:12]}.wildcard"
+        await produce(broker.bootstrap_servers, topic, b"x")
+        records = await read_topic(broker.bootstrap_servers, topic, until=bool, timeout=20)
+        assert [r.value for r in records] == [b"x"]

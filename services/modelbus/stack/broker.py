@@ -64,18 +64,27 @@ class EmbeddedBroker:
     """A Tansu broker child process with in-memory storage (topics are auto-created).
 
     Its log goes to ``data_dir/logs/kafka.log``. Data does not survive a restart.
+    ``host`` is the listening interface; clients are told ``advertised_host`` (default:
+    ``host``, or 127.0.0.1 when listening on every interface).
     """
 
-    def __init__(self, port: int, data_dir: Path | str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path | str,
+        host: str = "127.0.0.1",
+        advertised_host: str | None = None,
+    ) -> None:
         self.port = port
         self.host = host
+        self.advertised_host = advertised_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir / "logs" / "kafka.log"
         self._process: ChildProcess | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.advertised_host}:{self.port}"
 
     @property
     def process(self) -> ChildProcess | None:
@@ -89,22 +98,21 @@ class EmbeddedBroker:
         """
         if port_in_use(self.port, self.host):
             raise PortInUseError("kafka", self.host, self.port)
-        url = f"tcp://{self.host}:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         argv = [
             resolve_broker_binary(),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self.host}:{self.port}",
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.bootstrap_servers}",
             "--storage-engine",
             "memory://tansu/",
         ]
         self._process = ChildProcess("kafka", argv, env=env, log_path=self.log_path)
         self._process.start()
         deadline = time.monotonic() + timeout
-        while not kafka_api_versions_ok(self.host, self.port):
+        while not kafka_api_versions_ok(self.advertised_host, self.port):
             code = self._process.poll()
             if code is not None:
                 raise StartupError(f"kafka broker exited with code {code}; see {self.log_path}")

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ERROR_CODES = (
-    "model_not_found",
-    "model_invalid",
-    "bad_request",
-    "schema_mismatch",
-    "model_failed",
-    "timeout",
-    "too_large",
-    "internal",
-)
 ErrorCode = Literal[
     "model_not_found",
     "model_invalid",
@@ -26,6 +16,7 @@ ErrorCode = Literal[
     "too_large",
     "internal",
 ]
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 
 class RequestHeaders(BaseModel):

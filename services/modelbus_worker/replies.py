@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from modelbus.arrow_ipc import to_ipc_stream
 from modelbus.contract import CatalogEntry, Parameter
 from modelbus.contract_inference import ErrorBody
 from modelbus.errors import ModelbusError
@@ -45,18 +46,11 @@ def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=pa.schema(new_fields))
 
 
-def table_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
 def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgoing:
     return Outgoing(
         envelope.reply_to,
         envelope.key,
-        table_bytes(label_outputs(table, entry.outputs)),
+        to_ipc_stream(label_outputs(table, entry.outputs)),
         {
             "correlation_id": envelope.correlation_id,
             "status": "ok",

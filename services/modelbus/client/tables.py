@@ -7,6 +7,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from modelbus.arrow_ipc import from_ipc_stream, to_ipc_stream
+
+__all__ = ["as_table", "from_ipc_stream", "to_ipc_stream"]
+
 
 def as_table(data: Any) -> pa.Table:
     """A pyarrow Table from a Table, a pandas DataFrame or a dict of columns."""
@@ -17,14 +21,3 @@ def as_table(data: Any) -> pa.Table:
     if isinstance(data, dict):
         return pa.table(data)
     raise TypeError(f"expected a pyarrow Table, a pandas DataFrame or a dict, not {type(data)}")
-
-
-def to_ipc_stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def from_ipc_stream(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()

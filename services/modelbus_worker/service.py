@@ -154,13 +154,21 @@ class WorkerService:
                     task.add_done_callback(self._tasks.discard)
 
     async def _process(self, tp: TopicPartition, record: Any) -> None:
+        # Only an answered request counts as finished: one cancelled by a stop (or failing
+        # in a way the handler could not answer) keeps the commit position below it, so it
+        # is delivered again after a restart or rebalance.
         try:
             headers = header_dict(record.headers)
             outgoing = await self._handler.handle(record.key, record.value, headers)
             await self._publish(outgoing, record.key, headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("request_unanswered", partition=tp.partition, offset=record.offset)
+        else:
             self.answered += 1
-        finally:
             self.tracker.finished(tp, record.offset)
+        finally:
             self._slots.release()
             self._commit_wanted.set()
 

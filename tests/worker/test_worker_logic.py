@@ -140,3 +140,13 @@ def test_offsets_commit_only_below_the_oldest_unanswered_request() -> None:
     tracker.finished("p0", 7)
     assert tracker.committable() == {"p0": 8}
     assert tracker.in_flight() == 0
+
+
+def test_unfinished_offsets_hold_the_commit_back_until_forgotten() -> None:
+    tracker = OffsetTracker()
+    tracker.started("p0", 0)
+    tracker.started("p0", 1)
+    tracker.finished("p0", 1)  # 0 was abandoned (a stop cancelled it): never finished
+    assert tracker.committable() == {"p0": 0}
+    tracker.forget(["p0"])
+    assert tracker.committable() == {}

@@ -7,12 +7,14 @@ and a misbehaving test model are registered once and warmed before the tests run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import mlflow
 import pandas as pd
 import pytest
@@ -112,6 +114,18 @@ async def inference_stack(
         await worker.stop()
         await catalog.stop()
         await discovery.stop()
+        remove_model_images(docker_client, [*demo, tricky])
+
+
+def remove_model_images(docker_client: Any, models: list[DemoModel]) -> None:
+    """This session's model images: their tags are unique to this session's registry."""
+    for model in models:
+        for image in docker_client.images.list(
+            filters={"label": [f"modelbus.model.name={model.name}", "modelbus.image=model"]}
+        ):
+            for tag in image.tags:
+                with contextlib.suppress(docker.errors.APIError):  # in use by another run
+                    docker_client.images.remove(tag, noprune=False)
 
 
 @pytest.fixture(scope="session")

@@ -100,28 +100,27 @@ class _Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         return model_input
 
 
-def _register_tagged_model(tracking_uri: str, name: str) -> None:
-    """Log a trivial pyfunc and register it as version 1 with the ``datagrok`` tag."""
+def _register_tagged_model(tracking_uri: str, name: str, work_dir: Path) -> None:
+    """Save a trivial pyfunc and register it as version 1 with the ``datagrok`` tag.
+
+    Only an explicit client is used: the fluent API would change process-wide tracking
+    and registry URIs that other tests rely on.
+    """
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     client.create_registered_model(name, tags={"datagrok": "true"})
-    # Explicit: the fluent API may remember an experiment of another test's server.
     experiment_id = client.create_experiment(f"{name}-experiment")
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        frame = pd.DataFrame({"x": [1.0, 2.0]})
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=_Echo(),
-                signature=infer_signature(frame, frame),
-                pip_requirements=["pandas"],
-            )
-        mlflow.register_model(info.model_uri, name)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    model_dir = work_dir / name
+    mlflow.pyfunc.save_model(
+        str(model_dir),
+        python_model=_Echo(),
+        signature=infer_signature(frame, frame),
+        pip_requirements=["pandas"],
+    )
+    run = client.create_run(experiment_id)
+    client.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
+    client.set_terminated(run.info.run_id)
+    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
 
 
 async def _wait_for_catalog_entry(
@@ -164,11 +163,11 @@ async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_pat
     # The first model also covers the services' start-up (a consumer-group join takes
     # seconds on Tansu); the second one measures the steady-state latency.
     warm_up = f"up-warm-{uuid.uuid4().hex[:8]}"
-    _register_tagged_model(tracking_uri, warm_up)
+    _register_tagged_model(tracking_uri, warm_up, tmp_path)
     await _wait_for_catalog_entry(up, bootstrap, warm_up, within_s=90)
 
     name = f"up-test-{uuid.uuid4().hex[:8]}"
-    _register_tagged_model(tracking_uri, name)
+    _register_tagged_model(tracking_uri, name, tmp_path)
     await _wait_for_catalog_entry(up, bootstrap, name, within_s=POLL_INTERVAL_S + 5)
 
     family = [up.proc.pid, *descendant_pids(up.proc.pid)]

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from mlflow import MlflowClient
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.client.tables import from_ipc_stream, to_ipc_stream
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 def _in_process(stack: InferenceStack, name: str, version: str, frame) -> np.ndarray:  # type: ignore[no-untyped-def]
-    mlflow.set_tracking_uri(stack.settings.mlflow_tracking_uri)
-    out = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(frame)
+    uri = stack.settings.mlflow_tracking_uri
+    location = MlflowClient(uri, registry_uri=uri).get_model_version_download_uri(name, version)
+    mlflow.set_tracking_uri(uri)  # the artifact location is resolved through the tracking server
+    out = mlflow.pyfunc.load_model(location).predict(frame)
     return np.asarray(out.iloc[:, 0] if hasattr(out, "iloc") else out).ravel()
 
 

@@ -59,28 +59,22 @@ class Registry:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Any:
-    client = docker.from_env()
-    client.ping()  # no engine → the tests error out loudly, they never skip
-    return client
-
-
-@pytest.fixture(scope="session")
-def settings() -> ContainerSettings:
+def container_settings() -> ContainerSettings:
     return ContainerSettings(reap_interval_s=0.1, start_timeout_s=120, request_timeout_s=30)
 
 
 @pytest.fixture(scope="session")
-def base_image(docker_client: Any, settings: ContainerSettings) -> str:
-    return ensure_base_image(docker_client, settings)
+def base_image(docker_client: Any, container_settings: ContainerSettings) -> str:
+    return ensure_base_image(docker_client, container_settings)
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     registry = Registry(tmp_path_factory.mktemp("mlflow"))
     yield registry
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
     # Model images of this session's throw-away models (depset and base images stay cached).
     client = docker.from_env()
     for image in client.images.list(filters={"label": "modelbus.image=model"}):
@@ -101,14 +95,15 @@ def sum_model(registry: Registry, base_image: str) -> str:
 
 @pytest.fixture
 async def pools(
-    docker_client: Any, settings: ContainerSettings, registry: Registry
+    docker_client: Any, container_settings: ContainerSettings, registry: Registry
 ) -> AsyncIterator[Any]:
     """A factory of pools (with setting overrides); closes them and checks no container
     of this process is left at teardown."""
     created: list[ContainerPool] = []
 
     def make(**overrides: Any) -> ContainerPool:
-        pool = ContainerPool(settings.model_copy(update=overrides), docker_client, registry.uri)
+        pool_settings = container_settings.model_copy(update=overrides)
+        pool = ContainerPool(pool_settings, docker_client, registry.uri)
         created.append(pool)
         return pool
 

@@ -44,28 +44,28 @@ async def test_container_has_no_network_read_only_root_and_non_root_user(
 
 
 def test_identical_requirements_share_a_depset_image(
-    docker_client: Any, settings: ContainerSettings, registry: Registry, scale_model: str,
+    docker_client: Any, container_settings: ContainerSettings, registry: Registry, scale_model: str,
     sum_model: str,
 ) -> None:
-    a = ensure_model_image(docker_client, settings, scale_model, "1", registry.uri)
-    b = ensure_model_image(docker_client, settings, sum_model, "1", registry.uri)
+    a = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
+    b = ensure_model_image(docker_client, container_settings, sum_model, "1", registry.uri)
     assert a.tag != b.tag
     image_a, image_b = docker_client.images.get(a.tag), docker_client.images.get(b.tag)
     assert image_a.labels["modelbus.depset"] == image_b.labels["modelbus.depset"]
     assert image_a.labels[LABEL_NAME] == scale_model and image_a.labels[LABEL_VERSION] == "1"
     # Reused, not rebuilt, on the next call (as after a worker restart).
-    again = ensure_model_image(docker_client, settings, scale_model, "1", registry.uri)
+    again = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
     assert again.tag == a.tag and again.built is False
 
 
 def test_different_requirements_get_another_depset_image(
-    docker_client: Any, settings: ContainerSettings, registry: Registry, scale_model: str
+    docker_client: Any, container_settings: ContainerSettings, registry: Registry, scale_model: str
 ) -> None:
     from .conftest import PIP_REQUIREMENTS
 
     other = registry.register("scale_model.py", "scale-six", [*PIP_REQUIREMENTS, "six"])
-    a = ensure_model_image(docker_client, settings, scale_model, "1", registry.uri)
-    b = ensure_model_image(docker_client, settings, other, "1", registry.uri)
+    a = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
+    b = ensure_model_image(docker_client, container_settings, other, "1", registry.uri)
     depset_a = docker_client.images.get(a.tag).labels["modelbus.depset"]
     depset_b = docker_client.images.get(b.tag).labels["modelbus.depset"]
     assert depset_a != depset_b

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from .contract import CatalogEntry
-from .kafka_io import TopicSpec, ensure_topics
+from .kafka_io import TopicSpec, ensure_topics, start_consumer
 from .logs import get_logger
 
 log = get_logger("catalog_view")
@@ -50,7 +50,7 @@ class CatalogView:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._fetch_wait,
         )
-        await consumer.start()
+        await start_consumer(consumer)
         self._consumer = consumer
         try:
             partitions = await self._partitions(consumer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ T = TypeVar("T")
 
 
 def _settings() -> ModelbusSettings:
+    # The commands report connection failures themselves, in one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return ModelbusSettings()
     except Exception as exc:

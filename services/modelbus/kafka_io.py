@@ -69,6 +69,16 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
         await admin.close()
 
 
+async def start_consumer(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+    """Start ``consumer``; on failure close it before re-raising (no unclosed sockets)."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
+
+
 def header_dict(headers: Any) -> dict[str, str]:
     """Kafka record headers as a str→str dict (undecodable values are replaced)."""
     return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
@@ -79,7 +89,7 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
     )
-    await consumer.start()
+    await start_consumer(consumer)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer
 
-from .kafka_io import header_dict
+from .kafka_io import header_dict, start_consumer
 from .logs import get_logger
 from .results_batches import ResultRecord, to_tables
 from .settings import ModelbusSettings
@@ -55,7 +55,7 @@ async def write_results(
         fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 100),
         max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
     )
-    await consumer.start()
+    await start_consumer(consumer)
     written = 0
     pending: list[ResultRecord] = []
     last_flush = last_record = time.monotonic()

@@ -75,3 +75,18 @@ def test_missing_registry_is_reported_and_retried(kafka_bootstrap: str) -> None:
     found = [e for e in events(lines) if e["event"] == "registry_unreachable"]
     assert len(found) >= 2
     assert found[0]["tracking_uri"]
+
+
+@pytest.mark.parametrize("args", [["catalog"], ["predict", "--model", "m", "INPUT"]])
+def test_cli_without_a_broker_exits_1_with_one_line(args: list[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    csv = tmp_path / "in.csv"
+    csv.write_text("Molecule\nCCO\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelbus", *[str(csv) if a == "INPUT" else a for a in args]],
+        env={**os.environ, "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_tcp_port()}"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: cannot reach Kafka at 127.0.0.1:")

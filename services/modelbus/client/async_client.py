@@ -47,7 +47,11 @@ class AsyncModelbusClient:
 
     async def start(self) -> None:
         await self._results.start()
-        await self._writer.start()
+        try:
+            await self._writer.start()
+        except BaseException:
+            await self._results.stop()
+            raise
 
     async def close(self) -> None:
         await self._writer.stop()

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modelbus.kafka_io import TopicSpec, ensure_topics, header_dict
+from modelbus.kafka_io import TopicSpec, ensure_topics, header_dict, start_consumer
 
 
 class ResultsListener:
@@ -30,7 +30,7 @@ class ResultsListener:
             fetch_max_wait_ms=self._fetch_wait,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
-        await consumer.start()
+        await start_consumer(consumer)
         try:
             partitions: set[int] = set()
             for _ in range(100):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus.errors import ModelNotFound
+from modelbus.errors import InternalError, ModelNotFound
 from modelbus.logs import get_logger
 from modelbus_worker.images.base import ensure_base_image
 from modelbus_worker.images.depset import ensure_depset_image
@@ -75,7 +75,11 @@ def ensure_model_image(
     try:
         mv = mlflow_client.get_model_version(name, version)
     except mlflow.exceptions.MlflowException as exc:
-        raise ModelNotFound(f"model {name} version {version}: {exc.message}") from exc
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelNotFound(f"model {name} version {version}: {exc.message}") from exc
+        raise InternalError(
+            f"cannot read {name}/{version} from the registry at {tracking_uri}: {exc.message}"
+        ) from exc
     source_key = "|".join([name, str(version), str(mv.source), str(mv.run_id),
                            str(mv.creation_timestamp), runtime_digest()])
     tag = model_tag(name, str(version), source_key)

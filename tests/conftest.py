@@ -6,22 +6,15 @@ the tail of its log; nothing here ever skips.
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
+from tests.support.settings import isolated_settings
 
 from modelbus.settings import ModelbusSettings
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, StackError, free_tcp_port
-
-# Test modules import ``tests.support``: make the repository root importable however pytest
-# was started (``python -m pytest`` adds the working directory, ``.venv/bin/pytest`` not).
-_REPO = str(Path(__file__).resolve().parents[1])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
 
 # Tests using any of these fixtures talk to real components: mark them ``integration``
 # so that ``-m "not integration"`` selects the pure unit tests.
@@ -122,14 +115,7 @@ def mlflow_server_factory() -> Iterator[Callable[[Path, int], EmbeddedMlflow]]:
 @pytest.fixture
 def settings(kafka_bootstrap: str, mlflow_tracking_uri: str) -> ModelbusSettings:
     """Settings for one test: the session's broker and MLflow, a unique topic prefix."""
-    return ModelbusSettings().model_copy(
-        update={
-            "kafka_bootstrap_servers": kafka_bootstrap,
-            "mlflow_tracking_uri": mlflow_tracking_uri,
-            "topic_prefix": f"test-{uuid.uuid4().hex[:12]}.",
-            "poll_interval_s": 1.0,
-        }
-    )
+    return isolated_settings(kafka_bootstrap, mlflow_tracking_uri)
 
 
 @pytest.fixture(scope="session")

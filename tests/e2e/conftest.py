@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from tests.support.settings import isolated_settings
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
@@ -65,14 +65,7 @@ def register_tricky_model(tracking_uri: str) -> DemoModel:
 
 
 def stack_settings(kafka_bootstrap: str, mlflow_tracking_uri: str) -> ModelbusSettings:
-    return ModelbusSettings().model_copy(
-        update={
-            "kafka_bootstrap_servers": kafka_bootstrap,
-            "mlflow_tracking_uri": mlflow_tracking_uri,
-            "topic_prefix": f"e2e-{uuid.uuid4().hex[:10]}.",
-            "poll_interval_s": 1.0,
-        }
-    )
+    return isolated_settings(kafka_bootstrap, mlflow_tracking_uri, "e2e")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,21 @@
+"""Settings for tests: the session's broker and MLflow, a topic prefix of their own."""
+
+from __future__ import annotations
+
+import uuid
+
+from modelbus.settings import ModelbusSettings
+
+
+def isolated_settings(
+    kafka_bootstrap: str, mlflow_tracking_uri: str, stem: str = "test"
+) -> ModelbusSettings:
+    """Fresh topics (``STEM-<uuid>.``) so tests never read each other's messages."""
+    return ModelbusSettings().model_copy(
+        update={
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "mlflow_tracking_uri": mlflow_tracking_uri,
+            "topic_prefix": f"{stem}-{uuid.uuid4().hex[:12]}.",
+            "poll_interval_s": 1.0,
+        }
+    )

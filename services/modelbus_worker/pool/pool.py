@@ -212,6 +212,7 @@ class ContainerPool:
         await asyncio.gather(*starting, return_exceptions=True)
         for warm in list(self._warm.values()):
             await self._drop(warm, "pool closed")
+        self.starter.close()
 
 
 async def _offload(func: Any, arg: Any, size: int) -> Any:

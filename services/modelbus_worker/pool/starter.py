@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,14 @@ class Starter:
         self.tracking_uri = tracking_uri
         # Builds share base and depset images; one at a time avoids building one twice.
         self._build_lock = threading.Lock()
+        # Image work (lookups, and builds waiting on the lock) gets threads of its own, so
+        # many cold starts never take the default executor's few threads from warm requests.
+        self._image_executor = ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="modelbus-images"
+        )
+
+    def close(self) -> None:
+        self._image_executor.shutdown(wait=False, cancel_futures=True)
 
     def _image(self, name: str, version: str) -> tuple[str, dict[str, float]]:
         image = ensure_model_image(
@@ -60,7 +69,9 @@ class Starter:
         """A ready container of ``name``/``version``; raises ModelFailed if it cannot load."""
         bound = log.bind(model=name, model_version=version)
         t0 = time.monotonic()
-        tag, image_timings = await asyncio.to_thread(self._image, name, version)
+        tag, image_timings = await asyncio.get_running_loop().run_in_executor(
+            self._image_executor, self._image, name, version
+        )
         t1 = time.monotonic()
         socket_dir = await asyncio.to_thread(self.docker.make_socket_dir)
         container_id = await asyncio.to_thread(self.docker.start, tag, key, socket_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .errors import ModelbusError
 from .logs import configure_logging
 from .runner import run_service
 from .settings import ModelbusSettings
@@ -65,7 +66,11 @@ def worker() -> None:
     from .wiring import build_worker
 
     settings = _settings()
-    sys.exit(run_service("worker", build_worker(settings).run_forever))
+    try:
+        service = build_worker(settings)
+    except ModelbusError as exc:  # e.g. no Docker engine: one line (`modelbus up` retries)
+        raise click.ClickException(exc.message) from None
+    sys.exit(run_service("worker", service.run_forever))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import mlflow
@@ -11,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mlflow import MlflowClient
 
-from modelbus.client import AsyncModelbusClient
+from modelbus.client import AsyncModelbusClient, ModelbusClient
 from modelbus.client.tables import from_ipc_stream, to_ipc_stream
 from modelbus.kafka_io import header_dict
 
@@ -76,7 +77,7 @@ async def test_request_from_plain_aiokafka_following_the_readme(
             ],
         )
         answer = None
-        async with __import__("asyncio").timeout(60):
+        async with asyncio.timeout(60):
             while answer is None:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     for r in records:
@@ -104,3 +105,46 @@ async def test_alias_and_table_or_dict_inputs(client: AsyncModelbusClient) -> No
 def test_arrow_helpers_round_trip() -> None:
     table = pa.table({"a": [1, 2]})
     assert from_ipc_stream(to_ipc_stream(table)).equals(table)
+
+
+async def test_sync_client_predicts_lists_and_watches_the_catalog(
+    inference_stack: InferenceStack,
+) -> None:
+    molecule = inference_stack.demo[0]
+
+    def use_sync_client() -> tuple[list[float], list[str], str]:
+        with ModelbusClient(settings=inference_stack.settings) as mb:
+            table = mb.predict(molecule.name, molecule.sample, timeout=60)
+            keys = [e.key for e in mb.catalog()]
+            first = next(iter(mb.watch_catalog()))
+        return table.column("Predicted").to_pylist(), keys, first.key
+
+    values, keys, first = await asyncio.to_thread(use_sync_client)
+    assert len(values) == len(molecule.sample)
+    assert f"{molecule.name}/{molecule.version}" in keys
+    assert first in keys
+
+
+async def test_watch_catalog_yields_current_entries_then_changes(
+    inference_stack: InferenceStack, client: AsyncModelbusClient
+) -> None:
+    tricky = inference_stack.tricky
+    key = f"{tricky.name}/{tricky.version}"
+    changes = client.watch_catalog()
+    seen = set()
+    async with asyncio.timeout(30):
+        async for change in changes:
+            seen.add(change.key)
+            if key in seen:
+                break
+    assert key in seen
+    # A new alias is announced as a change of the same entry.
+    uri = inference_stack.settings.mlflow_tracking_uri
+    MlflowClient(uri, registry_uri=uri).set_registered_model_alias(
+        tricky.name, "watched", tricky.version
+    )
+    async with asyncio.timeout(30):
+        async for change in changes:
+            if change.key == key and change.entry and "watched" in change.entry.aliases:
+                break
+    await changes.aclose()

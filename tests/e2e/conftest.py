@@ -7,18 +7,17 @@ and a misbehaving test model are registered once and warmed before the tests run
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from tests.support.images import remove_model_images
 from tests.support.settings import isolated_settings
 from tests.support.waiting import async_wait_for
 
@@ -107,18 +106,7 @@ async def inference_stack(
         await worker.stop()
         await catalog.stop()
         await discovery.stop()
-        remove_model_images(docker_client, [*demo, tricky])
-
-
-def remove_model_images(docker_client: Any, models: list[DemoModel]) -> None:
-    """This session's model images: their tags are unique to this session's registry."""
-    for model in models:
-        for image in docker_client.images.list(
-            filters={"label": [f"modelbus.model.name={model.name}", "modelbus.image=model"]}
-        ):
-            for tag in image.tags:
-                with contextlib.suppress(docker.errors.APIError):  # in use by another run
-                    docker_client.images.remove(tag, noprune=False)
+        remove_model_images(docker_client, [m.name for m in (*demo, tricky)])
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -19,6 +20,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+from tests.support.images import remove_model_images
 from tests.support.kafka import read_topic
 from tests.support.waiting import wait_for
 
@@ -26,6 +28,7 @@ from modelbus.stack import descendant_pids, free_tcp_port, pid_alive
 
 MODELBUS = str(Path(sys.executable).with_name("modelbus"))
 POLL_INTERVAL_S = 1.0
+DEMO_TIMEOUT_S = 1500.0
 pytestmark = pytest.mark.integration
 
 
@@ -248,3 +251,37 @@ def test_killing_up_takes_its_children_along(run_up: RunUp, tmp_path: Path) -> N
         timeout=30,
         message=f"no process of {family} left",
     )
+
+
+def test_up_demo_prints_predictions_from_both_models(
+    run_up: RunUp, tmp_path: Path, docker_client: Any
+) -> None:
+    up = run_up(
+        ["--data-dir", str(tmp_path / "demo"), "--kafka-port", str(free_tcp_port()),
+         "--mlflow-port", str(free_tcp_port()), "--demo"]
+    )
+    try:
+        up.wait_ready(180)
+        # First use on a fresh machine builds the demo models' dependency images.
+        wait_for(
+            lambda: "demo_finished" in up.stderr() or "demo_failed" in up.stderr(),
+            DEMO_TIMEOUT_S, interval=0.5, message="the demo's predictions",
+        )
+        out = "\n".join(up.lines)
+        assert "demo_failed" not in up.stderr(), up.stderr()[-3000:]
+        assert "== demo-molecule-score v1" in out
+        assert "Predicted" in out
+        assert "== demo-iris-species v1" in out
+        assert "species" in out
+        descendants = descendant_pids(up.proc.pid)
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.proc.wait(timeout=60) == 0
+        wait_for(lambda: not any(pid_alive(p) for p in descendants), 30, message="no children")
+        owners = {f"{socket.gethostname()}:{pid}" for pid in descendants}
+        left = [
+            c.name for c in docker_client.containers.list(all=True)
+            if c.labels.get("modelbus.owner") in owners
+        ]
+        assert not left, f"model containers left behind: {left}"
+    finally:
+        remove_model_images(docker_client, ["demo-molecule-score", "demo-iris-species"])

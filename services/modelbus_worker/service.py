@@ -67,7 +67,7 @@ class WorkerService:
         self.tracker = OffsetTracker()
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(settings.worker_max_in_flight)
+        self._max_in_flight = settings.worker_max_in_flight
         self._commit_wanted = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self.answered = 0
@@ -142,12 +142,19 @@ class WorkerService:
         self.tracker.mark_committed(positions)
 
     async def _consume(self) -> None:
-        assert self._consumer is not None
+        consumer = self._consumer
+        assert consumer is not None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=64)
+            # Backpressure by pausing, not by blocking: the consumer keeps polling, so a
+            # long cold start never exceeds max_poll_interval and costs the group membership.
+            free = self._max_in_flight - len(self._tasks)
+            if free <= 0:
+                consumer.pause(*consumer.assignment())
+            elif consumer.paused():
+                consumer.resume(*consumer.paused())
+            batch = await consumer.getmany(timeout_ms=200, max_records=max(free, 1))
             for tp, records in batch.items():
                 for record in records:
-                    await self._slots.acquire()
                     self.tracker.started(tp, record.offset)
                     task = asyncio.create_task(self._process(tp, record))
                     self._tasks.add(task)
@@ -169,7 +176,6 @@ class WorkerService:
             self.answered += 1
             self.tracker.finished(tp, record.offset)
         finally:
-            self._slots.release()
             self._commit_wanted.set()
 
     async def _publish(

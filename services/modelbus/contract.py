@@ -19,6 +19,11 @@ def version_key(name: str, version: str) -> str:
     return f"{name}/{version}"
 
 
+def version_order(version: str) -> tuple[int, str]:
+    """Sort key of registry version numbers: numerically (10 after 9), anything else first."""
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -43,6 +43,7 @@ class ModelbusSettings(BaseSettings):
 
     datagrok_tag: str = "datagrok"
     poll_interval_s: float = Field(default=10.0, gt=0)
+    mlflow_timeout_s: float = Field(default=20.0, gt=0, description="Per MLflow request.")
     registry_page_size: int = Field(default=100, ge=1, le=1000)
     retry_initial_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .settings import ModelbusSettings
@@ -12,7 +13,18 @@ if TYPE_CHECKING:
     from modelbus_worker.service import WorkerService
 
 
+def configure_mlflow_client(settings: ModelbusSettings) -> None:
+    """Every MLflow call of this process fails fast instead of retrying for minutes.
+
+    The services retry with their own backoff and report each failure; MLflow's built-in
+    retries would hide an outage behind silent waiting. Explicit variables are kept.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_s)))
+
+
 def build_discovery(settings: ModelbusSettings) -> DiscoveryService:
+    configure_mlflow_client(settings)
     from modelbus_discovery.registry import MlflowRegistry
     from modelbus_discovery.service import DiscoveryService
 
@@ -23,6 +35,7 @@ def build_discovery(settings: ModelbusSettings) -> DiscoveryService:
 
 
 def build_catalog(settings: ModelbusSettings) -> CatalogService:
+    configure_mlflow_client(settings)
     from modelbus_catalog.reader import MlflowModelReader
     from modelbus_catalog.service import CatalogService
 
@@ -30,6 +43,7 @@ def build_catalog(settings: ModelbusSettings) -> CatalogService:
 
 
 def build_worker(settings: ModelbusSettings) -> WorkerService:
+    configure_mlflow_client(settings)
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.service import WorkerService
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modelbus.contract import DiscoveryEvent, utc_now, version_key
+from modelbus.contract import DiscoveryEvent, utc_now, version_key, version_order
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def diff(known: dict[str, DiscoveryEvent], current: list[VersionSnapshot]) -> li
     """Events that bring ``known`` in line with ``current`` (found, updated, removed)."""
     events: list[DiscoveryEvent] = []
     seen: set[str] = set()
-    for snap in sorted(current, key=lambda s: (s.name, _version_order(s.version))):
+    for snap in sorted(current, key=lambda s: (s.name, version_order(s.version))):
         seen.add(snap.key)
         fp = snap.fingerprint()
         previous = known.get(snap.key)
@@ -83,8 +83,4 @@ def diff(known: dict[str, DiscoveryEvent], current: list[VersionSnapshot]) -> li
                 )
             )
     return events
-
-
-def _version_order(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (0, version)
 

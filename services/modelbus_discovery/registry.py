@@ -7,18 +7,12 @@ make discovery announce removals.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .changes import VersionSnapshot
-
-# modelbus retries with its own backoff; MLflow's built-in retries would hide an outage
-# behind minutes of silent waiting.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-
 from mlflow import MlflowClient
+
+from .changes import VersionSnapshot
 
 
 def _quote(value: str) -> str:

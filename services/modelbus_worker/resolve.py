@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelbus.contract import CatalogEntry
+from modelbus.contract import CatalogEntry, version_order
 from modelbus.errors import ModelInvalid, ModelNotFound
-
-
-def _order(entry: CatalogEntry) -> tuple[int, str]:
-    return (int(entry.version), "") if entry.version.isdigit() else (-1, entry.version)
 
 
 def resolve(entries: Mapping[str, CatalogEntry], name: str, spec: str | None) -> CatalogEntry:
     """The entry for ``name`` and ``spec``; ModelNotFound / ModelInvalid say why not."""
-    versions = sorted((e for e in entries.values() if e.name == name), key=_order)
+    mine = (e for e in entries.values() if e.name == name)
+    versions = sorted(mine, key=lambda e: version_order(e.version))
     if not versions:
         raise ModelNotFound(f"no model named {name!r} in the catalog")
     if spec is None or spec in ("latest", "@latest"):

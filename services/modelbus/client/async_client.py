@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from modelbus.catalog_view import CatalogChange, CatalogView
-from modelbus.contract import CatalogEntry
+from modelbus.contract import CatalogEntry, version_order
 from modelbus.errors import InferenceTimeout, error_from_code
 from modelbus.kafka_io import TopicWriter
 from modelbus.settings import ModelbusSettings
@@ -111,7 +111,7 @@ class AsyncModelbusClient:
         view = CatalogView(self.settings.kafka_bootstrap_servers, self._topics.catalog)
         await view.start(catch_up_timeout_s=timeout)
         try:
-            return sorted(view.entries.values(), key=lambda e: (e.name, _num(e.version)))
+            return sorted(view.entries.values(), key=lambda e: (e.name, version_order(e.version)))
         finally:
             await view.stop()
 
@@ -128,6 +128,3 @@ class AsyncModelbusClient:
         finally:
             await view.stop()
 
-
-def _num(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)

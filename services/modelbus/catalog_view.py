@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from .contract import CatalogEntry
-from .kafka_io import TopicSpec, ensure_topics, start_consumer
+from .kafka_io import TopicSpec, assign_all, ensure_topics, replay, start_consumer
 from .logs import get_logger
 
 log = get_logger("catalog_view")
@@ -53,14 +53,12 @@ class CatalogView:
         await start_consumer(consumer)
         self._consumer = consumer
         try:
-            partitions = await self._partitions(consumer)
-            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
+            await ensure_topics(self._servers, [TopicSpec(self._topic, compacted=True)])
+            tps = await assign_all(consumer, self._topic)
+            if not tps:
+                raise RuntimeError(f"topic {self._topic} has no partitions")
             async with asyncio.timeout(catch_up_timeout_s):
-                while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                    await self._apply(await consumer.getmany(timeout_ms=200))
+                await replay(consumer, tps, self._apply)
         except BaseException:
             await consumer.stop()
             self._consumer = None
@@ -101,16 +99,6 @@ class CatalogView:
                 yield await queue.get()
         finally:
             self._subscribers.remove(queue)
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> set[int]:
-        await ensure_topics(self._servers, [TopicSpec(self._topic, compacted=True)])
-        for _ in range(100):
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self._topic)
-            if partitions:
-                return set(partitions)
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {self._topic} has no partitions")
 
     async def _follow(self) -> None:
         assert self._consumer is not None

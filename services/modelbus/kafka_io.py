@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -84,6 +85,47 @@ def header_dict(headers: Any) -> dict[str, str]:
     return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
 
 
+async def assign_all(
+    consumer: AIOKafkaConsumer, topic: str, wait_s: float = 10.0
+) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` to a group-less consumer (none: ``[]``).
+
+    A topic created a moment ago may not be in the metadata yet: ask again until
+    ``wait_s`` has passed.
+    """
+    partitions = consumer.partitions_for_topic(topic)
+    deadline = time.monotonic() + wait_s
+    while not partitions and time.monotonic() < deadline:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await asyncio.sleep(0.1)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+    if tps:
+        consumer.assign(tps)
+    return tps
+
+
+Batch = dict[TopicPartition, list[Any]]
+
+
+async def replay(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], apply: Callable[[Batch], Any]
+) -> dict[TopicPartition, int]:
+    """Hand every record from the earliest offset to the current end to ``apply``.
+
+    Batches may reach past that end (records produced meanwhile); the end offsets are
+    returned for callers that must stop exactly there.
+    """
+    await consumer.seek_to_beginning(*tps)
+    end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+        result = apply(await consumer.getmany(timeout_ms=200))
+        if asyncio.iscoroutine(result):
+            await result
+    return end
+
+
 async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
     """Every record of ``topic`` from the earliest offset up to the end seen at the call."""
     consumer = AIOKafkaConsumer(
@@ -91,21 +133,14 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
     )
     await start_consumer(consumer)
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await assign_all(consumer, topic, wait_s=1.0)
         if not tps:
             return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, msgs in batch.items():
-                records.extend(m for m in msgs if m.offset < end[tp])
+        batches: list[Batch] = []
+        end = await replay(consumer, tps, batches.append)
+        records = [
+            m for batch in batches for tp, msgs in batch.items() for m in msgs if m.offset < end[tp]
+        ]
         records.sort(key=lambda r: (r.partition, r.offset))
         return records
     finally:

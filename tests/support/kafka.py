@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
+
+from modelbus.kafka_io import assign_all
 
 Headers = Iterable[tuple[str, bytes | str]]
 
@@ -61,8 +62,11 @@ async def read_topic(
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout
     try:
-        partitions = await _partitions(consumer, topic, deadline, must_exist=until is not None)
+        wait_s = timeout if until is not None else 1.0  # with ``until`` the topic may come later
+        partitions = await assign_all(consumer, topic, wait_s=wait_s)
         if not partitions:
+            if until is not None:
+                raise TimeoutError(f"read_topic: topic {topic!r} did not appear")
             return records
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
@@ -85,21 +89,3 @@ async def read_topic(
 async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> list[bool]:
     return [await consumer.position(tp) >= offset for tp, offset in end.items()]
 
-
-async def _partitions(
-    consumer: AIOKafkaConsumer, topic: str, deadline: float, must_exist: bool
-) -> list[TopicPartition]:
-    """Subscribe to ``topic`` and return its partitions, waiting for it when ``must_exist``."""
-    while topic not in await consumer.topics():  # a fresh listing from the broker
-        if not must_exist:
-            return []
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"read_topic: topic {topic!r} did not appear")
-        await asyncio.sleep(0.2)
-    # Without a group, a subscription is assigned every partition once metadata is in.
-    consumer.subscribe([topic])
-    while not consumer.assignment():
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"read_topic: no partitions of {topic!r} assigned")
-        await asyncio.sleep(0.05)
-    return sorted(consumer.assignment())

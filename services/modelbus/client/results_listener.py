@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from modelbus.kafka_io import TopicSpec, ensure_topics, header_dict, start_consumer
+from modelbus.kafka_io import TopicSpec, assign_all, ensure_topics, header_dict, start_consumer
 
 
 class ResultsListener:
@@ -32,15 +32,7 @@ class ResultsListener:
         )
         await start_consumer(consumer)
         try:
-            partitions: set[int] = set()
-            for _ in range(100):
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self._topic) or set()
-                if partitions:
-                    break
-                await asyncio.sleep(0.1)
-            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
+            tps = await assign_all(consumer, self._topic)
             await consumer.seek_to_end(*tps)
             for tp in tps:  # resolve the end positions now, before any request is sent
                 await consumer.position(tp)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import structlog
 
 from modelbus.contract import CatalogEntry
-from modelbus.errors import BadRequest, InternalError, ModelbusError, TooLarge
+from modelbus.errors import BadRequest, InternalError, ModelbusError
 from modelbus.logs import get_logger
 from modelbus.settings import Topics
 
@@ -20,10 +20,6 @@ from .resolve import resolve
 from .schema_check import conform
 
 log = get_logger("worker")
-
-# Room left in a record for headers and Kafka's own framing.
-RECORD_OVERHEAD = 16 * 1024
-
 
 class Predictor(Protocol):
     """Port: runs a table through a model version (the container pool)."""
@@ -69,12 +65,6 @@ class RequestHandler:
                     entry.name, entry.version, table, request.timeout_s
                 )
                 result = ok_result(envelope, entry, output)
-                size = len(result.value or b"")
-                if size > self._max_bytes - RECORD_OVERHEAD:
-                    raise TooLarge(
-                        f"the result is {size} bytes; the limit is {self._max_bytes} "
-                        "(send fewer rows per request)"
-                    )
                 log.info(
                     "request_answered", status="ok", rows=table.num_rows,
                     ms=round((time.perf_counter() - started) * 1e3, 3),

@@ -9,7 +9,7 @@ import pyarrow as pa
 from modelbus.arrow_ipc import to_ipc_stream
 from modelbus.contract import CatalogEntry, Parameter
 from modelbus.contract_inference import ErrorBody
-from modelbus.errors import ModelbusError
+from modelbus.errors import ModelbusError, TooLarge
 
 from .request import ARROW_STREAM, JSON, Envelope
 
@@ -99,5 +99,27 @@ def dlq_copy(
             "dlq_error_code": error.code,
             "dlq_error_message": error.message[:MAX_HEADER_MESSAGE],
             "dlq_source": source,
+        },
+    )
+
+
+def too_large_instead(out: Outgoing, limit: int) -> Outgoing:
+    """What to publish when ``out`` exceeds the producer's record limit: the same key,
+    topic and headers, with a ``too_large`` error in place of the value."""
+    error = TooLarge(
+        f"the answer is {len(out.value or b'')} bytes, over the record limit of {limit} "
+        "bytes: send fewer rows per request"
+    )
+    body = ErrorBody(error_code="too_large", error_message=error.message)
+    return Outgoing(
+        out.topic,
+        out.key,
+        body.model_dump_json().encode(),
+        {
+            **out.headers,
+            "status": "error",
+            "error_code": error.code,
+            "error_message": error.message,
+            "content-type": JSON,
         },
     )

@@ -16,7 +16,6 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import OffsetAndMetadata
 
 from modelbus.catalog_view import CatalogView
-from modelbus.errors import TooLarge
 from modelbus.kafka_io import (
     TopicSpec,
     TopicWriter,
@@ -30,8 +29,7 @@ from modelbus.settings import ModelbusSettings
 
 from .handler import Predictor, RequestHandler
 from .offsets import OffsetTracker
-from .replies import Outgoing, error_result
-from .request import read_envelope
+from .replies import Outgoing, too_large_instead
 
 log = get_logger("worker")
 
@@ -167,7 +165,7 @@ class WorkerService:
         try:
             headers = header_dict(record.headers)
             outgoing = await self._handler.handle(record.key, record.value, headers)
-            await self._publish(outgoing, record.key, headers)
+            await self._publish(outgoing)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -178,9 +176,7 @@ class WorkerService:
         finally:
             self._commit_wanted.set()
 
-    async def _publish(
-        self, outgoing: list[Outgoing], key: bytes | None, headers: dict[str, str]
-    ) -> None:
+    async def _publish(self, outgoing: list[Outgoing]) -> None:
         backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
         for out in outgoing:
             while True:
@@ -188,15 +184,9 @@ class WorkerService:
                     await self._writer.send(out.topic, out.key, out.value, out.headers)
                     break
                 except MessageSizeTooLargeError:
-                    envelope = read_envelope(key, headers, self._topics.results)
-                    too_large = TooLarge(
-                        f"the answer ({len(out.value or b'')} bytes) exceeds the producer "
-                        f"limit of {self._settings.max_message_bytes} bytes"
-                    )
-                    out = error_result(
-                        envelope, too_large, out.headers.get("model", ""),
-                        out.headers.get("model_version", ""),
-                    )
+                    out = too_large_instead(out, self._settings.max_message_bytes)
+                    log.warning("answer_too_large", topic=out.topic,
+                                correlation_id=out.headers.get("correlation_id"))
                 except KafkaError as exc:  # broker trouble: keep the request until answered
                     delay = backoff.next_delay()
                     log.warning("publish_failed", error=repr(exc), retry_in_s=round(delay, 2))

@@ -11,7 +11,7 @@ from modelbus.client.tables import to_ipc_stream
 from modelbus.contract import CatalogEntry, Parameter
 from modelbus.errors import BadRequest, ModelInvalid, ModelNotFound, SchemaMismatch, TooLarge
 from modelbus_worker.offsets import OffsetTracker
-from modelbus_worker.replies import error_result, label_outputs, ok_result
+from modelbus_worker.replies import error_result, label_outputs, ok_result, too_large_instead
 from modelbus_worker.request import read_envelope, read_request
 from modelbus_worker.resolve import resolve
 from modelbus_worker.schema_check import conform
@@ -150,3 +150,15 @@ def test_unfinished_offsets_hold_the_commit_back_until_forgotten() -> None:
     assert tracker.committable() == {"p0": 0}
     tracker.forget(["p0"])
     assert tracker.committable() == {}
+
+
+def test_an_answer_over_the_limit_becomes_a_too_large_error_on_the_same_topic() -> None:
+    envelope = read_envelope(b"key", {"correlation_id": "c2"}, RESULTS)
+    big = ok_result(envelope, CATALOG["m/2"], pa.table({"Predicted": [0.5] * 1000}))
+    replaced = too_large_instead(big, 1024)
+    assert (replaced.topic, replaced.key) == (big.topic, big.key)
+    assert replaced.headers["correlation_id"] == "c2"
+    assert replaced.headers["status"] == "error"
+    assert replaced.headers["error_code"] == "too_large"
+    assert replaced.headers["model_version"] == "2"
+    assert json.loads(replaced.value or b"")["error_code"] == "too_large"

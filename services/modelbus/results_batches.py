@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from modelbus_worker.runtime.arrow_io import ipc_to_table
+
 ERRORS_DIR = "_errors"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -49,7 +51,7 @@ def to_tables(records: list[ResultRecord]) -> dict[str, pa.Table]:
         )
         if h.get("status") == "ok" and record.value:
             try:
-                outputs = pa.ipc.open_stream(record.value).read_all()
+                outputs = ipc_to_table(record.value)
             except (pa.ArrowInvalid, OSError) as exc:
                 errors.append(_error_row(cid, model, version, "unreadable_result", str(exc)))
                 continue

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from modelbus_worker.runtime.arrow_io import ipc_to_table
+
 SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc", ".feather")
 
 
@@ -35,7 +37,7 @@ def read_table(path: Path) -> pa.Table:
 def _read_ipc(path: Path) -> pa.Table:
     data = path.read_bytes()
     try:
-        return pa.ipc.open_stream(data).read_all()
+        return ipc_to_table(data)
     except pa.ArrowInvalid:
         return pa.ipc.open_file(pa.BufferReader(data)).read_all()
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from modelbus.arrow_ipc import to_ipc_stream
 from modelbus.contract import CatalogEntry, Parameter
 from modelbus.contract_inference import ErrorBody
 from modelbus.errors import ModelbusError, TooLarge
 
 from .request import ARROW_STREAM, JSON, Envelope
+from .runtime.arrow_io import table_to_ipc
 
 MAX_HEADER_MESSAGE = 1000
 
@@ -50,7 +50,7 @@ def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgo
     return Outgoing(
         envelope.reply_to,
         envelope.key,
-        to_ipc_stream(label_outputs(table, entry.outputs)),
+        table_to_ipc(label_outputs(table, entry.outputs)),
         {
             "correlation_id": envelope.correlation_id,
             "status": "ok",

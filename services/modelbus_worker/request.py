@@ -14,6 +14,8 @@ import pyarrow as pa
 
 from modelbus.errors import BadRequest, TooLarge
 
+from .runtime.arrow_io import ipc_to_table
+
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 JSON = "application/json"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -71,7 +73,7 @@ def read_request(
     if len(value) > max_bytes:
         raise TooLarge(f"request body is {len(value)} bytes; the limit is {max_bytes}")
     try:
-        table = pa.ipc.open_stream(value).read_all()
+        table = ipc_to_table(value)
     except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
         raise BadRequest(f"body is not an Arrow IPC stream: {exc}") from None
     version = headers.get("model_version", "").strip() or None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .cli_settings import load_settings
 from .errors import ModelbusError
 from .logs import configure_logging
 from .runner import run_service
@@ -14,10 +15,7 @@ from .settings import ModelbusSettings
 
 
 def _settings() -> ModelbusSettings:
-    try:
-        settings = ModelbusSettings()
-    except Exception as exc:  # a bad environment variable: one readable line
-        raise click.ClickException(f"invalid configuration: {exc}") from exc
+    settings = load_settings()
     configure_logging(settings.log_level)
     return settings
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from aiokafka.errors import KafkaError
 
+from .cli_settings import load_settings
 from .client import AsyncModelbusClient
 from .contract import CatalogEntry, Parameter
 from .errors import ModelbusError
@@ -25,10 +26,7 @@ T = TypeVar("T")
 def _settings() -> ModelbusSettings:
     # The commands report connection failures themselves, in one line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    try:
-        return ModelbusSettings()
-    except Exception as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
+    return load_settings()
 
 
 def _run(coro: Coroutine[Any, Any, T], settings: ModelbusSettings) -> T:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from modelbus.cli_settings import load_settings
 from modelbus.logs import configure_logging
-from modelbus.settings import ModelbusSettings
 from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
 
 
@@ -65,7 +65,7 @@ def up(
     demo: bool,
 ) -> None:
     """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
-    configure_logging(ModelbusSettings().log_level)
+    configure_logging(load_settings().log_level)
     code = run_stack(
         data_dir,
         kafka_port=kafka_port,

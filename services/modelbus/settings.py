@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .retry import Backoff
+
 
 class Topics:
     """Topic names derived from the prefix; each can be overridden on its own."""
@@ -58,3 +60,7 @@ class ModelbusSettings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self)
+
+    def backoff(self) -> Backoff:
+        """A fresh reconnect backoff (Kafka, MLflow) as configured."""
+        return Backoff(self.retry_initial_s, self.retry_max_s)

@@ -12,7 +12,6 @@ from faststream.kafka import KafkaBroker
 from modelbus.contract import CatalogEntry, DiscoveryEvent
 from modelbus.kafka_io import TopicSpec, TopicWriter, ensure_topics, retry_until_connected
 from modelbus.logs import framework_logger, get_logger
-from modelbus.retry import Backoff
 from modelbus.settings import ModelbusSettings
 
 from .entry import ModelFacts, build_entry
@@ -64,7 +63,7 @@ class CatalogService:
 
     async def start(self) -> None:
         servers = self._settings.kafka_bootstrap_servers
-        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        backoff = self._settings.backoff()
         topics = self._settings.topics
         specs = [
             TopicSpec(topics.discovered, compacted=True),
@@ -108,7 +107,7 @@ class CatalogService:
             )
 
     async def _read_facts(self, event: DiscoveryEvent) -> ModelFacts:
-        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        backoff = self._settings.backoff()
         unexpected = 0
         while True:
             try:

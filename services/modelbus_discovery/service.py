@@ -21,7 +21,6 @@ from modelbus.kafka_io import (
     retry_until_connected,
 )
 from modelbus.logs import get_logger
-from modelbus.retry import Backoff
 from modelbus.settings import ModelbusSettings
 
 from .changes import VersionSnapshot, diff, fold
@@ -51,7 +50,7 @@ class DiscoveryService:
 
     async def start(self) -> None:
         """Connect (retrying), replay the topic, and start polling in the background."""
-        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        backoff = self._settings.backoff()
         servers = self._settings.kafka_bootstrap_servers
         await retry_until_connected(
             "kafka",
@@ -91,7 +90,7 @@ class DiscoveryService:
             await self.stop()
 
     async def _run(self) -> None:
-        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        backoff = self._settings.backoff()
         while True:
             try:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions)

@@ -24,7 +24,6 @@ from modelbus.kafka_io import (
     retry_until_connected,
 )
 from modelbus.logs import get_logger
-from modelbus.retry import Backoff
 from modelbus.settings import ModelbusSettings
 
 from .handler import Predictor, RequestHandler
@@ -73,7 +72,7 @@ class WorkerService:
     async def start(self) -> None:
         s = self._settings
         servers = s.kafka_bootstrap_servers
-        backoff = Backoff(s.retry_initial_s, s.retry_max_s)
+        backoff = s.backoff()
         specs = [
             TopicSpec(self._topics.requests, s.topic_partitions),
             TopicSpec(self._topics.results, s.topic_partitions),
@@ -177,7 +176,7 @@ class WorkerService:
             self._commit_wanted.set()
 
     async def _publish(self, outgoing: list[Outgoing]) -> None:
-        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        backoff = self._settings.backoff()
         for out in outgoing:
             while True:
                 try:

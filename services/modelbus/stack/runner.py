@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
@@ -65,18 +64,12 @@ def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _start_demo(settings: ModelbusSettings) -> None:
-    """Run ``modelbus.demo.run_demo(settings)`` in a background thread, if it exists."""
-    try:
-        demo = importlib.import_module("modelbus.demo")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("modelbus.demo",):
-            raise
-        log.warning("demo_unavailable", reason="modelbus.demo is not installed")
-        return
+    """Run the demo (register, wait for the catalog, call each model) in a thread."""
+    from modelbus.demo import run_demo  # needs the full mlflow: imported only when asked
 
     def run() -> None:
         try:
-            demo.run_demo(settings)
+            run_demo(settings)
             log.info("demo_finished")
         except Exception:
             log.exception("demo_failed")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import time
 from pathlib import Path
 
-from modelbus.stack.errors import PortInUseError, StartupError
-from modelbus.stack.ports import port_in_use
+from modelbus.stack.embedded import EmbeddedServer
+from modelbus.stack.errors import StartupError
 from modelbus.stack.process import ChildProcess
 
 _API_VERSIONS_KEY = 18
@@ -60,13 +59,18 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(EmbeddedServer):
     """A Tansu broker child process with in-memory storage (topics are auto-created).
 
     Its log goes to ``data_dir/logs/kafka.log``. Data does not survive a restart.
     ``host`` is the listening interface; clients are told ``advertised_host`` (default:
     ``host``, or 127.0.0.1 when listening on every interface).
     """
+
+    name = "kafka"
+    description = "kafka broker"
+    poll_interval_s = 0.1
+    stop_timeout_s = 10.0
 
     def __init__(
         self,
@@ -86,20 +90,8 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.advertised_host}:{self.port}"
 
-    @property
-    def process(self) -> ChildProcess | None:
-        return self._process
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the broker and return once it answers Kafka requests.
-
-        Raises ``PortInUseError`` if the port is taken, ``StartupError`` if the broker
-        exits or stays silent past ``timeout`` seconds (the process is then stopped).
-        """
-        if port_in_use(self.port, self.host):
-            raise PortInUseError("kafka", self.host, self.port)
-        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
-        argv = [
+    def _argv(self) -> list[str]:
+        return [
             resolve_broker_binary(),
             "broker",
             "--listener-url",
@@ -109,35 +101,15 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        self._process = ChildProcess("kafka", argv, env=env, log_path=self.log_path)
-        self._process.start()
-        deadline = time.monotonic() + timeout
-        while not kafka_api_versions_ok(self.advertised_host, self.port):
-            code = self._process.poll()
-            if code is not None:
-                raise StartupError(f"kafka broker exited with code {code}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StartupError(
-                    f"kafka broker not ready on {self.bootstrap_servers} after {timeout:.0f}s; "
-                    f"see {self.log_path}"
-                )
-            time.sleep(0.1)
 
-    def poll(self) -> int | None:
-        """The exit code if the broker process has ended, else None."""
-        return self._process.poll() if self._process is not None else None
+    def _env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._process is not None:
-            self._process.terminate(timeout)
+    def _ready(self) -> bool:
+        return kafka_api_versions_ok(self.advertised_host, self.port)
 
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _where(self) -> str:
+        return self.bootstrap_servers
 
     def __repr__(self) -> str:
         return f"EmbeddedBroker({self.bootstrap_servers})"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelbus.stack.errors import PortInUseError, StartupError
-from modelbus.stack.ports import port_in_use
+from modelbus.stack.embedded import EmbeddedServer
 from modelbus.stack.process import ChildProcess
 
 
@@ -24,7 +22,7 @@ def mlflow_healthy(tracking_uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
-class EmbeddedMlflow:
+class EmbeddedMlflow(EmbeddedServer):
     """An ``mlflow server`` child process keeping its state under ``data_dir``.
 
     ``data_dir/mlflow.db`` holds runs and the registry, ``data_dir/artifacts`` the files
@@ -32,6 +30,11 @@ class EmbeddedMlflow:
     ``data_dir/logs/mlflow.log``. Stopping and starting again on the same ``data_dir``
     keeps every experiment and model version.
     """
+
+    name = "mlflow"
+    description = "mlflow server"
+    poll_interval_s = 0.2
+    stop_timeout_s = 15.0
 
     def __init__(
         self,
@@ -51,10 +54,6 @@ class EmbeddedMlflow:
     def tracking_uri(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
-
-    @property
-    def process(self) -> ChildProcess | None:
-        return self._process
 
     def _argv(self) -> list[str]:
         argv = [
@@ -79,48 +78,22 @@ class EmbeddedMlflow:
         return argv
 
     def start(self, timeout: float = 120.0) -> None:
-        """Start the server and return once ``/health`` answers.
-
-        Raises ``PortInUseError`` if the port is taken, ``StartupError`` if the server
-        exits or is not healthy within ``timeout`` seconds (it is then stopped).
-        """
-        if port_in_use(self.port, self.host):
-            raise PortInUseError("mlflow", self.host, self.port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start(timeout)
+
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         # The server's background job runner (huey consumers) serves features the
         # embedded stack does not use and costs seven extra processes.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         env.pop("MLFLOW_TRACKING_URI", None)
-        self._process = ChildProcess("mlflow", self._argv(), env=env, log_path=self.log_path)
-        self._process.start()
-        deadline = time.monotonic() + timeout
-        while not mlflow_healthy(self.tracking_uri):
-            code = self._process.poll()
-            if code is not None:
-                raise StartupError(f"mlflow server exited with code {code}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StartupError(
-                    f"mlflow server not healthy at {self.tracking_uri} after {timeout:.0f}s; "
-                    f"see {self.log_path}"
-                )
-            time.sleep(0.2)
+        return env
 
-    def poll(self) -> int | None:
-        """The exit code if the server process has ended, else None."""
-        return self._process.poll() if self._process is not None else None
+    def _ready(self) -> bool:
+        return mlflow_healthy(self.tracking_uri)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        if self._process is not None:
-            self._process.terminate(timeout)
-
-    def __enter__(self) -> EmbeddedMlflow:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _where(self) -> str:
+        return self.tracking_uri
 
     def __repr__(self) -> str:
         return f"EmbeddedMlflow({self.tracking_uri}, data_dir={self.data_dir})"

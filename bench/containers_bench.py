@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from modelbus.logs import configure_logging
+from modelbus_delivery.logs import configure_logging
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.runtime.arrow_io import prediction_to_table

@@ -35,13 +35,13 @@ import pandas as pd
 import pyarrow as pa
 from mlflow import MlflowClient
 
-from modelbus.catalog_view import CatalogView
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import DemoModel, log_iris_model, log_molecule_model
-from modelbus.logs import configure_logging
-from modelbus.settings import ModelbusSettings
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
+from modelbus_delivery.logs import configure_logging
 from modelbus_worker.images.model_image import ensure_model_image
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.pool.settings import ContainerSettings

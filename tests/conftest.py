@@ -13,8 +13,8 @@ import docker
 import pytest
 from tests.support.settings import isolated_settings
 
-from modelbus.settings import ModelbusSettings
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, StackError, free_tcp_port
+from modelbus_contract.settings import ModelbusSettings
 
 # Tests using any of these fixtures talk to real components: mark them ``integration``
 # so that ``-m "not integration"`` selects the pure unit tests.

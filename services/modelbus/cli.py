@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.logs import configure_logging
+
 from .cli_settings import load_settings
-from .errors import ModelbusError
-from .logs import configure_logging
 from .runner import run_service
-from .settings import ModelbusSettings
 
 
 def _settings() -> ModelbusSettings:

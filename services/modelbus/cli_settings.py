@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from pydantic import ValidationError
 
-from .settings import ModelbusSettings
+from modelbus_contract.settings import ModelbusSettings
 
 
 def load_settings() -> ModelbusSettings:

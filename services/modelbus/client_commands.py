@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 import click
 from aiokafka.errors import KafkaError
 
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.messages import CatalogEntry, Parameter
+from modelbus_contract.settings import ModelbusSettings
+
 from .cli_settings import load_settings
 from .client import AsyncModelbusClient
-from .contract import CatalogEntry, Parameter
-from .errors import ModelbusError
-from .settings import ModelbusSettings
 from .table_files import TableFileError, read_table, render, write_table
 
 T = TypeVar("T")
@@ -121,7 +122,8 @@ def list_catalog(watch: bool, as_json: bool) -> None:
 def results(out_dir: Path, group: str | None, batch_size: int, flush_interval: float,
             max_idle: float | None) -> None:
     """Write the results topic to Parquet files, with correlation id and model version."""
-    from .logs import configure_logging
+    from modelbus_delivery.logs import configure_logging
+
     from .results_writer import write_results
 
     settings = _settings()

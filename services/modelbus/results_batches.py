@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from modelbus_worker.runtime.arrow_io import ipc_to_table
+from modelbus_contract.arrow_codec import ipc_to_table
 
 ERRORS_DIR = "_errors"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

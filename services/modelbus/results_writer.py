@@ -14,10 +14,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer
 
-from .kafka_io import header_dict, start_consumer
-from .logs import get_logger
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.kafka_io import header_dict, start_consumer
+from modelbus_delivery.logs import get_logger
+
 from .results_batches import ResultRecord, to_tables
-from .settings import ModelbusSettings
 
 log = get_logger("results")
 

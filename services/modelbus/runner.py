@@ -7,7 +7,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .logs import get_logger
+from modelbus_delivery.logs import get_logger
 
 log = get_logger("runner")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .contract import CatalogEntry, DiscoveryEvent
-from .contract_inference import ErrorBody, RequestHeaders, ResultHeaders
-from .settings import ModelbusSettings
+from modelbus_contract.inference import ErrorBody, RequestHeaders, ResultHeaders
+from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
+from modelbus_contract.settings import ModelbusSettings
 
 # Every file is versioned by name (``*.v1.json``); messages that are JSON documents also
 # carry ``schema_version`` in their body.

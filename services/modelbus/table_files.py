@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from modelbus_worker.runtime.arrow_io import ipc_to_table
+from modelbus_contract.arrow_codec import ipc_to_table
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc", ".feather")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .settings import ModelbusSettings
+from modelbus_contract.settings import ModelbusSettings
 
 if TYPE_CHECKING:
     from modelbus_catalog.service import CatalogService

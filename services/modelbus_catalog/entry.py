@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelbus.contract import CatalogEntry, DiscoveryEvent, Parameter
+from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, Parameter
 
 from .signature import SignatureColumn, SignatureError, parse_side
 from .tags import KINDS, Annotation, Kind, merge_tags, parse_annotations

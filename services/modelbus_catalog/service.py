@@ -9,10 +9,11 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from modelbus.contract import CatalogEntry, DiscoveryEvent
-from modelbus.kafka_io import TopicSpec, TopicWriter, ensure_topics, retry_until_connected
-from modelbus.logs import framework_logger, get_logger
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.kafka_io import TopicSpec, TopicWriter, ensure_topics, retry_until_connected
+from modelbus_delivery.logs import framework_logger, get_logger
+from modelbus_delivery.retry import backoff_for
 
 from .entry import ModelFacts, build_entry
 from .reader import ModelUnreadable
@@ -63,7 +64,7 @@ class CatalogService:
 
     async def start(self) -> None:
         servers = self._settings.kafka_bootstrap_servers
-        backoff = self._settings.backoff()
+        backoff = backoff_for(self._settings)
         topics = self._settings.topics
         specs = [
             TopicSpec(topics.discovered, compacted=True),
@@ -107,7 +108,7 @@ class CatalogService:
             )
 
     async def _read_facts(self, event: DiscoveryEvent) -> ModelFacts:
-        backoff = self._settings.backoff()
+        backoff = backoff_for(self._settings)
         unexpected = 0
         while True:
             try:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from modelbus.contract import DiscoveryEvent, utc_now, version_key, version_order
+from modelbus_contract.messages import DiscoveryEvent, utc_now, version_key, version_order
 
 
 @dataclass(frozen=True)

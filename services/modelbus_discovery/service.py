@@ -12,16 +12,17 @@ from typing import Protocol
 
 import structlog
 
-from modelbus.contract import DiscoveryEvent
-from modelbus.kafka_io import (
+from modelbus_contract.messages import DiscoveryEvent
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.kafka_io import (
     TopicSpec,
     TopicWriter,
     ensure_topics,
     read_to_end,
     retry_until_connected,
 )
-from modelbus.logs import get_logger
-from modelbus.settings import ModelbusSettings
+from modelbus_delivery.logs import get_logger
+from modelbus_delivery.retry import backoff_for
 
 from .changes import VersionSnapshot, diff, fold
 
@@ -50,7 +51,7 @@ class DiscoveryService:
 
     async def start(self) -> None:
         """Connect (retrying), replay the topic, and start polling in the background."""
-        backoff = self._settings.backoff()
+        backoff = backoff_for(self._settings)
         servers = self._settings.kafka_bootstrap_servers
         await retry_until_connected(
             "kafka",
@@ -90,7 +91,7 @@ class DiscoveryService:
             await self.stop()
 
     async def _run(self) -> None:
-        backoff = self._settings.backoff()
+        backoff = backoff_for(self._settings)
         while True:
             try:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from modelbus.contract import DiscoveryEvent
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.messages import DiscoveryEvent
+from modelbus_contract.settings import ModelbusSettings
 
 
 def discovery_broker(settings: ModelbusSettings) -> KafkaBroker:

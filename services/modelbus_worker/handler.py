@@ -9,10 +9,10 @@ from typing import Protocol
 import pyarrow as pa
 import structlog
 
-from modelbus.contract import CatalogEntry
-from modelbus.errors import BadRequest, InternalError, ModelbusError
-from modelbus.logs import get_logger
-from modelbus.settings import Topics
+from modelbus_contract.errors import BadRequest, InternalError, ModelbusError
+from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.settings import Topics
+from modelbus_delivery.logs import get_logger
 
 from .replies import Outgoing, dlq_copy, error_result, ok_result
 from .request import read_envelope, read_request

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from modelbus.contract import CatalogEntry, Parameter
-from modelbus.contract_inference import ErrorBody
-from modelbus.errors import ModelbusError, TooLarge
+from modelbus_contract.arrow_codec import ARROW_STREAM, JSON, table_to_ipc
+from modelbus_contract.errors import ModelbusError, TooLarge
+from modelbus_contract.inference import ErrorBody
+from modelbus_contract.messages import CatalogEntry, Parameter
 
-from .request import ARROW_STREAM, JSON, Envelope
-from .runtime.arrow_io import table_to_ipc
+from .request import Envelope
 
 MAX_HEADER_MESSAGE = 1000
 

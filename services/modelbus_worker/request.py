@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from modelbus.errors import BadRequest, TooLarge
+from modelbus_contract.arrow_codec import ARROW_STREAM, ipc_to_table
+from modelbus_contract.errors import BadRequest, TooLarge
 
-from .runtime.arrow_io import ipc_to_table
-
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-JSON = "application/json"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 

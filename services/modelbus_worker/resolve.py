@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelbus.contract import CatalogEntry, version_order
-from modelbus.errors import ModelInvalid, ModelNotFound
+from modelbus_contract.errors import ModelInvalid, ModelNotFound
+from modelbus_contract.messages import CatalogEntry, version_order
 
 
 def resolve(entries: Mapping[str, CatalogEntry], name: str, spec: str | None) -> CatalogEntry:

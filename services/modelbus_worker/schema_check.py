@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.types as pat
 
-from modelbus.contract import Parameter
-from modelbus.errors import SchemaMismatch
+from modelbus_contract.errors import SchemaMismatch
+from modelbus_contract.messages import Parameter
 
 
 def _arrow_type(name: str) -> pa.DataType | None:

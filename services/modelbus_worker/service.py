@@ -15,19 +15,20 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import OffsetAndMetadata
 
-from modelbus.catalog_view import CatalogView
-from modelbus.kafka_io import (
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
+from modelbus_delivery.kafka_io import (
     TopicSpec,
     TopicWriter,
     ensure_topics,
     header_dict,
     retry_until_connected,
 )
-from modelbus.logs import get_logger
-from modelbus.settings import ModelbusSettings
+from modelbus_delivery.logs import get_logger
+from modelbus_delivery.retry import backoff_for
+from modelbus_delivery.watermarks import OffsetTracker
 
 from .handler import Predictor, RequestHandler
-from .offsets import OffsetTracker
 from .replies import Outgoing, too_large_instead
 
 log = get_logger("worker")
@@ -72,7 +73,7 @@ class WorkerService:
     async def start(self) -> None:
         s = self._settings
         servers = s.kafka_bootstrap_servers
-        backoff = s.backoff()
+        backoff = backoff_for(s)
         specs = [
             TopicSpec(self._topics.requests, s.topic_partitions),
             TopicSpec(self._topics.results, s.topic_partitions),
@@ -176,7 +177,7 @@ class WorkerService:
             self._commit_wanted.set()
 
     async def _publish(self, outgoing: list[Outgoing]) -> None:
-        backoff = self._settings.backoff()
+        backoff = backoff_for(self._settings)
         for out in outgoing:
             while True:
                 try:

@@ -11,8 +11,8 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelbus.contract_inference import ErrorBody
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.inference import ErrorBody
+from modelbus_contract.settings import ModelbusSettings
 
 
 class ArrowStream(BaseModel):

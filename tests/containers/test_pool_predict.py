@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from modelbus.errors import InferenceTimeout, ModelFailed, ModelNotFound
+from modelbus_contract.errors import InferenceTimeout, ModelFailed, ModelNotFound
 from modelbus_worker.runtime.arrow_io import prediction_to_table
 
 from .conftest import Registry

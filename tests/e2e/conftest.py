@@ -24,8 +24,8 @@ from tests.support.waiting import async_wait_for
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import DemoModel, _versions
 from modelbus.demo.run import register_demo_models
-from modelbus.settings import ModelbusSettings
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
 

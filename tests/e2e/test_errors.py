@@ -12,14 +12,14 @@ from tests.support.kafka import read_topic
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.errors import (
+from modelbus_contract.errors import (
     BadRequest,
     ModelFailed,
     ModelNotFound,
     SchemaMismatch,
     TooLarge,
 )
-from modelbus.kafka_io import header_dict
+from modelbus_delivery.kafka_io import header_dict
 
 from .conftest import InferenceStack
 

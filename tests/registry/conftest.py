@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from mlflow import MlflowClient
 
-from modelbus.catalog_view import CatalogView
-from modelbus.settings import ModelbusSettings
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_catalog.service import CatalogService
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
 from modelbus_discovery.service import DiscoveryService
 
 from .sample_models import LoggedModel, log_sample_model

@@ -9,10 +9,10 @@ import pytest
 from mlflow import MlflowClient
 from tests.support.waiting import async_wait_for
 
-from modelbus.catalog_view import CatalogView
-from modelbus.contract import CatalogEntry
-from modelbus.settings import ModelbusSettings
 from modelbus_catalog.service import CatalogService
+from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
 from modelbus_discovery.service import DiscoveryService
 
 from .sample_models import LoggedModel, register

@@ -8,11 +8,11 @@ import pytest
 from mlflow import MlflowClient
 from tests.support.waiting import async_wait_for
 
-from modelbus.contract import DiscoveryEvent
-from modelbus.kafka_io import read_to_end
-from modelbus.settings import ModelbusSettings
 from modelbus.stack import free_tcp_port
 from modelbus.wiring import build_discovery
+from modelbus_contract.messages import DiscoveryEvent
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.kafka_io import read_to_end
 
 from .sample_models import LoggedModel, log_sample_model, register
 from .test_discovery_catalog import completed_scans

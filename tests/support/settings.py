@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.settings import ModelbusSettings
 
 
 def isolated_settings(

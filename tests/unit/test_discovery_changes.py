@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelbus.contract import DiscoveryEvent
+from modelbus_contract.messages import DiscoveryEvent
 from modelbus_discovery.changes import VersionSnapshot, diff, fold
 
 

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 
 from modelbus import schema_files
-from modelbus.contract import CatalogEntry, DiscoveryEvent, Parameter
-from modelbus.contract_inference import ERROR_CODES
-from modelbus.errors import ERRORS_BY_CODE
+from modelbus_contract.errors import ERRORS_BY_CODE
+from modelbus_contract.inference import ERROR_CODES
+from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, Parameter
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

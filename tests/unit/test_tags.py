@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from modelbus.contract import DiscoveryEvent
 from modelbus_catalog.entry import ModelFacts, build_entry
 from modelbus_catalog.tags import merge_tags, parse_annotations
+from modelbus_contract.messages import DiscoveryEvent
 
 PYFUNC = {"python_function": {"python_version": "3.11.7", "loader_module": "mlflow.pyfunc.model"}}
 

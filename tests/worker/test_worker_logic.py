@@ -8,9 +8,15 @@ import pyarrow as pa
 import pytest
 
 from modelbus.client.tables import to_ipc_stream
-from modelbus.contract import CatalogEntry, Parameter
-from modelbus.errors import BadRequest, ModelInvalid, ModelNotFound, SchemaMismatch, TooLarge
-from modelbus_worker.offsets import OffsetTracker
+from modelbus_contract.errors import (
+    BadRequest,
+    ModelInvalid,
+    ModelNotFound,
+    SchemaMismatch,
+    TooLarge,
+)
+from modelbus_contract.messages import CatalogEntry, Parameter
+from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_worker.replies import error_result, label_outputs, ok_result, too_large_instead
 from modelbus_worker.request import read_envelope, read_request
 from modelbus_worker.resolve import resolve

@@ -1,8 +1,8 @@
 """modelbus client: send prediction requests and read the catalog over plain Kafka."""
 
-from modelbus.catalog_view import CatalogChange
-from modelbus.contract import CatalogEntry
-from modelbus.errors import ModelbusError
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.messages import CatalogEntry
+from modelbus_delivery.catalog_view import CatalogChange
 
 from .async_client import AsyncModelbusClient
 from .sync_client import ModelbusClient

@@ -12,16 +12,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from modelbus.catalog_view import CatalogChange, CatalogView
-from modelbus.contract import CatalogEntry, version_order
-from modelbus.errors import InferenceTimeout, error_from_code
-from modelbus.kafka_io import TopicWriter
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.arrow_codec import ARROW_STREAM
+from modelbus_contract.errors import InferenceTimeout, error_from_code
+from modelbus_contract.messages import CatalogEntry, version_order
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogChange, CatalogView
+from modelbus_delivery.kafka_io import TopicWriter
 
 from .results_listener import ResultsListener
 from .tables import as_table, from_ipc_stream, to_ipc_stream
-
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 class AsyncModelbusClient:

@@ -8,7 +8,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from modelbus.kafka_io import TopicSpec, assign_all, ensure_topics, header_dict, start_consumer
+from modelbus_delivery.kafka_io import (
+    TopicSpec,
+    assign_all,
+    ensure_topics,
+    header_dict,
+    start_consumer,
+)
 
 
 class ResultsListener:

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from modelbus.catalog_view import CatalogChange
-from modelbus.contract import CatalogEntry
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogChange
 
 from .async_client import AsyncModelbusClient
 

@@ -7,10 +7,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-# The one Arrow IPC codec of the project lives with the in-container runtime, which must
-# work where modelbus itself is not installed; it needs only pyarrow, pandas and numpy.
-from modelbus_worker.runtime.arrow_io import ipc_to_table as from_ipc_stream
-from modelbus_worker.runtime.arrow_io import table_to_ipc as to_ipc_stream
+from modelbus_contract.arrow_codec import ipc_to_table as from_ipc_stream
+from modelbus_contract.arrow_codec import table_to_ipc as to_ipc_stream
 
 __all__ = ["as_table", "from_ipc_stream", "to_ipc_stream"]
 

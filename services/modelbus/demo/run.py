@@ -8,10 +8,10 @@ import time
 import mlflow
 from mlflow import MlflowClient
 
-from modelbus.catalog_view import CatalogView
 from modelbus.client import AsyncModelbusClient
-from modelbus.logs import get_logger
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
+from modelbus_delivery.logs import get_logger
 
 from .models import DemoModel, log_iris_model, log_molecule_model
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from modelbus.cli_settings import load_settings
-from modelbus.logs import configure_logging
 from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
+from modelbus_delivery.logs import configure_logging
 
 
 def _parse_services(value: str) -> tuple[str, ...]:

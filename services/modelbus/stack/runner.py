@@ -13,13 +13,13 @@ from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from modelbus.logs import get_logger
-from modelbus.settings import ModelbusSettings
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
 from modelbus.stack.errors import StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.process import ChildProcess
 from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.logs import get_logger
 
 log = get_logger("stack")
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from modelbus.logs import get_logger
 from modelbus.stack.errors import StackError
 from modelbus.stack.process import ChildProcess
+from modelbus_delivery.logs import get_logger
 
 log = get_logger("stack")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker.errors
 
-from modelbus.logs import get_logger
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, image_exists
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.images.sources import DEFAULT_DEBIAN_MIRROR, read_debian_mirror

@@ -7,8 +7,8 @@ import time
 
 import click
 
-from modelbus.errors import ModelbusError
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.settings import ContainerSettings
 
 

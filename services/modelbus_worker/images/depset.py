@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelbus.logs import get_logger
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, image_exists
 from modelbus_worker.images.requirements import (
     depset_tag,

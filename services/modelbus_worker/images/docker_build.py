@@ -8,7 +8,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from modelbus.errors import InternalError
+from modelbus_contract.errors import InternalError
 
 
 class ImageBuildFailed(InternalError):

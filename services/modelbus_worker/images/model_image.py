@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus.errors import InternalError, ModelNotFound
-from modelbus.logs import get_logger
+from modelbus_contract.errors import InternalError, ModelNotFound
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import ensure_base_image
 from modelbus_worker.images.depset import ensure_depset_image
 from modelbus_worker.images.docker_build import build_image, image_exists

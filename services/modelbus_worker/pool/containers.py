@@ -10,7 +10,7 @@ from typing import Any
 
 import docker.errors
 
-from modelbus.logs import get_logger
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import RUNTIME_UID
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.pool.settings import ContainerSettings

@@ -10,9 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from modelbus.errors import InferenceTimeout, InternalError, ModelFailed
-from modelbus.logs import get_logger
-from modelbus.settings import ModelbusSettings
+from modelbus_contract.errors import InferenceTimeout, InternalError, ModelFailed
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import docker_client as make_docker_client
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus.errors import ModelFailed
-from modelbus.logs import get_logger
+from modelbus_contract.errors import ModelFailed
+from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.model_image import ensure_model_image
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import SOCKET_NAME, DockerContainers

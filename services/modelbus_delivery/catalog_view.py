@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from .contract import CatalogEntry
+from modelbus_contract.messages import CatalogEntry
+
 from .kafka_io import TopicSpec, assign_all, ensure_topics, replay, start_consumer
 from .logs import get_logger
 

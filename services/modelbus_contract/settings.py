@@ -10,8 +10,6 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .retry import Backoff
-
 
 class Topics:
     """Topic names derived from the prefix; each can be overridden on its own."""
@@ -61,6 +59,3 @@ class ModelbusSettings(BaseSettings):
     def topics(self) -> Topics:
         return Topics(self)
 
-    def backoff(self) -> Backoff:
-        """A fresh reconnect backoff (Kafka, MLflow) as configured."""
-        return Backoff(self.retry_initial_s, self.retry_max_s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from modelbus_contract.settings import ModelbusSettings
+
 
 class Backoff:
     """Delays that double from ``initial`` up to ``maximum``; ``reset`` after a success."""
@@ -24,3 +26,8 @@ class Backoff:
     @property
     def failures(self) -> int:
         return self._attempt
+
+
+def backoff_for(settings: ModelbusSettings) -> Backoff:
+    """A fresh reconnect backoff (Kafka, MLflow) as configured."""
+    return Backoff(settings.retry_initial_s, settings.retry_max_s)

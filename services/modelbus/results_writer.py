@@ -14,9 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from aiokafka import AIOKafkaConsumer
 
+from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_io import header_dict, start_consumer
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.topics import start_consumer
 
 from .results_batches import ResultRecord, to_tables
 

@@ -7,7 +7,9 @@ services and any MLflow client on the same machine.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +31,15 @@ class ModelbusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELBUS_", extra="ignore")
 
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     mlflow_tracking_uri: str = Field(
         default="http://localhost:5000",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MODELBUS_MLFLOW_TRACKING_URI"),

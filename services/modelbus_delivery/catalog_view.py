@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from modelbus_contract.messages import CatalogEntry
 
-from .kafka_io import TopicSpec, assign_all, ensure_topics, replay, start_consumer
 from .logs import get_logger
+from .topics import TopicSpec, assign_all, ensure_topics, replay, start_consumer
 
 log = get_logger("catalog_view")
 

@@ -16,8 +16,12 @@ class Backoff:
         self._attempt = 0
 
     def next_delay(self) -> float:
-        base = min(self.maximum, self.initial * (2**self._attempt))
         self._attempt += 1
+        return self.delay(self._attempt)
+
+    def delay(self, attempt: int) -> float:
+        """The delay after the ``attempt``-th failure (1-based), without counting it."""
+        base = min(self.maximum, self.initial * (2 ** max(attempt - 1, 0)))
         return float(base * random.uniform(0.8, 1.0))
 
     def reset(self) -> None:

@@ -19,7 +19,7 @@ from modelbus_contract.errors import (
     SchemaMismatch,
     TooLarge,
 )
-from modelbus_delivery.kafka_io import header_dict
+from modelbus_contract.headers import header_dict
 
 from .conftest import InferenceStack
 

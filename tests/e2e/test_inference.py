@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from modelbus.client import AsyncModelbusClient, ModelbusClient
 from modelbus.client.tables import from_ipc_stream, to_ipc_stream
-from modelbus_delivery.kafka_io import header_dict
+from modelbus_contract.headers import header_dict
 
 from .conftest import InferenceStack
 

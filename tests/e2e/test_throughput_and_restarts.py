@@ -14,8 +14,8 @@ from tests.support.waiting import async_wait_for
 from modelbus.client import AsyncModelbusClient
 from modelbus.client.tables import to_ipc_stream
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_io import header_dict
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
 

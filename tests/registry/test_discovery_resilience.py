@@ -12,7 +12,7 @@ from modelbus.stack import free_tcp_port
 from modelbus.wiring import build_discovery
 from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_io import read_to_end
+from modelbus_delivery.topics import read_to_end
 
 from .sample_models import LoggedModel, log_sample_model, register
 from .test_discovery_catalog import completed_scans

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
 
-from modelbus_delivery.kafka_io import assign_all
+from modelbus_delivery.topics import assign_all
 
 Headers = Iterable[tuple[str, bytes | str]]
 

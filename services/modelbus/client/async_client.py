@@ -17,7 +17,7 @@ from modelbus_contract.errors import InferenceTimeout, error_from_code
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange, CatalogView
-from modelbus_delivery.kafka_io import TopicWriter
+from modelbus_delivery.writer import TopicWriter
 
 from .results_listener import ResultsListener
 from .tables import as_table, from_ipc_stream, to_ipc_stream

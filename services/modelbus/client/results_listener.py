@@ -8,13 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from modelbus_delivery.kafka_io import (
-    TopicSpec,
-    assign_all,
-    ensure_topics,
-    header_dict,
-    start_consumer,
-)
+from modelbus_contract.headers import header_dict
+from modelbus_delivery.topics import TopicSpec, assign_all, ensure_topics, start_consumer
 
 
 class ResultsListener:

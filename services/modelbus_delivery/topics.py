@@ -1,22 +1,20 @@
-"""Thin aiokafka adapters shared by the services: topic set-up, replay, and publishing.
-
-Publishing goes through aiokafka directly (not FastStream's publisher) because the
-catalog must send real tombstones (a null value), which FastStream encodes as ``b""``.
-"""
+"""Topic set-up and replay: the aiokafka adapters every consumer of modelbus shares."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from .closing import close_quietly
+from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
 from .retry import Backoff
 
@@ -49,9 +47,9 @@ async def retry_until_connected(
             await asyncio.sleep(delay)
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
+async def ensure_topics(kafka: str | KafkaOptions, specs: list[TopicSpec]) -> None:
     """Create the topics that do not exist yet (no error when they already do)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**as_options(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -75,14 +73,9 @@ async def start_consumer(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
     try:
         await consumer.start()
     except BaseException:
-        await consumer.stop()
+        await close_quietly("consumer", consumer.stop)
         raise
     return consumer
-
-
-def header_dict(headers: Any) -> dict[str, str]:
-    """Kafka record headers as a str→str dict (undecodable values are replaced)."""
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
 
 
 async def assign_all(
@@ -126,11 +119,9 @@ async def replay(
     return end
 
 
-async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
+async def read_to_end(kafka: str | KafkaOptions, topic: str) -> list[Any]:
     """Every record of ``topic`` from the earliest offset up to the end seen at the call."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=5
-    )
+    consumer = AIOKafkaConsumer(**as_options(kafka), enable_auto_commit=False, fetch_max_wait_ms=5)
     await start_consumer(consumer)
     try:
         tps = await assign_all(consumer, topic, wait_s=1.0)
@@ -144,49 +135,4 @@ async def read_to_end(bootstrap_servers: str, topic: str) -> list[Any]:
         records.sort(key=lambda r: (r.partition, r.offset))
         return records
     finally:
-        await consumer.stop()
-
-
-class TopicWriter:
-    """Publishes records and waits for the broker's acknowledgement of each."""
-
-    def __init__(self, bootstrap_servers: str, max_request_size: int = 1_048_576) -> None:
-        self._servers = bootstrap_servers
-        self.max_request_size = max_request_size
-        self._producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._servers,
-            acks="all",
-            linger_ms=0,
-            max_request_size=self.max_request_size,
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
-
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-
-    async def send(
-        self,
-        topic: str,
-        key: str | bytes | None,
-        value: bytes | None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Send one record; ``value=None`` is a tombstone."""
-        if self._producer is None:
-            raise RuntimeError("TopicWriter.send before start")
-        await self._producer.send_and_wait(
-            topic,
-            value=value,
-            key=key.encode() if isinstance(key, str) else key,
-            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
-        )
+        await close_quietly("consumer", consumer.stop)

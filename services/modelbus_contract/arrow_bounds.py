@@ -1,0 +1,456 @@
+"""Bounded decoding of untrusted Arrow IPC stream bytes.
+
+A request body of a few hundred bytes can declare tens of millions of rows of a buffer-less
+column, a compressed body of a few kilobytes can inflate to hundreds of megabytes, and a string
+column whose offsets point past its data is accepted by pyarrow's reader but crashes whatever
+reads its values. So the stream is inspected first, from the IPC message metadata alone (the
+flatbuffers are parsed here, with every read bounds-checked), the caller's limits are applied to
+the figures that inspection yields, and only then is the stream decoded and fully validated.
+
+Only pyarrow and the standard library are used.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+__all__ = [
+    "ArrowStreamInvalid",
+    "ArrowStreamTooLarge",
+    "StreamFacts",
+    "cast_bytes",
+    "decode_table",
+    "inspect_stream",
+]
+
+_MAX_REASON_CHARS: Final = 300
+
+# Message.header_type (the MessageHeader union of Message.fbs).
+_HEADER_SCHEMA: Final = 1
+_HEADER_DICTIONARY_BATCH: Final = 2
+_HEADER_RECORD_BATCH: Final = 3
+_HEADER_NAMES: Final = {0: "NONE", 4: "Tensor", 5: "SparseTensor"}
+
+# BodyCompression.codec (CompressionType) and BodyCompression.method (BodyCompressionMethod).
+_CODECS: Final = {0: "lz4_frame", 1: "zstd"}
+_METHOD_BUFFER: Final = 0
+
+# A compressed buffer starts with its uncompressed length; -1 means it was stored as is.
+_PREFIX_BYTES: Final = 8
+_STORED_UNCOMPRESSED: Final = -1
+
+_FIELD_NODE_BYTES: Final = 16
+_BUFFER_BYTES: Final = 16
+
+_U8: Final = struct.Struct("<B")
+_U16: Final = struct.Struct("<H")
+_I16: Final = struct.Struct("<h")
+_U32: Final = struct.Struct("<I")
+_I32: Final = struct.Struct("<i")
+_I64: Final = struct.Struct("<q")
+_I64_PAIR: Final = struct.Struct("<qq")
+
+
+class ArrowStreamInvalid(ValueError):
+    """The bytes are not a valid single-table Arrow IPC stream; the message says why."""
+
+
+class ArrowStreamTooLarge(ValueError):
+    """A figure declared by the stream (rows, decoded bytes, messages) exceeds its limit."""
+
+    def __init__(self, figure: str, value: int, limit: int) -> None:
+        super().__init__(f"Arrow IPC stream {figure} {value:,} exceeds the limit of {limit:,}")
+        self.figure = figure
+        self.value = value
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.figure, self.value, self.limit)
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """What an Arrow IPC stream declares, read from its message metadata without decoding.
+
+    ``rows`` is the sum of the record batches' lengths (dictionary batches excluded),
+    ``batches`` the number of record batches, ``decoded_bytes`` the bytes the record and
+    dictionary batch bodies occupy once decoded (see :func:`inspect_stream`) and
+    ``compressed`` whether any batch body is compressed.
+    """
+
+    schema: pa.Schema
+    rows: int
+    batches: int
+    decoded_bytes: int
+    compressed: bool
+
+
+def _invalid(reason: object) -> ArrowStreamInvalid:
+    """An ArrowStreamInvalid whose message is one line of at most 300 characters."""
+    text = " ".join(str(reason).split()) or "unknown error"
+    message = f"invalid Arrow IPC stream: {text}"
+    if len(message) > _MAX_REASON_CHARS:
+        message = message[: _MAX_REASON_CHARS - 3] + "..."
+    return ArrowStreamInvalid(message)
+
+
+class _Flatbuffer:
+    """Bounds-checked reads of little-endian scalars from one flatbuffer."""
+
+    __slots__ = ("data", "what")
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.what = what
+
+    def read(self, fmt: struct.Struct, pos: int) -> Any:
+        if pos < 0 or pos + fmt.size > len(self.data):
+            raise _invalid(f"{self.what} metadata is truncated or malformed")
+        return fmt.unpack_from(self.data, pos)[0]
+
+    def root(self) -> _FbTable:
+        return self.table(self.read(_U32, 0), "message")
+
+    def table(self, pos: int, name: str) -> _FbTable:
+        """The table at ``pos``: its vtable located and checked to lie inside the buffer."""
+        vtable = pos - self.read(_I32, pos)
+        vtable_size = self.read(_U16, vtable)
+        table_size = self.read(_U16, vtable + 2)
+        if (
+            vtable_size < 4
+            or vtable_size % 2
+            or vtable + vtable_size > len(self.data)
+            or table_size < 4
+            or pos + table_size > len(self.data)
+        ):
+            raise _invalid(f"{self.what} metadata has a malformed {name} table")
+        return _FbTable(self, pos, vtable, vtable_size, table_size, name)
+
+
+class _FbTable:
+    """One flatbuffer table; absent fields read as their schema default."""
+
+    __slots__ = ("fb", "name", "pos", "table_size", "vtable", "vtable_size")
+
+    def __init__(
+        self, fb: _Flatbuffer, pos: int, vtable: int, vtable_size: int, table_size: int, name: str
+    ) -> None:
+        self.fb = fb
+        self.pos = pos
+        self.vtable = vtable
+        self.vtable_size = vtable_size
+        self.table_size = table_size
+        self.name = name
+
+    def _field(self, index: int, size: int) -> int | None:
+        slot = 4 + 2 * index
+        if slot + 2 > self.vtable_size:
+            return None
+        offset: int = self.fb.read(_U16, self.vtable + slot)
+        if offset == 0:
+            return None
+        if offset < 4 or offset + size > self.table_size:
+            raise _invalid(f"{self.fb.what} metadata: field {index} of {self.name} is out of range")
+        return self.pos + offset
+
+    def scalar(self, index: int, fmt: struct.Struct, default: int = 0) -> int:
+        pos = self._field(index, fmt.size)
+        return default if pos is None else int(self.fb.read(fmt, pos))
+
+    def _target(self, index: int) -> int | None:
+        pos = self._field(index, 4)
+        return None if pos is None else pos + int(self.fb.read(_U32, pos))
+
+    def table(self, index: int, name: str) -> _FbTable | None:
+        target = self._target(index)
+        return None if target is None else self.fb.table(target, name)
+
+    def structs(self, index: int, fmt: struct.Struct) -> list[tuple[int, ...]]:
+        """A vector of fixed-size structs, each unpacked with ``fmt``; absent means empty."""
+        target = self._target(index)
+        if target is None:
+            return []
+        count: int = self.fb.read(_U32, target)
+        start = target + 4
+        end = start + count * fmt.size
+        if end > len(self.fb.data):
+            raise _invalid(f"{self.fb.what} metadata: a vector of {self.name} overruns it")
+        return [tuple(row) for row in fmt.iter_unpack(self.fb.data[start:end])]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The parts of a RecordBatch table that bound its decoding."""
+
+    length: int
+    nodes: list[tuple[int, ...]]
+    buffers: list[tuple[int, ...]]
+    codec: str | None
+
+
+def _parse_batch(table: _FbTable, body_length: int, what: str) -> _Batch:
+    length = table.scalar(0, _I64)
+    if length < 0:
+        raise _invalid(f"{what} declares a negative length {length}")
+    nodes = table.structs(1, _I64_PAIR)
+    for node_length, null_count in nodes:
+        if node_length < 0 or not 0 <= null_count <= node_length:
+            raise _invalid(
+                f"{what} has a field node of length {node_length} with {null_count} nulls"
+            )
+    buffers = table.structs(2, _I64_PAIR)
+    for offset, size in buffers:
+        if offset < 0 or size < 0 or offset + size > body_length:
+            raise _invalid(
+                f"{what} has a buffer at offset {offset} of {size} bytes outside its "
+                f"{body_length}-byte body"
+            )
+    codec = None
+    compression = table.table(3, "BodyCompression")
+    if compression is not None:
+        code = compression.scalar(0, _U8)
+        if code not in _CODECS:
+            raise _invalid(f"{what} uses unknown compression codec {code}")
+        method = compression.scalar(1, _U8)
+        if method != _METHOD_BUFFER:
+            raise _invalid(f"{what} uses unknown compression method {method}")
+        codec = _CODECS[code]
+    return _Batch(length, nodes, buffers, codec)
+
+
+def _decoded_size(batch: _Batch, body: memoryview, what: str) -> int:
+    """Bytes the body occupies once decoded, from the length prefixes of compressed buffers.
+
+    pyarrow allocates the declared uncompressed length before it decompresses, so that
+    declaration, not the real inflation, is what bounds memory.
+    """
+    if batch.codec is None:
+        return len(body)
+    total = 0
+    for offset, size in batch.buffers:
+        if size == 0:
+            continue
+        if size < _PREFIX_BYTES:
+            raise _invalid(f"{what} has a {size}-byte compressed buffer (shorter than its prefix)")
+        declared: int = _I64.unpack_from(body, offset)[0]
+        if declared == _STORED_UNCOMPRESSED:
+            total += size - _PREFIX_BYTES
+        elif declared >= 0:
+            total += declared
+        else:
+            raise _invalid(f"{what} has a compressed buffer declaring {declared} bytes")
+    return total
+
+
+def _top_level_nodes(schema: pa.Schema) -> tuple[list[int], int]:
+    """Indices of the top-level fields' nodes in a record batch, and the total node count.
+
+    Nodes are the schema's fields flattened depth-first; a dictionary-encoded field is one node
+    (its values travel in dictionary batches) and an extension type counts as its storage.
+    """
+    tops: list[int] = []
+    count = 0
+    for field in schema:
+        tops.append(count)
+        # Iterative, so that a deeply nested hostile schema cannot exhaust the Python stack.
+        pending: list[Any] = [field.type]
+        while pending:
+            dtype = pending.pop()
+            while isinstance(dtype, pa.BaseExtensionType):
+                dtype = dtype.storage_type
+            count += 1
+            if not pa.types.is_dictionary(dtype):
+                pending.extend(dtype.field(i).type for i in range(dtype.num_fields))
+    return tops, count
+
+
+def _as_buffer(data: bytes | memoryview | pa.Buffer) -> pa.Buffer:
+    if isinstance(data, pa.Buffer):
+        return data
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return pa.py_buffer(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
+
+
+def inspect_stream(
+    data: bytes | memoryview | pa.Buffer, *, max_messages: int = 100_000
+) -> StreamFacts:
+    """Read what an Arrow IPC stream declares without decompressing or decoding any batch.
+
+    Message framing is left to pyarrow's MessageReader (the reader that decoding will use, so
+    both see the same messages, and whose bodies are zero-copy slices of ``data``); each
+    message's flatbuffer metadata is parsed here. ``decoded_bytes`` counts an uncompressed
+    body at its length and a compressed one at the sum of its buffers' declared uncompressed
+    lengths (a buffer stored as is counts its length less the 8-byte prefix). A delta
+    dictionary batch counts the whole dictionary it accumulates to, because pyarrow
+    concatenates the delta onto the previous dictionary, and batches keep the old one alive.
+
+    Raises ArrowStreamInvalid if the bytes are not one schema followed by dictionary and
+    record batches (with consistent metadata), or ArrowStreamTooLarge if there are more than
+    ``max_messages`` messages.
+    """
+    buffer = _as_buffer(data)
+    if buffer.size == 0:
+        raise _invalid("the stream is empty")
+    source = pa.BufferReader(buffer)
+    try:
+        reader = ipc.MessageReader.open_stream(source)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(exc) from None
+
+    schema: pa.Schema | None = None
+    top_nodes: list[int] = []
+    node_count = 0
+    rows = batches = decoded = messages = 0
+    compressed = False
+    dictionary_sizes: dict[int, int] = {}
+    while True:
+        try:
+            message = reader.read_next_message()
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _invalid(exc) from None
+        messages += 1
+        if messages > max_messages:
+            raise ArrowStreamTooLarge("message count", messages, max_messages)
+        what = f"message {messages}"
+        fb = _Flatbuffer(message.metadata.to_pybytes(), what)
+        root = fb.root()
+        header_type = root.scalar(1, _U8)
+        body_length = root.scalar(3, _I64)
+        body = message.body
+        body_size = 0 if body is None else body.size
+        if body_length != body_size:
+            raise _invalid(f"{what} declares a {body_length}-byte body but has {body_size} bytes")
+        header = root.table(2, "header")
+        if header is None:
+            raise _invalid(f"{what} has no header")
+
+        if header_type == _HEADER_SCHEMA:
+            if schema is not None:
+                raise _invalid(f"{what} is a second schema (one table per stream)")
+            if body_size:
+                raise _invalid(f"{what} is a schema with a {body_size}-byte body")
+            try:
+                schema = ipc.read_schema(message)
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise _invalid(f"{what}: {exc}") from None
+            top_nodes, node_count = _top_level_nodes(schema)
+            continue
+        if header_type not in (_HEADER_DICTIONARY_BATCH, _HEADER_RECORD_BATCH):
+            name = _HEADER_NAMES.get(header_type, f"header type {header_type}")
+            raise _invalid(f"{what} is a {name} message, not part of a table stream")
+        if schema is None:
+            raise _invalid(f"{what} comes before the schema")
+        view = memoryview(body) if body is not None else memoryview(b"")
+
+        if header_type == _HEADER_RECORD_BATCH:
+            what = f"record batch {batches + 1} ({what})"
+            batch = _parse_batch(header, body_size, what)
+            if len(batch.nodes) != node_count:
+                raise _invalid(
+                    f"{what} has {len(batch.nodes)} field nodes, the schema needs {node_count}"
+                )
+            for column, index in enumerate(top_nodes):
+                if batch.nodes[index][0] != batch.length:
+                    raise _invalid(
+                        f"{what} column {column} has {batch.nodes[index][0]} rows, "
+                        f"the batch {batch.length}"
+                    )
+            rows += batch.length
+            batches += 1
+            decoded += _decoded_size(batch, view, what)
+        else:
+            what = f"dictionary batch ({what})"
+            dictionary_id = header.scalar(0, _I64)
+            data_table = header.table(1, "RecordBatch")
+            if data_table is None:
+                raise _invalid(f"{what} has no data")
+            batch = _parse_batch(data_table, body_size, what)
+            if not batch.nodes or batch.nodes[0][0] != batch.length:
+                raise _invalid(f"{what} values do not match its length {batch.length}")
+            size = _decoded_size(batch, view, what)
+            if header.scalar(2, _U8):
+                size += dictionary_sizes.get(dictionary_id, 0)
+            dictionary_sizes[dictionary_id] = size
+            decoded += size
+        compressed = compressed or batch.codec is not None
+
+    if schema is None:
+        raise _invalid("the stream has no schema message")
+    try:
+        trailing = buffer.size - source.tell()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(exc) from None
+    if trailing:
+        raise _invalid(f"{trailing} bytes follow the end-of-stream marker")
+    return StreamFacts(schema, rows, batches, decoded, compressed)
+
+
+def decode_table(
+    data: bytes | memoryview | pa.Buffer, *, max_rows: int, max_decoded_bytes: int
+) -> pa.Table:
+    """Decode one Arrow IPC stream into a fully validated table, within the given bounds.
+
+    The stream is inspected first (:func:`inspect_stream`); ArrowStreamTooLarge is raised if
+    it declares more than ``max_rows`` rows or more than ``max_decoded_bytes`` decoded bytes,
+    before pyarrow decompresses or allocates anything. Any other defect raises
+    ArrowStreamInvalid; nothing else is raised, whatever the bytes.
+    """
+    buffer = _as_buffer(data)
+    facts = inspect_stream(buffer)
+    if facts.rows > max_rows:
+        raise ArrowStreamTooLarge("row count", facts.rows, max_rows)
+    if facts.decoded_bytes > max_decoded_bytes:
+        raise ArrowStreamTooLarge("decoded size in bytes", facts.decoded_bytes, max_decoded_bytes)
+    try:
+        table = ipc.open_stream(buffer).read_all()
+        # Full validation reads every offset and index: the reader checks only buffer sizes.
+        table.validate(full=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(exc) from None
+    if table.num_rows != facts.rows or not table.schema.equals(facts.schema):
+        raise _invalid("the decoded table disagrees with the stream's metadata")
+    return table
+
+
+def cast_bytes(rows: int, types: list[pa.DataType]) -> int:
+    """A lower bound of the bytes that casting ``rows`` rows to each of ``types`` allocates.
+
+    Fixed-width types take ``rows * bit_width / 8`` (rounded up) plus a validity bitmap;
+    string and binary 4 offset bytes per row, their large variants 8, view types 16 per row;
+    null nothing; anything else 8 bytes per row. Data bytes of variable-width values are not
+    counted: they depend on the values.
+    """
+    if rows < 0:
+        raise ValueError(f"rows must not be negative, got {rows}")
+    bitmap = (rows + 7) // 8
+    total = 0
+    for dtype in types:
+        while isinstance(dtype, pa.BaseExtensionType):
+            dtype = dtype.storage_type
+        if pa.types.is_null(dtype):
+            continue
+        if pa.types.is_boolean(dtype):
+            total += bitmap + bitmap
+        elif pa.types.is_string(dtype) or pa.types.is_binary(dtype):
+            total += 4 * rows
+        elif pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype):
+            total += 8 * rows
+        elif pa.types.is_string_view(dtype) or pa.types.is_binary_view(dtype):
+            total += 16 * rows
+        else:
+            try:
+                bit_width = dtype.bit_width
+            except ValueError:
+                total += 8 * rows
+            else:
+                total += (rows * bit_width + 7) // 8 + bitmap
+    return total

@@ -1,0 +1,108 @@
+"""Publishing records and waiting for the broker's acknowledgement, with a bounded retry.
+
+Publishing goes through aiokafka directly (not FastStream's publisher) because the
+catalog must send real tombstones (a null value), which FastStream encodes as ``b""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from .closing import close_quietly
+from .kafka_config import KafkaOptions, as_options
+from .logs import get_logger
+from .retry import Backoff
+
+log = get_logger("writer")
+
+DEFAULT_ATTEMPTS = 8
+
+
+class PublishFailed(Exception):
+    """The broker refused a record for good, or kept failing for the whole retry budget."""
+
+    def __init__(self, reason: str, *, retriable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retriable = retriable
+
+
+class TopicWriter:
+    """Publishes records and waits for the broker's acknowledgement of each."""
+
+    def __init__(
+        self,
+        kafka: str | KafkaOptions,
+        max_request_size: int = 1_048_576,
+        *,
+        linger_ms: int = 0,
+        backoff: Backoff | None = None,
+        attempts: int = DEFAULT_ATTEMPTS,
+    ) -> None:
+        self._options = as_options(kafka)
+        self.max_request_size = max_request_size
+        self._linger_ms = linger_ms
+        self._backoff = backoff or Backoff(0.2, 5.0)
+        self._attempts = attempts
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            **self._options,
+            acks="all",
+            linger_ms=self._linger_ms,
+            max_request_size=self.max_request_size,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await close_quietly("producer", producer.stop)
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await close_quietly("producer", producer.stop)
+
+    async def send(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: Mapping[str, str | bytes] | None = None,
+    ) -> None:
+        """Send one record (``value=None`` is a tombstone); PublishFailed says why not.
+
+        Retriable broker errors are retried with backoff up to the writer's budget; a
+        record the broker or the client refuses (too large, invalid) fails at once.
+        """
+        if self._producer is None:
+            raise RuntimeError("TopicWriter.send before start")
+        raw_key = key.encode() if isinstance(key, str) else key
+        raw_headers = [
+            (k, v.encode() if isinstance(v, str) else v) for k, v in (headers or {}).items()
+        ]
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._producer.send_and_wait(
+                    topic, value=value, key=raw_key, headers=raw_headers
+                )
+                return
+            except KafkaError as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                if not exc.retriable:
+                    raise PublishFailed(reason, retriable=False) from exc
+                if attempt >= self._attempts:
+                    raise PublishFailed(reason, retriable=True) from exc
+                delay = self._backoff.delay(attempt)
+                log.warning("publish_retry", topic=topic, error=reason, retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+            except (AssertionError, TypeError, ValueError) as exc:  # the client refuses it
+                raise PublishFailed(f"{type(exc).__name__}: {exc}"[:500], retriable=False) from exc

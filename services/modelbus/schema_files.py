@@ -8,9 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelbus_contract.channels import CHANNELS, topic_name
 from modelbus_contract.inference import ErrorBody, RequestHeaders, ResultHeaders
 from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
+
+SERVICES = ("discovery", "catalog", "worker")
 
 # Every file is versioned by name (``*.v1.json``); messages that are JSON documents also
 # carry ``schema_version`` in their body.
@@ -36,26 +39,49 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI document FastStream generates for the services, on default settings."""
+    """The AsyncAPI document of the services, generated from the channel table."""
+    from faststream.kafka import KafkaBroker
     from faststream.specification import AsyncAPI
 
-    from modelbus_catalog.service import CatalogService
-    from modelbus_discovery.spec import discovery_broker
-    from modelbus_worker.spec import worker_broker
-
     settings = ModelbusSettings.model_construct()  # defaults only, whatever the environment
-    brokers = [
-        discovery_broker(settings),
-        CatalogService(settings, reader=None).broker,  # type: ignore[arg-type]
-        worker_broker(settings),
-    ]
+    brokers: dict[str, KafkaBroker] = {}
+
+    def broker(service: str) -> KafkaBroker:
+        if service not in brokers:
+            brokers[service] = KafkaBroker(
+                settings.kafka_bootstrap_servers, client_id=f"modelbus-{service}"
+            )
+        return brokers[service]
+
+    for channel in CHANNELS:
+        topic = topic_name(settings, channel.role)
+        slug = channel.suffix.replace(".", "-")
+        for service in channel.subscribers:
+            if service in SERVICES:
+                broker(service).subscriber(
+                    topic, group_id=f"{settings.topic_prefix}{service}",
+                    title=f"{service}.consume.{slug}", description=channel.description,
+                )(_documented(channel.message))
+        if channel.publisher in SERVICES:
+            broker(channel.publisher).publisher(
+                topic, title=f"{channel.publisher}.publish.{slug}",
+                description=channel.description, schema=channel.message,
+            )
     spec = AsyncAPI(
-        *brokers,
+        *(brokers[s] for s in SERVICES if s in brokers),
         title="modelbus",
         version="1",
         description="Serve MLflow-registry models over Kafka.",
     )
     return json.loads(spec.to_specification().to_json())  # type: ignore[no-any-return]
+
+
+def _documented(message: Any) -> Any:
+    async def handler(body: Any) -> None:  # pragma: no cover - documentation only
+        """Documentation only: the services consume through the delivery runtime."""
+
+    handler.__annotations__["body"] = message  # the schema FastStream documents
+    return handler
 
 
 def rendered() -> dict[str, str]:

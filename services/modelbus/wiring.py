@@ -48,4 +48,4 @@ def build_worker(settings: ModelbusSettings) -> WorkerService:
     from modelbus_worker.service import WorkerService
 
     pool = ContainerPool(tracking_uri=settings.mlflow_tracking_uri)
-    return WorkerService(settings, pool)
+    return WorkerService(settings, pool, max_timeout_s=pool.settings.request_timeout_s)

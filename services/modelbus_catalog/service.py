@@ -6,14 +6,19 @@ import asyncio
 from typing import Protocol
 
 import structlog
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 
-from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
+from modelbus_contract.channels import topic_specs
+from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_io import TopicSpec, TopicWriter, ensure_topics, retry_until_connected
-from modelbus_delivery.logs import framework_logger, get_logger
+from modelbus_delivery.dlq import dlq_copy, dlq_note
+from modelbus_delivery.kafka_config import connection_options
+from modelbus_delivery.logs import get_logger
+from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
 from modelbus_delivery.retry import backoff_for
+from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
+from modelbus_delivery.topics import ensure_topics, retry_until_connected
+from modelbus_delivery.writer import TopicWriter
 
 from .entry import ModelFacts, build_entry
 from .reader import ModelUnreadable
@@ -32,79 +37,100 @@ class ModelReader(Protocol):
     def read(self, name: str, version: str) -> ModelFacts: ...
 
 
+class CatalogQuarantine:
+    """A discovery event that cannot be turned into an entry goes to the DLQ with the reason."""
+
+    def __init__(self, dlq_topic: str) -> None:
+        self._dlq = dlq_topic
+
+    def poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
+        return [dlq_copy(self._dlq, record, "bad_request", reason)]
+
+    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
+        return [dlq_copy(self._dlq, record, "internal", f"the entry was refused: {reason}")]
+
+    def undecodable(self, topic: str, partition: int, offset: int, reason: str) -> list[Outgoing]:
+        return [dlq_note(self._dlq, topic, partition, offset, "bad_request", reason)]
+
+
 class CatalogService:
-    """Keeps the compacted catalog topic in line with the discovered topic."""
+    """Keeps the compacted catalog topic in line with the discovered topic.
+
+    Events of one version are handled in order (a removal never overtakes the entry it
+    removes); a discovery event's offset is committed only once its entry is published.
+    """
 
     def __init__(self, settings: ModelbusSettings, reader: ModelReader) -> None:
         self._settings = settings
         self._reader = reader
-        topics = settings.topics
+        self._topics = topics = settings.topics
         self._catalog_topic = topics.catalog
-        self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers,
-            client_id="modelbus-catalog",
-            logger=framework_logger("catalog"),
+        self._kafka = kafka = connection_options(settings)
+        self._writer = TopicWriter(kafka, backoff=backoff_for(settings))
+        self.runtime = DeliveryRuntime(
+            kafka,
+            RuntimeConfig(
+                name="catalog",
+                topics=(topics.discovered,),
+                group_id=f"{settings.topic_prefix}catalog",
+                max_in_flight=8,
+                ordered_by_key=True,
+                fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 100),
+            ),
+            self.handle_record,
+            CatalogQuarantine(topics.dlq),
+            self._writer,
+            backoff_for(settings),
         )
-        self.broker.subscriber(
-            topics.discovered,
-            group_id=f"{settings.topic_prefix}catalog",
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.ACK,
-            title="catalog.consume.models-discovered",
-            description="Discovery events; the offset is committed after the entry is published.",
-        )(self.handle)
-        self.broker.publisher(
-            topics.catalog,
-            title="catalog.publish.models-catalog",
-            description="Catalog entries keyed `name/version` (compacted); a null value "
-            "(tombstone) when a version is removed.",
-            schema=CatalogEntry,
-        )
-        self._writer = TopicWriter(settings.kafka_bootstrap_servers)
 
     async def start(self) -> None:
         servers = self._settings.kafka_bootstrap_servers
         backoff = backoff_for(self._settings)
-        topics = self._settings.topics
-        specs = [
-            TopicSpec(topics.discovered, compacted=True),
-            TopicSpec(topics.catalog, compacted=True),
-        ]
+        specs = topic_specs(self._settings, ("discovered", "catalog", "dlq"))
         await retry_until_connected(
-            "kafka", lambda: ensure_topics(servers, specs), backoff, bootstrap_servers=servers
+            "kafka", lambda: ensure_topics(self._kafka, specs), backoff, bootstrap_servers=servers
         )
         await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
-        await self.broker.start()
+        await retry_until_connected("kafka", self.runtime.start, backoff, bootstrap_servers=servers)
         log.info("catalog_started", topic=self._catalog_topic)
 
     async def stop(self) -> None:
-        await self.broker.stop()
+        await self.runtime.stop()
         await self._writer.stop()
         log.info("catalog_stopped")
 
     async def run_forever(self) -> None:
         await self.start()
         try:
-            await asyncio.Event().wait()
+            await self.runtime.wait()
         finally:
             await self.stop()
 
-    async def handle(self, event: DiscoveryEvent) -> None:
-        """Publish the entry (or tombstone) for one discovery event."""
+    async def handle_record(self, record: Inbound) -> list[Outgoing]:
+        """One record of the discovered topic → the entry (or tombstone) to publish."""
+        if record.value is None:
+            return []  # a tombstone compacting the discovered topic: nothing to announce
+        try:
+            event = DiscoveryEvent.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise PoisonRecord(f"not a discovery event: {str(exc)[:500]}") from None
+        return [await self.handle(event)]
+
+    async def handle(self, event: DiscoveryEvent) -> Outgoing:
+        """The entry (or tombstone) for one discovery event."""
         with structlog.contextvars.bound_contextvars(model=event.name, model_version=event.version):
             if event.kind == "removed":
-                await self._writer.send(self._catalog_topic, event.key, None)
                 log.info("catalog_entry_removed")
-                return
+                return Outgoing(self._catalog_topic, event.key.encode(), None)
             facts = await self._read_facts(event)
             entry = build_entry(event, facts, self._settings.datagrok_tag)
-            await self._writer.send(
-                self._catalog_topic, entry.key, entry.model_dump_json().encode(),
-                {"schema_version": entry.schema_version},
-            )
             log.info(
-                "catalog_entry_published", status=entry.status, problems=len(entry.problems),
+                "catalog_entry_built", status=entry.status, problems=len(entry.problems),
                 inputs=[p.name for p in entry.inputs], outputs=[p.name for p in entry.outputs],
+            )
+            return Outgoing(
+                self._catalog_topic, entry.key.encode(), entry.model_dump_json().encode(),
+                {"schema_version": entry.schema_version},
             )
 
     async def _read_facts(self, event: DiscoveryEvent) -> ModelFacts:

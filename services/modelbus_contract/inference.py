@@ -64,3 +64,15 @@ class ErrorBody(BaseModel):
     schema_version: Literal["1"] = "1"
     error_code: ErrorCode
     error_message: str
+
+
+class ArrowStream(BaseModel):
+    """Opaque Arrow IPC stream bytes (`application/vnd.apache.arrow.stream`): one table.
+
+    Requests carry the model inputs as columns; `ok` results the outputs, each field with
+    `semtype` in its Arrow field metadata where the catalog has one. See the headers in
+    `schemas/inference-request-headers.v1.json` and `schemas/inference-result-headers.v1.json`.
+    """
+
+    model_config = ConfigDict(title="ArrowStream")
+    arrow_ipc_stream: bytes = Field(description="The record value is the raw stream.")

@@ -7,22 +7,13 @@ services and any MLflow client on the same machine.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-class Topics:
-    """Topic names derived from the prefix; each can be overridden on its own."""
-
-    def __init__(self, settings: ModelbusSettings) -> None:
-        p = settings.topic_prefix
-        self.discovered = settings.topic_discovered or f"{p}models.discovered"
-        self.catalog = settings.topic_catalog or f"{p}models.catalog"
-        self.requests = settings.topic_requests or f"{p}inference.requests"
-        self.results = settings.topic_results or f"{p}inference.results"
-        self.dlq = settings.topic_dlq or f"{p}inference.dlq"
+if TYPE_CHECKING:
+    from .channels import Topics
 
 
 class ModelbusSettings(BaseSettings):
@@ -63,10 +54,22 @@ class ModelbusSettings(BaseSettings):
     max_message_bytes: int = Field(
         default=1_048_576, ge=65_536, description="Largest request or result record."
     )
+    max_request_rows: int = Field(default=1_000_000, ge=1, description="Rows of one request.")
+    max_decoded_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=65_536,
+        description="Bytes one request may take once decoded and cast to the model's types.",
+    )
+    reply_to_pattern: str | None = Field(
+        default=None,
+        description="Regular expression (full match) of the topics a request may name in "
+        "`reply_to`; default: the prefix followed by `replies.` and a name.",
+    )
     worker_max_in_flight: int = Field(default=32, ge=1)
     log_level: str = "INFO"
 
     @property
     def topics(self) -> Topics:
+        from .channels import Topics  # the channel table builds on these settings
+
         return Topics(self)
 

@@ -61,7 +61,7 @@ def _ssl_context(settings: ModelbusSettings) -> ssl.SSLContext:
     secret = settings.kafka_ssl_password
     password = secret.get_secret_value() if secret else None
     try:
-        context = create_ssl_context(
+        context: ssl.SSLContext = create_ssl_context(
             cafile=settings.kafka_ssl_cafile,
             certfile=settings.kafka_ssl_certfile,
             keyfile=settings.kafka_ssl_keyfile,

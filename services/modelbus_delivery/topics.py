@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from modelbus_contract.channels import TopicSpec
 
 from .closing import close_quietly
 from .kafka_config import KafkaOptions, as_options
@@ -20,15 +21,6 @@ from .retry import Backoff
 
 log = get_logger("kafka")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic the services need; compacted topics keep the latest value per key."""
-
-    name: str
-    partitions: int = 1
-    compacted: bool = False
 
 
 async def retry_until_connected(

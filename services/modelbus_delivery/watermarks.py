@@ -26,6 +26,10 @@ class OffsetTracker:
         if pending is not None:
             pending.discard(offset)
 
+    def next_offsets(self) -> dict[Hashable, int]:
+        """Per partition, the offset after the last one started."""
+        return dict(self._next)
+
     def in_flight(self) -> int:
         return sum(len(s) for s in self._in_flight.values())
 

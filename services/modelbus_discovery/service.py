@@ -11,18 +11,16 @@ import contextlib
 from typing import Protocol
 
 import structlog
+from pydantic import ValidationError
 
+from modelbus_contract.channels import topic_specs
 from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_io import (
-    TopicSpec,
-    TopicWriter,
-    ensure_topics,
-    read_to_end,
-    retry_until_connected,
-)
+from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.retry import backoff_for
+from modelbus_delivery.topics import ensure_topics, read_to_end, retry_until_connected
+from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
 
@@ -42,7 +40,8 @@ class DiscoveryService:
         self._settings = settings
         self._registry = registry
         self._topic = settings.topics.discovered
-        self._writer = TopicWriter(settings.kafka_bootstrap_servers)
+        self._kafka = connection_options(settings)
+        self._writer = TopicWriter(self._kafka, backoff=backoff_for(settings))
         self._known: dict[str, DiscoveryEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -55,14 +54,21 @@ class DiscoveryService:
         servers = self._settings.kafka_bootstrap_servers
         await retry_until_connected(
             "kafka",
-            lambda: ensure_topics(servers, [TopicSpec(self._topic, compacted=True)]),
+            lambda: ensure_topics(self._kafka, topic_specs(self._settings, ("discovered",))),
             backoff,
             bootstrap_servers=servers,
         )
         await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
-        for record in await read_to_end(servers, self._topic):
-            if record.value:
-                fold(self._known, DiscoveryEvent.model_validate_json(record.value))
+        for record in await retry_until_connected(
+            "kafka", lambda: read_to_end(self._kafka, self._topic), backoff,
+            bootstrap_servers=servers,
+        ):
+            try:
+                fold(self._known, DiscoveryEvent.model_validate_json(record.value or b""))
+            except ValidationError as exc:  # not ours to judge: the catalog quarantines it
+                if record.value is not None:
+                    log.warning("discovered_record_unreadable", offset=record.offset,
+                                error=str(exc)[:300])
         log.info("discovery_started", topic=self._topic, known_versions=len(self._known))
         self._task = asyncio.create_task(self._run(), name="discovery-loop")
 
@@ -111,21 +117,33 @@ class DiscoveryService:
                 log.info("registry_reachable_again", failures=backoff.failures)
             backoff.reset()
             self.consecutive_failures = 0
-            await self._publish(diff(self._known, snapshots))
+            if not await self._publish(diff(self._known, snapshots)):
+                await self._sleep(backoff.next_delay())
+                continue
             self.scans += 1
             await self._sleep(self._settings.poll_interval_s)
 
-    async def _publish(self, events: list[DiscoveryEvent]) -> None:
+    async def _publish(self, events: list[DiscoveryEvent]) -> bool:
+        """Announce ``events``; False when Kafka failed (what was not sent is sent by the
+        next scan, because only published events change what discovery knows)."""
         for event in events:
             with structlog.contextvars.bound_contextvars(
                 model=event.name, model_version=event.version
             ):
-                await self._writer.send(
-                    self._topic, event.key, event.model_dump_json().encode(),
-                    {"event": event.kind, "schema_version": event.schema_version},
-                )
+                try:
+                    await self._writer.send(
+                        self._topic, event.key, event.model_dump_json().encode(),
+                        {"event": event.kind, "schema_version": event.schema_version},
+                    )
+                except PublishFailed as exc:
+                    log.error("discovery_publish_failed", error=exc.reason[:300],
+                              retriable=exc.retriable)
+                    if exc.retriable:
+                        return False
+                    continue
                 fold(self._known, event)
                 log.info(f"model_version_{event.kind}", fingerprint=event.fingerprint)
+        return True
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -9,17 +10,24 @@ from typing import Protocol
 import pyarrow as pa
 import structlog
 
+from modelbus_contract.channels import Topics
 from modelbus_contract.errors import BadRequest, InternalError, ModelbusError
+from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import CatalogEntry
-from modelbus_contract.settings import Topics
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.records import Inbound, Outgoing
 
-from .replies import Outgoing, dlq_copy, error_result, ok_result
-from .request import read_envelope, read_request
+from .replies import dlq_copy, error_result, ok_result
+from .reply_policy import ReplyPolicy
+from .request import RequestLimits, decode_body, read_envelope, read_request
 from .resolve import resolve
 from .schema_check import conform
 
 log = get_logger("worker")
+
+# Bodies larger than this are decoded on a thread, so one big request never stalls the loop.
+_OFFLOAD_DECODED_BYTES = 1 << 20
+
 
 class Predictor(Protocol):
     """Port: runs a table through a model version (the container pool)."""
@@ -39,42 +47,49 @@ class RequestHandler:
         entries: Mapping[str, CatalogEntry],
         predictor: Predictor,
         topics: Topics,
-        max_message_bytes: int,
+        policy: ReplyPolicy,
+        limits: RequestLimits,
     ) -> None:
         self._entries = entries
         self._predictor = predictor
         self._topics = topics
-        self._max_bytes = max_message_bytes
+        self._policy = policy
+        self._limits = limits
 
-    async def handle(
-        self, key: bytes | None, value: bytes | None, headers: dict[str, str]
-    ) -> list[Outgoing]:
-        envelope = read_envelope(key, headers, self._topics.results)
+    async def __call__(self, record: Inbound) -> list[Outgoing]:
+        headers = read_headers(record.headers)
+        envelope = read_envelope(record.key, headers, self._policy)
         started = time.perf_counter()
-        model, version = headers.get("model", ""), ""
+        model, version = headers.get("model")[:256], ""
         with structlog.contextvars.bound_contextvars(
             correlation_id=envelope.correlation_id, model=model
         ):
             try:
-                request = read_request(envelope, headers, value, self._max_bytes)
+                request = read_request(envelope, headers, record.value, self._limits)
                 entry = resolve(self._entries, request.model, request.version_spec)
                 model, version = entry.name, entry.version
                 structlog.contextvars.bind_contextvars(model_version=version)
-                table = conform(request.table, entry.inputs)
+                if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
+                    table = await asyncio.to_thread(
+                        decode_body, request, entry.inputs, self._limits
+                    )
+                else:
+                    table = decode_body(request, entry.inputs, self._limits)
+                table = conform(table, entry.inputs)
                 output = await self._predictor.predict(
                     entry.name, entry.version, table, request.timeout_s
                 )
                 result = ok_result(envelope, entry, output)
-                log.info(
+                log.debug(
                     "request_answered", status="ok", rows=table.num_rows,
                     ms=round((time.perf_counter() - started) * 1e3, 3),
                 )
                 return [result]
             except BadRequest as exc:
-                log.warning("request_rejected", error_code=exc.code, error=exc.message)
+                log.warning("request_rejected", error_code=exc.code, error=exc.message[:300])
                 return [
                     error_result(envelope, exc, model, version),
-                    dlq_copy(self._topics.dlq, key, value, headers, exc, self._topics.requests),
+                    dlq_copy(self._topics.dlq, record, exc),
                 ]
             except ModelbusError as exc:
                 log.warning("request_failed", error_code=exc.code, error=exc.message[:300])
@@ -84,5 +99,5 @@ class RequestHandler:
                 err = InternalError(f"{type(exc).__name__}: {exc}")
                 return [
                     error_result(envelope, err, model, version),
-                    dlq_copy(self._topics.dlq, key, value, headers, err, self._topics.requests),
+                    dlq_copy(self._topics.dlq, record, err),
                 ]

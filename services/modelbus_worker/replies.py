@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pyarrow as pa
 
 from modelbus_contract.arrow_codec import ARROW_STREAM, JSON, table_to_ipc
 from modelbus_contract.errors import ModelbusError, TooLarge
 from modelbus_contract.inference import ErrorBody
 from modelbus_contract.messages import CatalogEntry, Parameter
+from modelbus_delivery.dlq import dlq_copy as delivery_dlq_copy
+from modelbus_delivery.records import Inbound, Outgoing
 
 from .request import Envelope
 
 MAX_HEADER_MESSAGE = 1000
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One record to publish."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
@@ -81,26 +71,9 @@ def error_result(
     )
 
 
-def dlq_copy(
-    dlq_topic: str,
-    key: bytes | None,
-    value: bytes | None,
-    headers: dict[str, str],
-    error: ModelbusError,
-    source: str,
-) -> Outgoing:
+def dlq_copy(dlq_topic: str, record: Inbound, error: ModelbusError) -> Outgoing:
     """The original request as it came, with the reason and where it came from."""
-    return Outgoing(
-        dlq_topic,
-        key,
-        value,
-        {
-            **headers,
-            "dlq_error_code": error.code,
-            "dlq_error_message": error.message[:MAX_HEADER_MESSAGE],
-            "dlq_source": source,
-        },
-    )
+    return delivery_dlq_copy(dlq_topic, record, error.code, error.message)
 
 
 def too_large_instead(out: Outgoing, limit: int) -> Outgoing:
@@ -119,7 +92,7 @@ def too_large_instead(out: Outgoing, limit: int) -> Outgoing:
             **out.headers,
             "status": "error",
             "error_code": error.code,
-            "error_message": error.message,
+            "error_message": error.message[:MAX_HEADER_MESSAGE],
             "content-type": JSON,
         },
     )

@@ -1,89 +1,144 @@
 """Reading a prediction request off a Kafka record (pure logic).
 
-The envelope (correlation id, reply topic) is read first and never fails, so that even
-a request with a broken body or missing header can be answered where its sender listens.
+The envelope (correlation id, key, reply topic) is read first and never fails, so that
+even a request with broken headers or body can be answered where its sender listens.
+Everything that is bounded — ids, reply topics, timeouts, rows, decoded bytes — is checked
+here, before any table is materialized.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
+import math
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from modelbus_contract.arrow_codec import ARROW_STREAM, ipc_to_table
+from modelbus_contract.arrow_bounds import (
+    ArrowStreamInvalid,
+    ArrowStreamTooLarge,
+    StreamFacts,
+    cast_bytes,
+    decode_table,
+    inspect_stream,
+)
+from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.errors import BadRequest, TooLarge
+from modelbus_contract.headers import HeaderView, answer_identity
+from modelbus_contract.messages import Parameter
 
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+from .reply_policy import ReplyPolicy
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """Where and under which id the answer to a record goes."""
+    """Where and under which id and key the answer to a record goes."""
 
     key: bytes | None
     correlation_id: str
     reply_to: str
-    reply_to_problem: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The operator's bounds on one request."""
+
+    max_bytes: int
+    max_rows: int
+    max_decoded_bytes: int
+    max_timeout_s: float
 
 
 @dataclass(frozen=True)
 class InferenceRequest:
-    """A request whose headers were readable: what to run, on which table."""
+    """A request whose headers were usable: what to run, with what deadline."""
 
-    envelope: Envelope
     model: str
     version_spec: str | None
-    table: pa.Table
-    timeout_s: float | None = None
+    timeout_s: float
+    body: bytes
+    facts: StreamFacts
 
 
-def read_envelope(key: bytes | None, headers: dict[str, str], results_topic: str) -> Envelope:
-    """Correlation id (header, else key, else a new uuid) and the topic to answer on."""
-    correlation_id = headers.get("correlation_id", "").strip()
-    if not correlation_id and key:
-        correlation_id = key.decode("utf-8", "replace")
-    if not correlation_id:
-        correlation_id = uuid.uuid4().hex
-    reply_to = headers.get("reply_to", "").strip()
-    if reply_to and not _TOPIC.match(reply_to):
-        return Envelope(key, correlation_id, results_topic, f"invalid reply_to topic {reply_to!r}")
-    return Envelope(key, correlation_id, reply_to or results_topic)
+def read_envelope(key: bytes | None, headers: HeaderView, policy: ReplyPolicy) -> Envelope:
+    """Correlation id (header, else key, else a new one) and the topic to answer on."""
+    identity = answer_identity(key, headers)
+    reply_to, refused = policy.check(headers.get("reply_to").strip())
+    problems = [*headers.problems, *(p for p in (identity.problem, refused) if p)]
+    return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems))
 
 
 def read_request(
-    envelope: Envelope, headers: dict[str, str], value: bytes | None, max_bytes: int
+    envelope: Envelope, headers: HeaderView, value: bytes | None, limits: RequestLimits
 ) -> InferenceRequest:
-    """The request behind an envelope; raises BadRequest or TooLarge with the reason."""
-    if envelope.reply_to_problem:
-        raise BadRequest(envelope.reply_to_problem)
-    model = headers.get("model", "").strip()
+    """The request behind an envelope; raises BadRequest or TooLarge with the reason.
+
+    The body's stream metadata is read (rows, decoded size) but nothing is decoded yet.
+    """
+    if envelope.problems:
+        raise BadRequest("; ".join(envelope.problems))
+    model = headers.get("model").strip()
     if not model:
         raise BadRequest("missing header 'model' (the registered model name)")
     content_type = headers.get("content-type", ARROW_STREAM).split(";")[0].strip()
     if content_type != ARROW_STREAM:
-        raise BadRequest(f"content-type must be {ARROW_STREAM}, not {content_type!r}")
-    timeout_s = _timeout(headers.get("timeout_ms"))
+        raise BadRequest(f"content-type must be {ARROW_STREAM}, not {content_type[:100]!r}")
+    timeout_s = _timeout(headers.get("timeout_ms"), limits.max_timeout_s)
     if not value:
         raise BadRequest("empty body: expected one table as an Arrow IPC stream")
-    if len(value) > max_bytes:
-        raise TooLarge(f"request body is {len(value)} bytes; the limit is {max_bytes}")
+    if len(value) > limits.max_bytes:
+        raise TooLarge(f"request body is {len(value)} bytes; the limit is {limits.max_bytes}")
     try:
-        table = ipc_to_table(value)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
-        raise BadRequest(f"body is not an Arrow IPC stream: {exc}") from None
-    version = headers.get("model_version", "").strip() or None
-    return InferenceRequest(envelope, model, version, table, timeout_s)
+        facts = inspect_stream(value)
+    except ArrowStreamInvalid as exc:
+        raise BadRequest(f"body is not one Arrow IPC stream: {exc}") from None
+    except ArrowStreamTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+    if facts.rows > limits.max_rows:
+        raise TooLarge(f"the request has {facts.rows:,} rows; the limit is {limits.max_rows:,}")
+    version = headers.get("model_version").strip() or None
+    return InferenceRequest(model, version, timeout_s, value, facts)
 
 
-def _timeout(raw: str | None) -> float | None:
-    if raw is None or not raw.strip():
+def decode_body(
+    request: InferenceRequest, inputs: list[Parameter], limits: RequestLimits
+) -> pa.Table:
+    """The request's table, fully validated; TooLarge when it, or its cast to the model's
+    input types, would take more than the operator allows (judged before decoding)."""
+    targets = [_type(p.arrow_type) for p in inputs if p.name and p.arrow_type]
+    needed = request.facts.decoded_bytes + cast_bytes(
+        request.facts.rows, [t for t in targets if t is not None]
+    )
+    if needed > limits.max_decoded_bytes:
+        raise TooLarge(
+            f"the request would take {needed:,} bytes once decoded and cast to the model's "
+            f"input types; the limit is {limits.max_decoded_bytes:,}"
+        )
+    try:
+        return decode_table(
+            request.body, max_rows=limits.max_rows, max_decoded_bytes=limits.max_decoded_bytes
+        )
+    except ArrowStreamInvalid as exc:
+        raise BadRequest(f"body is not a valid Arrow IPC stream: {exc}") from None
+    except ArrowStreamTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+
+
+def _type(alias: str) -> pa.DataType | None:
+    try:
+        return pa.type_for_alias(alias)
+    except (ValueError, KeyError):
         return None
+
+
+def _timeout(raw: str | None, maximum: float) -> float:
+    """The request's deadline in seconds, capped by the operator's maximum."""
+    if raw is None or not raw.strip():
+        return maximum
     try:
         ms = float(raw)
     except ValueError:
-        raise BadRequest(f"header 'timeout_ms' must be a number, not {raw!r}") from None
-    if ms <= 0:
-        raise BadRequest("header 'timeout_ms' must be positive")
-    return ms / 1000.0
+        raise BadRequest(f"header 'timeout_ms' must be a number, not {raw[:50]!r}") from None
+    if not math.isfinite(ms) or ms <= 0:
+        raise BadRequest(f"header 'timeout_ms' must be a positive finite number, not {raw[:50]!r}")
+    return min(ms / 1000.0, maximum)

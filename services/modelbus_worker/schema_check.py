@@ -44,7 +44,11 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
     if not named:
         return table  # nothing known about the inputs: the model itself will judge
     wanted = {p.name: p for p in named}
-    present = set(table.column_names)
+    names_given = table.column_names
+    repeated = sorted({n for n in names_given if names_given.count(n) > 1})
+    if repeated:
+        raise SchemaMismatch(f"columns named more than once: {repeated}")
+    present = set(names_given)
     missing = [p.name for p in named if p.name not in present and not p.optional]
     extra = [c for c in table.column_names if c not in wanted]
     mistyped: list[str] = []
@@ -60,7 +64,12 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
             if not coercible(column.type, target):
                 mistyped.append(f"{param.name!r} is {column.type}, expected {target}")
                 continue
-            column = column.cast(target)
+            try:
+                column = column.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                reason = " ".join(str(exc).split())[:200]
+                mistyped.append(f"{param.name!r} cannot be cast to {target}: {reason}")
+                continue
         columns.append(column)
         names.append(param.name)
     reasons = []

@@ -16,13 +16,27 @@ from modelbus_contract.errors import (
     TooLarge,
 )
 from modelbus_contract.messages import CatalogEntry, Parameter
+from modelbus_contract.headers import HeaderView, read_headers
+from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_worker.replies import error_result, label_outputs, ok_result, too_large_instead
-from modelbus_worker.request import read_envelope, read_request
+from modelbus_worker.reply_policy import ReplyPolicy
+from modelbus_worker.request import Envelope, RequestLimits, read_envelope, read_request
 from modelbus_worker.resolve import resolve
 from modelbus_worker.schema_check import conform
 
 RESULTS = "modelbus.inference.results"
+POLICY = ReplyPolicy.from_settings(ModelbusSettings.model_construct())
+LIMITS = RequestLimits(max_bytes=1 << 20, max_rows=1000, max_decoded_bytes=1 << 24,
+                       max_timeout_s=60.0)
+
+
+def _h(headers: dict[str, str]) -> HeaderView:
+    return read_headers([(k, v.encode()) for k, v in headers.items()])
+
+
+def _envelope(key: bytes | None, headers: dict[str, str]) -> Envelope:
+    return read_envelope(key, _h(headers), POLICY)
 
 
 def _entry(version: str, status: str = "ready", aliases: list[str] | None = None) -> CatalogEntry:
@@ -45,14 +59,15 @@ CATALOG = {
 
 
 def test_envelope_falls_back_from_header_to_key_to_a_new_id() -> None:
-    assert read_envelope(b"k", {"correlation_id": "c"}, RESULTS).correlation_id == "c"
-    assert read_envelope(b"k", {}, RESULTS).correlation_id == "k"
-    generated = read_envelope(None, {}, RESULTS).correlation_id
+    assert _envelope(b"k", {"correlation_id": "c"}).correlation_id == "c"
+    assert _envelope(b"k", {}).correlation_id == "k"
+    generated = _envelope(None, {}).correlation_id
     assert len(generated) == 32
-    assert read_envelope(None, {"reply_to": "mine"}, RESULTS).reply_to == "mine"
-    bad = read_envelope(None, {"reply_to": "no spaces allowed"}, RESULTS)
+    mine = "modelbus.replies.mine"
+    assert _envelope(None, {"reply_to": mine}).reply_to == mine
+    bad = _envelope(None, {"reply_to": "no spaces allowed"})
     assert bad.reply_to == RESULTS
-    assert bad.reply_to_problem
+    assert bad.problems == ("reply_to 'no spaces allowed' is not a valid topic name",)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +75,7 @@ def test_envelope_falls_back_from_header_to_key_to_a_new_id() -> None:
     [
         ({}, b"x", "missing header 'model'"),
         ({"model": "m"}, b"", "empty body"),
-        ({"model": "m"}, b"not arrow at all", "not an Arrow IPC stream"),
+        ({"model": "m"}, b"not arrow at all", "not one Arrow IPC stream"),
         ({"model": "m", "content-type": "text/csv"}, b"x", "content-type"),
         ({"model": "m", "timeout_ms": "soon"}, b"x", "timeout_ms"),
     ],
@@ -68,15 +83,17 @@ def test_envelope_falls_back_from_header_to_key_to_a_new_id() -> None:
 def test_unreadable_requests_are_bad_requests(
     headers: dict[str, str], value: bytes, needle: str
 ) -> None:
-    envelope = read_envelope(None, headers, RESULTS)
+    envelope = _envelope(None, headers)
     with pytest.raises(BadRequest, match=needle):
-        read_request(envelope, headers, value, 1 << 20)
+        read_request(envelope, _h(headers), value, LIMITS)
 
 
 def test_oversized_request_is_too_large() -> None:
     body = to_ipc_stream(pa.table({"a": list(range(1000))}))
-    with pytest.raises(TooLarge):
-        read_request(read_envelope(None, {}, RESULTS), {"model": "m"}, body, 100)
+    limits = RequestLimits(max_bytes=100, max_rows=10, max_decoded_bytes=1 << 20,
+                           max_timeout_s=1.0)
+    with pytest.raises(TooLarge, match="request body is"):
+        read_request(_envelope(None, {}), _h({"model": "m"}), body, limits)
 
 
 def test_resolution_by_number_alias_and_newest_ready() -> None:
@@ -118,7 +135,7 @@ def test_outputs_get_catalog_names_and_semtypes() -> None:
 
 
 def test_replies_carry_the_contract_headers() -> None:
-    envelope = read_envelope(b"key", {"correlation_id": "c1"}, RESULTS)
+    envelope = _envelope(b"key", {"correlation_id": "c1"})
     ok = ok_result(envelope, CATALOG["m/2"], pa.table({"Predicted": [0.5]}))
     assert ok.key == b"key"
     assert ok.headers["status"] == "ok"
@@ -159,7 +176,7 @@ def test_unfinished_offsets_hold_the_commit_back_until_forgotten() -> None:
 
 
 def test_an_answer_over_the_limit_becomes_a_too_large_error_on_the_same_topic() -> None:
-    envelope = read_envelope(b"key", {"correlation_id": "c2"}, RESULTS)
+    envelope = _envelope(b"key", {"correlation_id": "c2"})
     big = ok_result(envelope, CATALOG["m/2"], pa.table({"Predicted": [0.5] * 1000}))
     replaced = too_large_instead(big, 1024)
     assert (replaced.topic, replaced.key) == (big.topic, big.key)

@@ -44,3 +44,22 @@ def model_key(name: str, version: str) -> str:
 def retry_allowed(attempt: int, max_attempts: int = 2) -> bool:
     """Whether a request whose container died on ``attempt`` (1-based) gets another go."""
     return attempt < max_attempts
+
+
+@dataclass(frozen=True)
+class StartFailure:
+    """A model version that failed to start: why, how often, and when to try again."""
+
+    reason: str
+    failures: int
+    retry_at: float
+
+
+def remember_failure(
+    previous: StartFailure | None, reason: str, now: float,
+    initial_s: float = 10.0, maximum_s: float = 300.0,
+) -> StartFailure:
+    """The failure record after one more failed start: the wait doubles each time."""
+    failures = (previous.failures if previous else 0) + 1
+    wait = min(maximum_s, initial_s * 2 ** (failures - 1))
+    return StartFailure(reason, failures, now + wait)

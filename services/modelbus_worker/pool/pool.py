@@ -18,9 +18,11 @@ from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.policy import (
     SlotView,
+    StartFailure,
     idle_victims,
     lru_victims,
     model_key,
+    remember_failure,
     retry_allowed,
 )
 from modelbus_worker.pool.settings import ContainerSettings
@@ -56,6 +58,7 @@ class ContainerPool:
         self.starter = Starter(self.settings, self.docker, uri)
         self._warm: dict[str, WarmContainer] = {}
         self._starting: dict[str, asyncio.Task[WarmContainer]] = {}
+        self._failed: dict[str, StartFailure] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._stale_removed = False
         self._closed = False
@@ -87,7 +90,8 @@ class ContainerPool:
         """
         key = model_key(name, version)
         bound = log.bind(model=name, model_version=version)
-        timeout = timeout_s or self.settings.request_timeout_s
+        ceiling = self.settings.request_timeout_s
+        timeout = min(timeout_s or ceiling, ceiling)
         t0 = time.perf_counter()
         payload = await _offload(table_to_ipc, table, table.nbytes)
         for attempt in range(1, 3):
@@ -97,7 +101,9 @@ class ContainerPool:
             try:
                 kind, body = await asyncio.wait_for(c.channel.call(Kind.PREDICT, payload), timeout)
             except TimeoutError:
-                await self._drop(c, "timeout")
+                # The container is shared: remove it only if it no longer answers at all.
+                if not await self._healthy(c):
+                    await self._drop(c, "timeout and failed health check")
                 raise InferenceTimeout(f"{key}: no answer within {timeout}s") from None
             except (*CONNECTION_LOST, ProtocolError) as exc:
                 await self._drop(c, f"connection lost: {exc!r}")
@@ -124,6 +130,18 @@ class ContainerPool:
             return result
         raise InternalError("unreachable")  # pragma: no cover
 
+    async def _healthy(self, warm: WarmContainer) -> bool:
+        try:
+            await asyncio.wait_for(warm.channel.ping(), self.settings.health_timeout_s)
+        except (TimeoutError, *CONNECTION_LOST, ProtocolError, ValueError):
+            return False
+        return True
+
+    def start_failure(self, name: str, version: str) -> StartFailure | None:
+        """The remembered failure of a version that may not be started again yet."""
+        failure = self._failed.get(model_key(name, version))
+        return failure if failure and time.monotonic() < failure.retry_at else None
+
     async def _acquire(self, name: str, version: str) -> WarmContainer:
         if self._closed:
             raise InternalError("the container pool is closed")
@@ -131,6 +149,13 @@ class ContainerPool:
         warm = self._warm.get(key)
         if warm is not None:
             return warm
+        failure = self.start_failure(name, version)
+        if failure is not None:
+            wait = failure.retry_at - time.monotonic()
+            raise ModelFailed(
+                f"{key} failed to start ({failure.failures} time(s)); next attempt in "
+                f"{wait:.0f}s; last error: {failure.reason}"
+            )
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_loop())
         task = self._starting.get(key)
@@ -154,7 +179,20 @@ class ContainerPool:
         capacity = self.settings.max_containers - len(self._starting)
         for victim in lru_victims(self._views(), capacity):
             await self._evict(victim, "lru")
-        warm = await self.starter.start(key, name, version)
+        try:
+            warm = await self.starter.start(key, name, version)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:2000]
+            self._failed[key] = failure = remember_failure(
+                self._failed.get(key), reason, time.monotonic()
+            )
+            log.warning("container_start_failed", model=name, model_version=version,
+                        failures=failure.failures, error=reason[:500],
+                        retry_in_s=round(failure.retry_at - time.monotonic(), 1))
+            raise
+        self._failed.pop(key, None)
         if self._closed:
             await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
             raise InternalError("the container pool closed while the model was starting")

@@ -40,6 +40,7 @@ class ContainerSettings(BaseSettings):
     tmpfs_size: str = "256m"
     start_timeout_s: float = Field(default=180.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    health_timeout_s: float = Field(default=2.0, gt=0)
     stop_timeout_s: int = Field(default=2, ge=0)
 
     @field_validator("cache_dir", mode="after")

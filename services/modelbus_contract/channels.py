@@ -1,0 +1,107 @@
+"""The channel table: every topic of the contract, who writes and reads it, and what it
+carries. Topic names, the topics each service creates and the AsyncAPI document are all
+derived from this one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from .inference import ArrowStream, ErrorBody
+from .messages import CatalogEntry, DiscoveryEvent
+from .settings import ModelbusSettings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the services need; compacted topics keep the latest value per key."""
+
+    name: str
+    partitions: int = 1
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One topic of the contract."""
+
+    role: str  # attribute of ``Topics`` and suffix of ``MODELBUS_TOPIC_<ROLE>``
+    suffix: str  # the default name after the prefix
+    publisher: str  # service that writes it ("users" for requests)
+    subscribers: tuple[str, ...]
+    message: Any  # pydantic model (or union) of the value
+    description: str
+    compacted: bool = False
+    partitioned: bool = False  # created with MODELBUS_TOPIC_PARTITIONS partitions
+
+
+CHANNELS: tuple[Channel, ...] = (
+    Channel(
+        "discovered", "models.discovered", "discovery", ("catalog",), DiscoveryEvent,
+        "found / updated / removed events keyed `name/version` for every READY model version "
+        "carrying the discovery tag (on the model or the version).",
+        compacted=True,
+    ),
+    Channel(
+        "catalog", "models.catalog", "catalog", ("worker", "users"), CatalogEntry,
+        "Catalog entries keyed `name/version` (compacted); a null value (tombstone) when a "
+        "version is removed. Committed by the catalog after the entry is published.",
+        compacted=True,
+    ),
+    Channel(
+        "requests", "inference.requests", "users", ("worker",), ArrowStream,
+        "Prediction requests (Arrow IPC stream; headers `model`, `model_version`, "
+        "`correlation_id`, `reply_to`, `timeout_ms`); committed after the answer is published.",
+        partitioned=True,
+    ),
+    Channel(
+        "results", "inference.results", "worker", ("users",), ArrowStream | ErrorBody,
+        "Results keyed like the request, header `status` ok|error and the request's "
+        "`correlation_id`; value Arrow on ok, the JSON error body on error. Sent to the "
+        "request's `reply_to` topic when the worker accepts it.",
+        partitioned=True,
+    ),
+    Channel(
+        "dlq", "inference.dlq", "worker", ("operators",), ArrowStream,
+        "Copies of requests and events that were refused or could not be processed, with "
+        "headers `dlq_error_code`, `dlq_error_message`, `dlq_source`, `dlq_partition`, "
+        "`dlq_offset` (catalog and worker write here).",
+    ),
+)
+
+CHANNEL_BY_ROLE = {c.role: c for c in CHANNELS}
+
+
+def topic_name(settings: ModelbusSettings, role: str) -> str:
+    """The configured name of a channel: its override, else prefix + default suffix."""
+    override: str | None = getattr(settings, f"topic_{role}")
+    return override or f"{settings.topic_prefix}{CHANNEL_BY_ROLE[role].suffix}"
+
+
+class Topics:
+    """Topic names of the settings: ``topics.requests``, ``topics.results``, ..."""
+
+    def __init__(self, settings: ModelbusSettings) -> None:
+        self.discovered = topic_name(settings, "discovered")
+        self.catalog = topic_name(settings, "catalog")
+        self.requests = topic_name(settings, "requests")
+        self.results = topic_name(settings, "results")
+        self.dlq = topic_name(settings, "dlq")
+
+
+def topic_specs(settings: ModelbusSettings, roles: tuple[str, ...]) -> list[TopicSpec]:
+    """The topics to create for these channels, as the table and the settings say."""
+    specs = []
+    for role in roles:
+        channel = CHANNEL_BY_ROLE[role]
+        partitions = settings.topic_partitions if channel.partitioned else 1
+        specs.append(TopicSpec(topic_name(settings, role), partitions, channel.compacted))
+    return specs
+
+
+def message_models() -> list[type[BaseModel]]:
+    """Every JSON message model the table names (for documentation)."""
+    return [DiscoveryEvent, CatalogEntry, ErrorBody]

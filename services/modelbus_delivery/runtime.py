@@ -1,0 +1,344 @@
+"""The at-least-once delivery runtime every modelbus consumer service runs on.
+
+A consumer-group loop hands each record to a plain ``async`` handler that returns the
+records to publish. The runtime publishes them, and only when every output of a record is
+acknowledged does the partition's commit watermark move past it. Around that core:
+
+- backpressure by pausing partitions (the consumer keeps polling, so a slow handler never
+  costs the group membership);
+- a bounded retry budget per record; a record whose handler keeps failing, or raises
+  ``PoisonRecord``, is quarantined (the service's ``Quarantine`` says what to publish,
+  typically an error answer and a DLQ copy) and the partition goes on;
+- an output the broker refuses for good (too large, invalid) is replaced by what the
+  service's ``Quarantine`` offers instead; a broker that is down is waited for;
+- records the Kafka client itself cannot decode are skipped and reported;
+- revoke-safe commits: a revoked partition is forgotten whether or not its last commit
+  succeeded, and commits only ever name partitions still assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from .closing import close_quietly
+from .kafka_config import KafkaOptions, as_options
+from .logs import get_logger
+from .poison import getmany_skipping_poison
+from .records import Inbound, Outgoing, PoisonRecord
+from .retry import Backoff
+from .watermarks import OffsetTracker
+from .writer import PublishFailed, TopicWriter
+
+log = get_logger("delivery")
+
+Handler = Callable[[Inbound], Awaitable[list[Outgoing]]]
+
+
+class Quarantine(Protocol):
+    """Port: what a service publishes when a record or one of its outputs cannot go on."""
+
+    def poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
+        """The handler raised PoisonRecord or failed for the whole retry budget."""
+        ...
+
+    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
+        """``out`` was refused for good by the broker or the client."""
+        ...
+
+    def undecodable(self, topic: str, partition: int, offset: int, reason: str) -> list[Outgoing]:
+        """The Kafka client could not decode the record at that position."""
+        ...
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How one service consumes."""
+
+    name: str
+    topics: tuple[str, ...]
+    group_id: str
+    max_in_flight: int = 32
+    ordered_by_key: bool = False  # records with the same key are handled one after another
+    retry_budget: int = 3
+    fetch_max_wait_ms: int = 5
+    max_partition_fetch_bytes: int = 1_048_576
+    fetch_max_bytes: int = 52_428_800
+    commit_coalesce_s: float = 0.05
+    drain_timeout_s: float = 30.0
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: DeliveryRuntime) -> None:
+        self._runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._runtime.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "partitions_assigned", service=self._runtime.config.name,
+            partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+        )
+
+
+class DeliveryRuntime:
+    """Runs ``handler`` over ``config.topics`` with at-least-once delivery (see module doc)."""
+
+    def __init__(
+        self,
+        kafka: str | KafkaOptions,
+        config: RuntimeConfig,
+        handler: Handler,
+        quarantine: Quarantine,
+        writer: TopicWriter,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self._options = as_options(kafka)
+        self._handler = handler
+        self._quarantine = quarantine
+        self._writer = writer
+        self._backoff = backoff or Backoff(0.2, 5.0)
+        self.tracker = OffsetTracker()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_by_key: dict[Hashable, asyncio.Task[None]] = {}
+        self._commit_wanted = asyncio.Event()
+        self._fetching: asyncio.Task[None] | None = None
+        self._committing: asyncio.Task[None] | None = None
+        self.handled = 0  # records whose outputs are all acknowledged
+        self.quarantined = 0
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the group and start consuming (the caller retries on KafkaError)."""
+        c = self.config
+        consumer = AIOKafkaConsumer(
+            **self._options,
+            group_id=c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=c.fetch_max_wait_ms,
+            max_partition_fetch_bytes=c.max_partition_fetch_bytes,
+            fetch_max_bytes=c.fetch_max_bytes,
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=c.heartbeat_interval_ms,
+        )
+        consumer.subscribe(list(c.topics), listener=_Rebalance(self))
+        try:
+            await consumer.start()
+        except BaseException:
+            await close_quietly(f"{c.name} consumer", consumer.stop)
+            raise
+        self._consumer = consumer
+        self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{c.name}-fetch")
+        self._committing = asyncio.create_task(self._commit_loop(), name=f"{c.name}-commit")
+
+    async def wait(self) -> None:
+        """Until the runtime stops (a fetch loop that ends unexpectedly raises here)."""
+        assert self._fetching is not None
+        await self._fetching
+
+    async def stop(self) -> None:
+        """Stop fetching, let records in flight finish, commit, leave the group."""
+        name = self.config.name
+        if self._fetching is not None:
+            self._fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._fetching
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.config.drain_timeout_s)
+        unfinished = [t for t in self._tasks if not t.done()]
+        if unfinished:
+            log.warning("delivery_abandoned", service=name, records=len(unfinished))
+        for task in [*unfinished, *([self._committing] if self._committing else [])]:
+            task.cancel()
+        await asyncio.gather(*unfinished, *([self._committing] if self._committing else []),
+                             return_exceptions=True)
+        self._fetching = self._committing = None
+        if self._consumer is not None:
+            with contextlib.suppress(KafkaError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self.commit()
+            await close_quietly(f"{name} consumer", self._consumer.stop)
+            self._consumer = None
+
+    # -- commits ----------------------------------------------------------------------
+
+    async def commit(self) -> None:
+        """Commit every assigned partition's watermark that moved."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        positions = {
+            tp: offset for tp, offset in self.tracker.committable().items() if tp in assigned
+        }
+        if not positions:
+            return
+        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in positions.items()})
+        self.tracker.mark_committed(dict(positions))
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await self.commit()
+        except (KafkaError, TimeoutError) as exc:
+            # Their records are delivered again to the next owner: at-least-once.
+            log.warning("commit_on_revoke_failed", service=self.config.name, error=repr(exc))
+        finally:
+            self.tracker.forget(list(revoked))
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            try:
+                await self.commit()
+            except KafkaError as exc:  # rebalancing or broker trouble: the next one retries
+                log.warning("commit_failed", service=self.config.name, error=repr(exc))
+            await asyncio.sleep(self.config.commit_coalesce_s)
+
+    # -- consuming --------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            free = self.config.max_in_flight - len(self._tasks)
+            if free <= 0:
+                consumer.pause(*consumer.assignment())
+            elif consumer.paused():
+                consumer.resume(*consumer.paused())
+            try:
+                batch = await getmany_skipping_poison(
+                    consumer, self.tracker.next_offsets(), self._undecodable,
+                    timeout_ms=200, max_records=max(free, 1),
+                )
+            except KafkaError as exc:
+                delay = self._backoff.next_delay()
+                log.warning("fetch_failed", service=self.config.name, error=repr(exc),
+                            retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            self._backoff.reset()
+            for tp, records in batch.items():
+                for record in records:
+                    self._dispatch(tp, Inbound.of(record))
+
+    def _dispatch(self, tp: TopicPartition, record: Inbound) -> None:
+        self.tracker.started(tp, record.offset)
+        previous = None
+        if self.config.ordered_by_key:
+            previous = self._last_by_key.get(record.key)
+        task = asyncio.create_task(self._process(tp, record, previous))
+        if self.config.ordered_by_key:
+            self._last_by_key[record.key] = task
+            task.add_done_callback(functools.partial(self._forget_key, record.key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget_key(self, key: Hashable, task: asyncio.Task[None]) -> None:
+        if self._last_by_key.get(key) is task:
+            del self._last_by_key[key]
+
+    async def _undecodable(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
+        reason = f"the Kafka client cannot decode this record: {type(exc).__name__}: {exc}"[:900]
+        log.error("record_quarantined", service=self.config.name, topic=tp.topic,
+                  partition=tp.partition, offset=offset, reason=reason)
+        self.tracker.started(tp, offset)
+        for out in self._quarantine.undecodable(tp.topic, tp.partition, offset, reason):
+            await self._publish_last_resort(out)
+        self.quarantined += 1
+        self.tracker.finished(tp, offset)
+        self._commit_wanted.set()
+
+    async def _process(
+        self, tp: TopicPartition, record: Inbound, previous: asyncio.Task[None] | None
+    ) -> None:
+        # Only a record whose outputs are all acknowledged counts as finished: one
+        # cancelled by a stop keeps the watermark below it and is delivered again.
+        if previous is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(previous)
+        outputs = await self._handle(record)
+        for out in outputs:
+            await self._publish(record, out)
+        self.handled += 1
+        self.tracker.finished(tp, record.offset)
+        self._commit_wanted.set()
+
+    async def _handle(self, record: Inbound) -> list[Outgoing]:
+        budget = max(self.config.retry_budget, 1)
+        for attempt in range(1, budget + 1):
+            try:
+                return await self._handler(record)
+            except asyncio.CancelledError:
+                raise
+            except PoisonRecord as exc:
+                return self._poisoned(record, str(exc))
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:900]
+                if attempt == budget:
+                    log.exception("handler_failed", service=self.config.name,
+                                  record=record.where, attempts=attempt)
+                    return self._poisoned(record, f"failed {attempt} times: {reason}")
+                delay = self._backoff.delay(attempt)
+                log.warning("handler_retry", service=self.config.name, record=record.where,
+                            attempt=attempt, error=reason, retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
+        self.quarantined += 1
+        log.error("record_quarantined", service=self.config.name, record=record.where,
+                  reason=reason[:300])
+        return self._quarantine.poisoned(record, reason)
+
+    async def _publish(self, record: Inbound, out: Outgoing) -> None:
+        try:
+            await self._writer.send(out.topic, out.key, out.value, out.headers)
+            return
+        except PublishFailed as exc:
+            if exc.retriable:  # the broker is down: wait for it, this record is not at fault
+                await self._publish_last_resort(out)
+                return
+            reason = exc.reason
+        log.warning("output_refused", service=self.config.name, record=record.where,
+                    topic=out.topic, reason=reason[:300])
+        for alternative in self._quarantine.unpublishable(record, out, reason):
+            await self._publish_last_resort(alternative)
+
+    async def _publish_last_resort(self, out: Outgoing) -> None:
+        """Publish ``out``; if refused for good, its stripped form; wait out a broker outage."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._writer.send(out.topic, out.key, out.value, out.headers)
+                return
+            except PublishFailed as exc:
+                if not exc.retriable:
+                    if out.headers.get("dlq_value_omitted") is None:
+                        out = out.stripped(f"the broker refused the record: {exc.reason}")
+                        continue
+                    log.error("output_dropped", service=self.config.name, topic=out.topic,
+                              reason=exc.reason[:300])
+                    return
+                delay = self._backoff.delay(min(attempt, 8))
+                log.warning("publish_waiting", service=self.config.name, topic=out.topic,
+                            error=exc.reason[:300], retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+

@@ -91,7 +91,7 @@ def read_request(
     try:
         facts = inspect_stream(value)
     except ArrowStreamInvalid as exc:
-        raise BadRequest(f"body is not one Arrow IPC stream: {exc}") from None
+        raise BadRequest(f"body is not an Arrow IPC stream: {_detail(exc)}") from None
     except ArrowStreamTooLarge as exc:
         raise TooLarge(str(exc)) from None
     if facts.rows > limits.max_rows:
@@ -119,9 +119,13 @@ def decode_body(
             request.body, max_rows=limits.max_rows, max_decoded_bytes=limits.max_decoded_bytes
         )
     except ArrowStreamInvalid as exc:
-        raise BadRequest(f"body is not a valid Arrow IPC stream: {exc}") from None
+        raise BadRequest(f"body is not a valid Arrow IPC stream: {_detail(exc)}") from None
     except ArrowStreamTooLarge as exc:
         raise TooLarge(str(exc)) from None
+
+
+def _detail(exc: ArrowStreamInvalid) -> str:
+    return str(exc).removeprefix("invalid Arrow IPC stream: ")
 
 
 def _type(alias: str) -> pa.DataType | None:

@@ -75,7 +75,7 @@ def test_envelope_falls_back_from_header_to_key_to_a_new_id() -> None:
     [
         ({}, b"x", "missing header 'model'"),
         ({"model": "m"}, b"", "empty body"),
-        ({"model": "m"}, b"not arrow at all", "not one Arrow IPC stream"),
+        ({"model": "m"}, b"not arrow at all", "not an Arrow IPC stream"),
         ({"model": "m", "content-type": "text/csv"}, b"x", "content-type"),
         ({"model": "m", "timeout_ms": "soon"}, b"x", "timeout_ms"),
     ],

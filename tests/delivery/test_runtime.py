@@ -1,0 +1,273 @@
+"""The delivery runtime against the real broker: commit watermarks, retry budget,
+quarantine, refused outputs, undecodable records, per-key order and rebalances."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from tests.support.kafka import produce, read_topic
+from tests.support.raw_records import produce_raw
+from tests.support.waiting import async_wait_for
+
+from modelbus_contract.channels import TopicSpec
+from modelbus_contract.headers import header_dict
+from modelbus_delivery.dlq import dlq_copy, dlq_note
+from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
+from modelbus_delivery.retry import Backoff
+from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
+from modelbus_delivery.topics import ensure_topics
+from modelbus_delivery.writer import TopicWriter
+
+pytestmark = pytest.mark.integration
+
+
+class DlqQuarantine:
+    """The plainest quarantine: a DLQ copy (or note) with the reason."""
+
+    def __init__(self, dlq: str) -> None:
+        self.dlq = dlq
+        self.refused: list[str] = []
+
+    def poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
+        return [dlq_copy(self.dlq, record, "internal", reason)]
+
+    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
+        self.refused.append(reason)
+        return [dlq_copy(self.dlq, record, "too_large", reason)]
+
+    def undecodable(self, topic: str, partition: int, offset: int, reason: str) -> list[Outgoing]:
+        return [dlq_note(self.dlq, topic, partition, offset, "bad_request", reason)]
+
+
+class Topics:
+    def __init__(self) -> None:
+        stem = f"rt-{uuid.uuid4().hex[:10]}"
+        self.source, self.out, self.dlq, self.group = (
+            f"{stem}.in", f"{stem}.out", f"{stem}.dlq", f"{stem}.group"
+        )
+
+
+Handler = Callable[[Inbound], Awaitable[list[Outgoing]]]
+
+
+@pytest.fixture
+async def make_runtime(
+    kafka_bootstrap: str,
+) -> AsyncIterator[Callable[..., Awaitable[DeliveryRuntime]]]:
+    started: list[tuple[DeliveryRuntime, TopicWriter]] = []
+
+    async def make(
+        topics: Topics, handler: Handler, *, partitions: int = 1, ordered: bool = False,
+        max_request_size: int = 1_048_576, quarantine: DlqQuarantine | None = None,
+    ) -> DeliveryRuntime:
+        await ensure_topics(kafka_bootstrap, [
+            TopicSpec(topics.source, partitions), TopicSpec(topics.out), TopicSpec(topics.dlq)
+        ])
+        writer = TopicWriter(kafka_bootstrap, max_request_size=max_request_size)
+        await writer.start()
+        runtime = DeliveryRuntime(
+            kafka_bootstrap,
+            RuntimeConfig(name="test", topics=(topics.source,), group_id=topics.group,
+                          ordered_by_key=ordered, retry_budget=3),
+            handler, quarantine or DlqQuarantine(topics.dlq), writer, Backoff(0.01, 0.05),
+        )
+        await runtime.start()
+        started.append((runtime, writer))
+        return runtime
+
+    yield make
+    for runtime, writer in started:
+        await runtime.stop()
+        await writer.stop()
+
+
+async def _committed(bootstrap: str, topics: Topics, partition: int = 0) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topics.source, partition))
+    finally:
+        await consumer.stop()
+
+
+def _echo(topics: Topics) -> Handler:
+    async def handle(record: Inbound) -> list[Outgoing]:
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    return handle
+
+
+async def test_the_offset_is_committed_only_once_the_outputs_are_published(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics, release, entered = Topics(), asyncio.Event(), asyncio.Event()
+
+    async def slow(record: Inbound) -> list[Outgoing]:
+        entered.set()
+        await release.wait()
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    runtime = await make_runtime(topics, slow)
+    await produce(kafka_bootstrap, topics.source, b"one", key=b"k")
+    await asyncio.wait_for(entered.wait(), 30)
+    await asyncio.sleep(0.3)  # several commit rounds pass while the record is unfinished
+    assert await _committed(kafka_bootstrap, topics) is None
+    release.set()
+    await async_wait_for(lambda: runtime.handled == 1, 30, message="record handled")
+    await async_wait_for(
+        lambda: _committed(kafka_bootstrap, topics), 30, message="offset committed"
+    )
+    assert await _committed(kafka_bootstrap, topics) == 1
+    out = await read_topic(kafka_bootstrap, topics.out)
+    assert [(r.key, r.value) for r in out] == [(b"k", b"one")]
+
+
+async def test_a_failing_record_spends_its_retry_budget_then_goes_to_the_dlq(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics = Topics()
+    calls: dict[bytes, int] = {}
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        value = record.value or b""
+        calls[value] = calls.get(value, 0) + 1
+        if value == b"bad":
+            raise RuntimeError("cannot handle this one")
+        if value == b"poison":
+            raise PoisonRecord("never handleable")
+        return [Outgoing(topics.out, None, value)]
+
+    runtime = await make_runtime(topics, handle)
+    for value in (b"bad", b"poison", b"good"):
+        await produce(kafka_bootstrap, topics.source, value)
+    await async_wait_for(lambda: runtime.handled == 3, 30, message="three records done")
+    assert calls == {b"bad": 3, b"poison": 1, b"good": 1}
+    assert runtime.quarantined == 2
+    dlq = await read_topic(kafka_bootstrap, topics.dlq)
+    reasons = {r.value: header_dict(r.headers)["dlq_error_message"] for r in dlq}
+    assert reasons == {
+        b"bad": "failed 3 times: RuntimeError: cannot handle this one",
+        b"poison": "never handleable",
+    }
+    assert [r.value for r in await read_topic(kafka_bootstrap, topics.out)] == [b"good"]
+    await async_wait_for(lambda: _is(kafka_bootstrap, topics, 3), 30, message="commit at end")
+
+
+async def _is(bootstrap: str, topics: Topics, offset: int) -> bool:
+    return await _committed(bootstrap, topics) == offset
+
+
+async def test_an_output_the_broker_refuses_is_replaced_by_the_quarantine_offer(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics = Topics()
+    quarantine = DlqQuarantine(topics.dlq)
+
+    async def bloat(record: Inbound) -> list[Outgoing]:
+        return [Outgoing(topics.out, None, (record.value or b"") * 200_000)]
+
+    runtime = await make_runtime(topics, bloat, max_request_size=100_000, quarantine=quarantine)
+    await produce(kafka_bootstrap, topics.source, b"abcdefgh")
+    await async_wait_for(lambda: runtime.handled == 1, 30, message="record handled")
+    assert len(quarantine.refused) == 1 and "MessageSizeTooLarge" in quarantine.refused[0]
+    dlq = await read_topic(kafka_bootstrap, topics.dlq)
+    assert [(r.value, header_dict(r.headers)["dlq_error_code"]) for r in dlq] == [
+        (b"abcdefgh", "too_large")
+    ]
+    assert await read_topic(kafka_bootstrap, topics.out) == []
+    await async_wait_for(lambda: _is(kafka_bootstrap, topics, 1), 30, message="commit at end")
+
+
+async def test_a_record_the_client_cannot_decode_is_noted_and_skipped(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics = Topics()
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topics.source)])
+    await produce(kafka_bootstrap, topics.source, b"before")
+    bad = await produce_raw(kafka_bootstrap, topics.source, b"x", headers=[(b"\xff\xfe", b"v")])
+    await produce(kafka_bootstrap, topics.source, b"after")
+    runtime = await make_runtime(topics, _echo(topics))
+    await async_wait_for(lambda: runtime.handled == 2, 30, message="both good records handled")
+    assert [r.value for r in await read_topic(kafka_bootstrap, topics.out)] == [
+        b"before", b"after"
+    ]
+    notes = [header_dict(r.headers) for r in await read_topic(kafka_bootstrap, topics.dlq)]
+    assert [(n["dlq_offset"], n["dlq_error_code"]) for n in notes] == [(str(bad.offset),
+                                                                        "bad_request")]
+    assert "UnicodeDecodeError" in notes[0]["dlq_error_message"]
+    await async_wait_for(lambda: _is(kafka_bootstrap, topics, 3), 30, message="commit at end")
+
+
+async def test_records_with_the_same_key_are_handled_in_order(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics = Topics()
+    done: list[bytes] = []
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        if record.value == b"slow-a1":
+            await asyncio.sleep(0.5)
+        done.append(record.value or b"")
+        return []
+
+    runtime = await make_runtime(topics, handle, ordered=True)
+    for key, value in ((b"a", b"slow-a1"), (b"a", b"a2"), (b"b", b"b1")):
+        await produce(kafka_bootstrap, topics.source, value, key=key)
+    await async_wait_for(lambda: runtime.handled == 3, 30, message="three records done")
+    assert done.index(b"slow-a1") < done.index(b"a2")
+    assert done.index(b"b1") < done.index(b"slow-a1")  # another key does not wait
+
+
+async def test_a_failed_commit_on_revoke_still_forgets_the_revoked_partitions() -> None:
+    topics = Topics()
+    runtime = DeliveryRuntime(
+        "127.0.0.1:1", RuntimeConfig(name="t", topics=(topics.source,), group_id=topics.group),
+        _echo(topics), DlqQuarantine(topics.dlq), TopicWriter("127.0.0.1:1"),
+    )
+    tp = TopicPartition(topics.source, 0)
+    runtime.tracker.started(tp, 7)
+
+    async def failing_commit() -> None:
+        raise KafkaError("commit refused during the rebalance")
+
+    runtime.commit = failing_commit  # type: ignore[method-assign]
+    await runtime.on_revoked([tp])
+    assert runtime.tracker.committable() == {}
+    assert runtime.tracker.next_offsets() == {}
+
+
+async def test_a_second_member_takes_partitions_and_every_record_is_handled(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics = Topics()
+    seen: list[bytes] = []
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        seen.append(record.value or b"")
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    first = await make_runtime(topics, handle, partitions=2)
+    sent = []
+    for n in range(20):
+        sent.append(f"r{n}".encode())
+        await produce(kafka_bootstrap, topics.source, sent[-1], key=f"k{n}".encode())
+    second = await make_runtime(topics, handle, partitions=2)
+    for n in range(20, 40):
+        sent.append(f"r{n}".encode())
+        await produce(kafka_bootstrap, topics.source, sent[-1], key=f"k{n}".encode())
+    await async_wait_for(lambda: set(seen) == set(sent), 60, message="all 40 records handled")
+    assert first.handled + second.handled == len(seen)
+
+    async def all_committed() -> bool:
+        ends = {0: 0, 1: 0}
+        for r in await read_topic(kafka_bootstrap, topics.source):
+            ends[r.partition] = r.offset + 1
+        return all([await _committed(kafka_bootstrap, topics, p) == e for p, e in ends.items()])
+
+    await async_wait_for(all_committed, 60, message="both partitions committed to their end")

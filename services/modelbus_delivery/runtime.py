@@ -146,6 +146,11 @@ class DeliveryRuntime:
         self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{c.name}-fetch")
         self._committing = asyncio.create_task(self._commit_loop(), name=f"{c.name}-commit")
 
+    @property
+    def running(self) -> bool:
+        """Whether the fetch loop is alive."""
+        return self._fetching is not None and not self._fetching.done()
+
     async def wait(self) -> None:
         """Until the runtime stops (a fetch loop that ends unexpectedly raises here)."""
         assert self._fetching is not None

@@ -13,6 +13,7 @@ Only pyarrow and the standard library are used.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,16 +45,13 @@ _METHOD_BUFFER: Final = 0
 _PREFIX_BYTES: Final = 8
 _STORED_UNCOMPRESSED: Final = -1
 
-_FIELD_NODE_BYTES: Final = 16
-_BUFFER_BYTES: Final = 16
-
 _U8: Final = struct.Struct("<B")
 _U16: Final = struct.Struct("<H")
-_I16: Final = struct.Struct("<h")
 _U32: Final = struct.Struct("<I")
 _I32: Final = struct.Struct("<i")
 _I64: Final = struct.Struct("<q")
-_I64_PAIR: Final = struct.Struct("<qq")
+_I64_PAIR: Final = struct.Struct("<qq")  # FieldNode and Buffer structs alike
+_PAIR: Final = _I64_PAIR.size
 
 
 class ArrowStreamInvalid(ValueError):
@@ -170,17 +168,45 @@ class _FbTable:
         target = self._target(index)
         return None if target is None else self.fb.table(target, name)
 
-    def structs(self, index: int, fmt: struct.Struct) -> list[tuple[int, ...]]:
-        """A vector of fixed-size structs, each unpacked with ``fmt``; absent means empty."""
+    def pairs(self, index: int) -> _Pairs:
+        """A vector of structs of two int64; absent means empty."""
         target = self._target(index)
         if target is None:
-            return []
+            return _Pairs(b"", 0, 0)
         count: int = self.fb.read(_U32, target)
         start = target + 4
-        end = start + count * fmt.size
-        if end > len(self.fb.data):
+        if start + count * _PAIR > len(self.fb.data):
             raise _invalid(f"{self.fb.what} metadata: a vector of {self.name} overruns it")
-        return [tuple(row) for row in fmt.iter_unpack(self.fb.data[start:end])]
+        return _Pairs(self.fb.data, start, count)
+
+
+class _Pairs:
+    """A bounds-checked flatbuffer vector of (int64, int64) structs, read in place.
+
+    Not unpacked into a list: metadata of a few megabytes could hold hundreds of thousands of
+    them, and Python tuples would multiply that size several times over.
+    """
+
+    __slots__ = ("count", "data", "start")
+
+    def __init__(self, data: bytes, start: int, count: int) -> None:
+        self.data = data
+        self.start = start
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        pair: tuple[int, int] = _I64_PAIR.unpack_from(self.data, self.start + _PAIR * index)
+        return pair
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for offset in range(self.start, self.start + _PAIR * self.count, _PAIR):
+            pair: tuple[int, int] = _I64_PAIR.unpack_from(self.data, offset)
+            yield pair
 
 
 @dataclass(frozen=True)
@@ -188,22 +214,33 @@ class _Batch:
     """The parts of a RecordBatch table that bound its decoding."""
 
     length: int
-    nodes: list[tuple[int, ...]]
-    buffers: list[tuple[int, ...]]
+    nodes: _Pairs
+    buffers: _Pairs
     codec: str | None
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One IPC message as its metadata declares it; ``batch`` is None for a schema."""
+
+    header_type: int
+    batch: _Batch | None = None
+    decoded_bytes: int = 0
+    dictionary_id: int = 0
+    is_delta: bool = False
 
 
 def _parse_batch(table: _FbTable, body_length: int, what: str) -> _Batch:
     length = table.scalar(0, _I64)
     if length < 0:
         raise _invalid(f"{what} declares a negative length {length}")
-    nodes = table.structs(1, _I64_PAIR)
+    nodes = table.pairs(1)
     for node_length, null_count in nodes:
         if node_length < 0 or not 0 <= null_count <= node_length:
             raise _invalid(
                 f"{what} has a field node of length {node_length} with {null_count} nulls"
             )
-    buffers = table.structs(2, _I64_PAIR)
+    buffers = table.pairs(2)
     for offset, size in buffers:
         if offset < 0 or size < 0 or offset + size > body_length:
             raise _invalid(
@@ -247,6 +284,41 @@ def _decoded_size(batch: _Batch, body: memoryview, what: str) -> int:
     return total
 
 
+def _parse_message(metadata: bytes, body: memoryview, what: str) -> _Message:
+    """Parse one message's flatbuffer metadata (the Message table) against its body."""
+    root = _Flatbuffer(metadata, what).root()
+    header_type = root.scalar(1, _U8)
+    body_length = root.scalar(3, _I64)
+    if body_length != len(body):
+        raise _invalid(f"{what} declares a {body_length}-byte body but has {len(body)} bytes")
+    header = root.table(2, "header")
+    if header is None:
+        raise _invalid(f"{what} has no header")
+    if header_type == _HEADER_SCHEMA:
+        if len(body):
+            raise _invalid(f"{what} is a schema with a {len(body)}-byte body")
+        return _Message(header_type)
+    if header_type == _HEADER_RECORD_BATCH:
+        batch = _parse_batch(header, len(body), what)
+        return _Message(header_type, batch, _decoded_size(batch, body, what))
+    if header_type == _HEADER_DICTIONARY_BATCH:
+        data = header.table(1, "RecordBatch")
+        if data is None:
+            raise _invalid(f"{what} is a dictionary batch without data")
+        batch = _parse_batch(data, len(body), what)
+        if not batch.nodes or batch.nodes[0][0] != batch.length:
+            raise _invalid(f"{what} is a dictionary batch whose values are not its length")
+        return _Message(
+            header_type,
+            batch,
+            _decoded_size(batch, body, what),
+            dictionary_id=header.scalar(0, _I64),
+            is_delta=bool(header.scalar(2, _U8)),
+        )
+    name = _HEADER_NAMES.get(header_type, f"header type {header_type}")
+    raise _invalid(f"{what} is a {name} message, not part of a table stream")
+
+
 def _top_level_nodes(schema: pa.Schema) -> tuple[list[int], int]:
     """Indices of the top-level fields' nodes in a record batch, and the total node count.
 
@@ -270,11 +342,16 @@ def _top_level_nodes(schema: pa.Schema) -> tuple[list[int], int]:
 
 
 def _as_buffer(data: bytes | memoryview | pa.Buffer) -> pa.Buffer:
+    """The bytes as an immutable Arrow buffer, zero-copy when they already are immutable.
+
+    Writable memory is copied: bytes changed between inspection and decoding would slip past
+    the bounds.
+    """
     if isinstance(data, pa.Buffer):
-        return data
+        return pa.py_buffer(data.to_pybytes()) if data.is_mutable else data
     view = memoryview(data)
-    if not view.c_contiguous:
-        view = memoryview(view.tobytes())
+    if not view.readonly or not view.c_contiguous:
+        return pa.py_buffer(view.tobytes())
     return pa.py_buffer(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
 
 
@@ -289,10 +366,10 @@ def inspect_stream(
     body at its length and a compressed one at the sum of its buffers' declared uncompressed
     lengths (a buffer stored as is counts its length less the 8-byte prefix). A delta
     dictionary batch counts the whole dictionary it accumulates to, because pyarrow
-    concatenates the delta onto the previous dictionary, and batches keep the old one alive.
+    concatenates the delta onto the previous dictionary while earlier batches keep that alive.
 
-    Raises ArrowStreamInvalid if the bytes are not one schema followed by dictionary and
-    record batches (with consistent metadata), or ArrowStreamTooLarge if there are more than
+    Raises ArrowStreamInvalid unless the bytes are one schema followed by dictionary and
+    record batches with consistent metadata, and ArrowStreamTooLarge if there are more than
     ``max_messages`` messages.
     """
     buffer = _as_buffer(data)
@@ -312,7 +389,7 @@ def inspect_stream(
     dictionary_sizes: dict[int, int] = {}
     while True:
         try:
-            message = reader.read_next_message()
+            raw = reader.read_next_message()
         except StopIteration:
             break
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -321,67 +398,45 @@ def inspect_stream(
         if messages > max_messages:
             raise ArrowStreamTooLarge("message count", messages, max_messages)
         what = f"message {messages}"
-        fb = _Flatbuffer(message.metadata.to_pybytes(), what)
-        root = fb.root()
-        header_type = root.scalar(1, _U8)
-        body_length = root.scalar(3, _I64)
-        body = message.body
-        body_size = 0 if body is None else body.size
-        if body_length != body_size:
-            raise _invalid(f"{what} declares a {body_length}-byte body but has {body_size} bytes")
-        header = root.table(2, "header")
-        if header is None:
-            raise _invalid(f"{what} has no header")
+        body = memoryview(raw.body) if raw.body is not None else memoryview(b"")
+        message = _parse_message(raw.metadata.to_pybytes(), body, what)
 
-        if header_type == _HEADER_SCHEMA:
+        if message.header_type == _HEADER_SCHEMA:
             if schema is not None:
                 raise _invalid(f"{what} is a second schema (one table per stream)")
-            if body_size:
-                raise _invalid(f"{what} is a schema with a {body_size}-byte body")
             try:
-                schema = ipc.read_schema(message)
+                schema = ipc.read_schema(raw)
             except (pa.ArrowException, OSError, ValueError) as exc:
                 raise _invalid(f"{what}: {exc}") from None
             top_nodes, node_count = _top_level_nodes(schema)
             continue
-        if header_type not in (_HEADER_DICTIONARY_BATCH, _HEADER_RECORD_BATCH):
-            name = _HEADER_NAMES.get(header_type, f"header type {header_type}")
-            raise _invalid(f"{what} is a {name} message, not part of a table stream")
         if schema is None:
             raise _invalid(f"{what} comes before the schema")
-        view = memoryview(body) if body is not None else memoryview(b"")
-
-        if header_type == _HEADER_RECORD_BATCH:
-            what = f"record batch {batches + 1} ({what})"
-            batch = _parse_batch(header, body_size, what)
-            if len(batch.nodes) != node_count:
-                raise _invalid(
-                    f"{what} has {len(batch.nodes)} field nodes, the schema needs {node_count}"
-                )
-            for column, index in enumerate(top_nodes):
-                if batch.nodes[index][0] != batch.length:
-                    raise _invalid(
-                        f"{what} column {column} has {batch.nodes[index][0]} rows, "
-                        f"the batch {batch.length}"
-                    )
-            rows += batch.length
-            batches += 1
-            decoded += _decoded_size(batch, view, what)
-        else:
-            what = f"dictionary batch ({what})"
-            dictionary_id = header.scalar(0, _I64)
-            data_table = header.table(1, "RecordBatch")
-            if data_table is None:
-                raise _invalid(f"{what} has no data")
-            batch = _parse_batch(data_table, body_size, what)
-            if not batch.nodes or batch.nodes[0][0] != batch.length:
-                raise _invalid(f"{what} values do not match its length {batch.length}")
-            size = _decoded_size(batch, view, what)
-            if header.scalar(2, _U8):
-                size += dictionary_sizes.get(dictionary_id, 0)
-            dictionary_sizes[dictionary_id] = size
-            decoded += size
+        batch = message.batch
+        if batch is None:  # unreachable: only schema messages have no batch
+            raise _invalid(f"{what} has no batch")
         compressed = compressed or batch.codec is not None
+
+        if message.header_type == _HEADER_DICTIONARY_BATCH:
+            size = message.decoded_bytes
+            if message.is_delta:
+                size += dictionary_sizes.get(message.dictionary_id, 0)
+            dictionary_sizes[message.dictionary_id] = size
+            decoded += size
+            continue
+        if len(batch.nodes) != node_count:
+            raise _invalid(
+                f"{what} has {len(batch.nodes)} field nodes where the schema has {node_count}"
+            )
+        for column, index in enumerate(top_nodes):
+            if batch.nodes[index][0] != batch.length:
+                raise _invalid(
+                    f"{what} has {batch.nodes[index][0]} values in column {column} "
+                    f"of a {batch.length}-row batch"
+                )
+        rows += batch.length
+        batches += 1
+        decoded += message.decoded_bytes
 
     if schema is None:
         raise _invalid("the stream has no schema message")
@@ -424,33 +479,49 @@ def decode_table(
 def cast_bytes(rows: int, types: list[pa.DataType]) -> int:
     """A lower bound of the bytes that casting ``rows`` rows to each of ``types`` allocates.
 
-    Fixed-width types take ``rows * bit_width / 8`` (rounded up) plus a validity bitmap;
-    string and binary 4 offset bytes per row, their large variants 8, view types 16 per row;
-    null nothing; anything else 8 bytes per row. Data bytes of variable-width values are not
-    counted: they depend on the values.
+    Per type it is the largest buffer an array of that many rows must have: ``rows *
+    bit_width / 8`` (rounded up) for fixed-width types, dictionaries by their indices; 4 offset
+    bytes per row for string, binary, list and map, 8 for their large variants, 16 for view
+    types; a struct or fixed-size list its largest child's; null and run-end encoded types
+    nothing. Validity bitmaps and variable-width value bytes are left out: pyarrow builds a
+    cast of a null column on one zeroed buffer shared by all its buffers, and values depend on
+    the data.
     """
     if rows < 0:
         raise ValueError(f"rows must not be negative, got {rows}")
+    return sum(_largest_buffer(rows, dtype) for dtype in types)
+
+
+def _largest_buffer(rows: int, dtype: Any) -> int:
+    while isinstance(dtype, pa.BaseExtensionType):
+        dtype = dtype.storage_type
+    pt = pa.types
     bitmap = (rows + 7) // 8
-    total = 0
-    for dtype in types:
-        while isinstance(dtype, pa.BaseExtensionType):
-            dtype = dtype.storage_type
-        if pa.types.is_null(dtype):
-            continue
-        if pa.types.is_boolean(dtype):
-            total += bitmap + bitmap
-        elif pa.types.is_string(dtype) or pa.types.is_binary(dtype):
-            total += 4 * rows
-        elif pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype):
-            total += 8 * rows
-        elif pa.types.is_string_view(dtype) or pa.types.is_binary_view(dtype):
-            total += 16 * rows
-        else:
-            try:
-                bit_width = dtype.bit_width
-            except ValueError:
-                total += 8 * rows
-            else:
-                total += (rows * bit_width + 7) // 8 + bitmap
-    return total
+    if pt.is_null(dtype) or pt.is_run_end_encoded(dtype):
+        return 0
+    if pt.is_boolean(dtype):
+        return bitmap
+    if pt.is_dictionary(dtype):
+        return (rows * int(dtype.index_type.bit_width) + 7) // 8
+    if pt.is_fixed_size_list(dtype):
+        return max(bitmap, _largest_buffer(rows * int(dtype.list_size), dtype.value_type))
+    if pt.is_struct(dtype):
+        children = [_largest_buffer(rows, dtype.field(i).type) for i in range(dtype.num_fields)]
+        return max([bitmap, *children])
+    if pt.is_string(dtype) or pt.is_binary(dtype) or pt.is_list(dtype) or pt.is_map(dtype):
+        return 4 * rows
+    if pt.is_list_view(dtype) or (pt.is_union(dtype) and dtype.mode == "dense"):
+        return 4 * rows
+    if pt.is_large_string(dtype) or pt.is_large_binary(dtype):
+        return 8 * rows
+    if pt.is_large_list(dtype) or pt.is_large_list_view(dtype):
+        return 8 * rows
+    if pt.is_string_view(dtype) or pt.is_binary_view(dtype):
+        return 16 * rows
+    if pt.is_union(dtype):
+        return rows
+    try:
+        bit_width = int(dtype.bit_width)
+    except ValueError:
+        return 0
+    return (rows * bit_width + 7) // 8

@@ -156,22 +156,23 @@ class DeliveryRuntime:
         assert self._fetching is not None
         await self._fetching
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop fetching, let records in flight finish, commit, leave the group."""
         name = self.config.name
         if self._fetching is not None:
             self._fetching.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._fetching
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=self.config.drain_timeout_s)
+        drain = self.config.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        if self._tasks and drain > 0:
+            await asyncio.wait(self._tasks, timeout=drain)
         unfinished = [t for t in self._tasks if not t.done()]
         if unfinished:
             log.warning("delivery_abandoned", service=name, records=len(unfinished))
-        for task in [*unfinished, *([self._committing] if self._committing else [])]:
+        background = [*unfinished, *([self._committing] if self._committing else [])]
+        for task in background:
             task.cancel()
-        await asyncio.gather(*unfinished, *([self._committing] if self._committing else []),
-                             return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         self._fetching = self._committing = None
         if self._consumer is not None:
             with contextlib.suppress(KafkaError, TimeoutError):

@@ -86,9 +86,10 @@ class WorkerService:
         )
         log.info("worker_started", topic=self._topics.requests, catalog=len(self.catalog.entries))
 
-    async def stop(self) -> None:
-        """Stop fetching, let requests in flight finish and commit, then disconnect."""
-        await self.runtime.stop()
+    async def stop(self, drain_timeout_s: float | None = None) -> None:
+        """Stop fetching, let requests in flight finish (for at most ``drain_timeout_s``,
+        default the runtime's) and commit, then disconnect."""
+        await self.runtime.stop(drain_timeout_s)
         await self.catalog.stop()
         await self._writer.stop()
         await close_quietly("container pool", self._predictor.close, timeout_s=60)

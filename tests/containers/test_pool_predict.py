@@ -104,16 +104,25 @@ async def test_model_that_cannot_load_is_model_failed_with_its_log(
     with pytest.raises(ModelFailed, match="weights file is missing"):
         await pool.predict(broken, "1", INPUT)
     assert pool.running() == {}
+    # Remembered: the next request is answered at once, without another start.
+    with pytest.raises(ModelFailed) as again:
+        await pool.predict(broken, "1", INPUT)
+    assert f"{broken}/1 failed to start (1 time(s)); next attempt in" in again.value.message
+    assert "weights file is missing" in again.value.message
+    assert pool.start_failure(broken, "1") is not None
+    assert pool.running() == {}
 
 
-async def test_slow_request_times_out_and_the_container_is_replaced(
+async def test_a_timeout_keeps_the_shared_container_while_it_answers_health_checks(
     pools: Any, scale_model: str
 ) -> None:
-    pool = pools()
+    pool = pools(request_timeout_s=90)
     first = await pool.warm(scale_model, "1")
     hang = pa.table({"x": [1.0], "label": ["__sleep__"]})
     with pytest.raises(InferenceTimeout):
         await pool.predict(scale_model, "1", hang, timeout_s=0.5)
-    assert pool.running() == {}  # a hung model is not left holding the container
-    assert (await pool.predict(scale_model, "1", INPUT)).num_rows == INPUT.num_rows
-    assert pool.running()[f"{scale_model}/1"] != first
+    assert pool.running() == {f"{scale_model}/1": first}  # it still answers PING: kept
+    # The next request waits for the slow one to finish, on the same warm container.
+    answer = await pool.predict(scale_model, "1", INPUT, timeout_s=60)
+    assert answer.num_rows == INPUT.num_rows
+    assert pool.running() == {f"{scale_model}/1": first}

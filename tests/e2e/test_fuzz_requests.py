@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.kafka import read_topic
-from tests.support.raw_records import RawHeaderName, python_batch_builder
+from tests.support.raw_records import RawHeaderName, python_batch_builder, send_any
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
@@ -129,8 +129,8 @@ async def test_every_generated_record_is_answered_or_quarantined(
     try:
         with python_batch_builder():
             futures = [
-                await producer.send(
-                    s.topics.requests, r.value, key=r.key,
+                await send_any(
+                    producer, s.topics.requests, r.value, key=r.key,
                     headers=[(RawHeaderName(k), v) for k, v in r.headers],
                 )
                 for r in records

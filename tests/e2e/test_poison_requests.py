@@ -20,6 +20,7 @@ from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.client.tables import to_ipc_stream
+from modelbus_contract.arrow_bounds import cast_bytes, inspect_stream
 from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.headers import header_dict
 
@@ -142,7 +143,13 @@ async def test_a_compressed_body_that_inflates_past_the_bound_is_too_large(
                                         ("correlation_id", cid.encode())])
     headers = await _answer_to(inference_stack, cid)
     assert headers["error_code"] == "too_large"
-    assert "decoded size in bytes 100,663,296" in headers["error_message"]
+    decoded = inspect_stream(body).decoded_bytes
+    assert decoded == 96 * 1024 * 1024 + 8  # the string's bytes and its two offsets
+    needed = decoded + cast_bytes(1, [pa.string()])
+    assert headers["error_message"] == (
+        f"the request would take {needed:,} bytes once decoded and cast to the model's input "
+        "types; the limit is 67,108,864"
+    )
     await _still_serving(inference_stack, client)
 
 
@@ -223,8 +230,10 @@ async def test_a_record_with_neither_key_nor_value_is_answered_and_committed(
 ) -> None:
     s = inference_stack.settings
     cid = _cid()
-    offset = await _send(inference_stack, None, [("model", TRICKY_MODEL.encode()),
-                                                 ("correlation_id", cid.encode())])
+    meta = await produce_raw(s.kafka_bootstrap_servers, s.topics.requests, None,
+                             headers=[("model", TRICKY_MODEL.encode()),
+                                      ("correlation_id", cid.encode())])
+    offset = meta.offset
     headers = await _answer_to(inference_stack, cid)
     assert headers["error_code"] == "bad_request"
     assert "empty body" in headers["error_message"]

@@ -8,12 +8,13 @@ producer in another language can send.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 
 import aiokafka.producer.message_accumulator as accumulator
 import aiokafka.producer.producer as producer_module
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from aiokafka.structs import RecordMetadata
 
@@ -46,6 +47,26 @@ def python_batch_builder() -> Iterator[None]:
             module.DefaultRecordBatchBuilder = builder  # type: ignore[misc]
 
 
+async def send_any(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> asyncio.Future[RecordMetadata]:
+    """``producer.send``, also for a record with neither key nor value (which aiokafka's
+    ``send`` refuses but the protocol allows and other clients send): that one goes
+    straight to the producer's batch accumulator, partition 0."""
+    if key is not None or value is not None:
+        return await producer.send(topic, value, key=key, headers=list(headers))
+    await producer.client._wait_on_metadata(topic)
+    future: asyncio.Future[RecordMetadata] = await producer._message_accumulator.add_message(
+        TopicPartition(topic, 0), None, None, 30.0, timestamp_ms=None, headers=list(headers)
+    )
+    return future
+
+
 async def produce_raw(
     bootstrap: str,
     topic: str,
@@ -60,7 +81,7 @@ async def produce_raw(
     await producer.start()
     try:
         with python_batch_builder():
-            future = await producer.send(topic, value, key=key, headers=named)
+            future = await send_any(producer, topic, value, key=key, headers=named)
         return await future
     finally:
         await producer.stop()

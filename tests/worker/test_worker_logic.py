@@ -15,8 +15,8 @@ from modelbus_contract.errors import (
     SchemaMismatch,
     TooLarge,
 )
-from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.headers import HeaderView, read_headers
+from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_worker.replies import error_result, label_outputs, ok_result, too_large_instead

@@ -54,7 +54,8 @@ def _strategy(models: list[str], topics: list[str], bodies: list[bytes]) -> st.S
     names = st.one_of(
         st.sampled_from(["model", "model_version", "correlation_id", "reply_to",
                          "content-type", "timeout_ms", "x-trace"]).map(str.encode),
-        st.binary(min_size=1, max_size=12),
+        st.text(min_size=1, max_size=12).map(str.encode),
+        st.binary(min_size=1, max_size=12),  # mostly not UTF-8: the client cannot decode it
     )
     values = st.one_of(
         st.sampled_from([*models, *topics, "@stable", "1", "99", "inf", "nan", "-1", "5",

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .redact import redact
+
 
 class ModelbusError(Exception):
-    """Base of every error that is answered to whoever sent the request."""
+    """Base of every error that is answered to whoever sent the request.
+
+    The message is redacted once, here: it goes to requesters (error results), the DLQ and
+    the logs, and may quote a URL or an exception that carries credentials.
+    """
 
     code: ClassVar[str] = "internal"
 
     def __init__(self, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
 

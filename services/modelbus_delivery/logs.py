@@ -1,12 +1,61 @@
-"""structlog set-up: one JSON object per line on stderr, context variables merged in."""
+"""structlog set-up: one JSON object per line on stderr, context variables merged in.
+
+Every line, ours or a library's through the standard library, passes ``redact_secrets``
+after exceptions are rendered and before the JSON is written: no credential reaches a log.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from modelbus_contract.redact import MASK, is_secret_name, redact, redact_field
+
+# How deep ``redact_secrets`` walks nested dicts and lists; deeper values become their
+# redacted repr (what the JSON renderer would have printed for them anyway, minus secrets).
+_MAX_DEPTH = 3
+_SCALARS = (int, float, bool, type(None))
+# Loggers that ``import mlflow`` configures for itself (mlflow.utils.logging_utils).
+_MLFLOW_OWNED_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, _SCALARS):
+        return value
+    if depth < _MAX_DEPTH:
+        if isinstance(value, dict):
+            return {key: _scrub_field(key, item, depth + 1) for key, item in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [_scrub(item, depth + 1) for item in value]
+    try:
+        if depth <= _MAX_DEPTH and hasattr(value, "__structlog__"):
+            return _scrub(value.__structlog__(), _MAX_DEPTH + 1)
+        # JSONRenderer prints any other object as its repr: print the redacted repr instead.
+        return redact(repr(value))
+    except Exception:  # a broken __repr__ must not cost the whole line
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _scrub_field(key: Any, value: Any, depth: int) -> Any:
+    """A value under a key: all of it masked when the key names a credential."""
+    if isinstance(key, str) and not isinstance(value, _SCALARS) and is_secret_name(key):
+        return redact_field(key, value) if isinstance(value, str) else MASK
+    return _scrub(value, depth)
+
+
+def redact_secrets(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every value of the event, nested ones included, redacted."""
+    for key, value in event_dict.items():
+        event_dict[key] = _scrub_field(key, value, 0)
+    return event_dict
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -23,6 +72,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             *shared,
             structlog.processors.format_exc_info,
+            redact_secrets,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -34,6 +84,8 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_secrets,
                 structlog.processors.JSONRenderer(),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -42,8 +94,16 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
+    # Importing mlflow gives these loggers a plain-text handler of their own that does not
+    # propagate: their lines would bypass JSON and redaction. Take them back (the services
+    # import mlflow before they configure logging).
+    for owned in _MLFLOW_OWNED_LOGGERS:
+        library = logging.getLogger(owned)
+        library.handlers.clear()
+        library.propagate = True
     # Third-party chatter (connection retries are reported by our own events).
-    for noisy in ("aiokafka", "kafka", "urllib3", "mlflow", "faststream", "docker"):
+    for noisy in ("aiokafka", "kafka", "urllib3", "mlflow", "faststream", "docker",
+                  "sqlalchemy.engine", "alembic", "huey"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

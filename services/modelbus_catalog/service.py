@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.messages import DiscoveryEvent
+from modelbus_contract.redact import redact
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.dlq import dlq_copy, dlq_note
 from modelbus_delivery.kafka_config import connection_options
@@ -140,12 +141,12 @@ class CatalogService:
             try:
                 return await asyncio.to_thread(self._reader.read, event.name, event.version)
             except ModelUnreadable as exc:
-                return ModelFacts(problems=[f"model files unreadable: {exc}"])
+                return ModelFacts(problems=[redact(f"model files unreadable: {exc}")])
             except Exception as exc:
                 if not _is_connection_error(exc):
                     unexpected += 1
                     if unexpected >= MAX_UNEXPECTED_FAILURES:
-                        return ModelFacts(problems=[f"reading the model failed: {exc}"])
+                        return ModelFacts(problems=[redact(f"reading the model failed: {exc}")])
                 delay = backoff.next_delay()
                 log.warning(
                     "registry_read_failed", error=f"{type(exc).__name__}: {str(exc)[:300]}",
@@ -156,4 +157,8 @@ class CatalogService:
 
 def _is_connection_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(s in text for s in ("connection", "max retries", "timed out", "timeout", "refused"))
+    # Credentials refused are the operator's to fix: wait for them like for an outage,
+    # rather than publishing the entry as invalid.
+    transient = ("connection", "max retries", "timed out", "timeout", "refused",
+                 "unauthenticated", "permission_denied", "401", "403")
+    return any(s in text for s in transient)

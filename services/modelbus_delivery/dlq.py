@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelbus_contract.headers import header_dict
+from modelbus_contract.redact import redact
 
 from .records import MAX_HEADER_VALUE_BYTES, Inbound, Outgoing
 
@@ -16,7 +17,7 @@ def dlq_copy(dlq_topic: str, record: Inbound, code: str, message: str) -> Outgoi
         {
             **header_dict(record.headers),
             "dlq_error_code": code,
-            "dlq_error_message": message[:MAX_HEADER_VALUE_BYTES],
+            "dlq_error_message": redact(message)[:MAX_HEADER_VALUE_BYTES],
             "dlq_source": record.topic,
             "dlq_partition": str(record.partition),
             "dlq_offset": str(record.offset),
@@ -29,7 +30,7 @@ def dlq_note(dlq_topic: str, topic: str, partition: int, offset: int, code: str,
     """A note in place of a record the Kafka client could not decode (no copy possible)."""
     return Outgoing(dlq_topic, None, b"", {
         "dlq_error_code": code,
-        "dlq_error_message": message[:MAX_HEADER_VALUE_BYTES],
+        "dlq_error_message": redact(message)[:MAX_HEADER_VALUE_BYTES],
         "dlq_source": topic,
         "dlq_partition": str(partition),
         "dlq_offset": str(offset),

@@ -22,12 +22,15 @@ log = get_logger("modelbus_worker.images.model")
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "server.py")
+# The contract's Arrow codec runs in the container too (it needs only pyarrow).
+CODEC_FILE = Path(__file__).resolve().parents[2] / "modelbus_contract" / "arrow_codec.py"
 LABEL_NAME = "modelbus.model.name"
 LABEL_VERSION = "modelbus.model.version"
 
 MODEL_DOCKERFILE = """\
 FROM {depset}
 COPY --chown=0:0 runtime /opt/modelbus/modelbus_worker
+COPY --chown=0:0 contract /opt/modelbus/modelbus_contract
 COPY --chown=0:0 model /model
 ENV PYTHONPATH=/opt/modelbus
 WORKDIR /tmp
@@ -52,6 +55,7 @@ def runtime_digest() -> str:
     digest = hashlib.sha256()
     for name in RUNTIME_FILES:
         digest.update((RUNTIME_DIR / name).read_bytes())
+    digest.update(CODEC_FILE.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -132,6 +136,10 @@ def _build(
         (context / "runtime" / "__init__.py").write_text("")
         for file in RUNTIME_FILES:
             shutil.copy2(RUNTIME_DIR / file, runtime / file)
+        contract = context / "contract"
+        contract.mkdir()
+        (contract / "__init__.py").write_text("")
+        shutil.copy2(CODEC_FILE, contract / CODEC_FILE.name)
         (context / "Dockerfile").write_text(MODEL_DOCKERFILE.format(depset=depset))
         labels = {LABEL_NAME: name, LABEL_VERSION: str(version), "modelbus.depset": depset,
                   "modelbus.image": "model"}

@@ -1,7 +1,8 @@
 """Arrow IPC bytes <-> tables, and any pyfunc prediction -> an Arrow table.
 
-Standalone (pyarrow, pandas, numpy only): the runtime uses it inside the container and
-the host uses the same conversion to compare results with an in-process prediction.
+Standalone (pyarrow, pandas, numpy and the contract's Arrow codec, which the model image
+ships beside the runtime): the runtime uses it inside the container and the host uses the
+same conversion to compare results with an in-process prediction.
 """
 
 from __future__ import annotations
@@ -12,21 +13,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from modelbus_contract.arrow_codec import ipc_to_table, table_to_ipc
+
+__all__ = ["ipc_to_table", "prediction_to_table", "table_to_ipc"]
+
 DEFAULT_OUTPUT_NAME = "prediction"
-
-
-def table_to_ipc(table: pa.Table) -> bytes:
-    """One table as Arrow IPC stream bytes."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def ipc_to_table(data: bytes) -> pa.Table:
-    """Arrow IPC stream bytes as one table."""
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all()
 
 
 def prediction_to_table(prediction: Any) -> pa.Table:

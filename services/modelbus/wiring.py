@@ -20,6 +20,8 @@ def configure_mlflow_client(settings: ModelbusSettings) -> None:
     retries would hide an outage behind silent waiting. Explicit variables are kept.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    # MLflow's own handlers would print plain, unredacted lines beside the JSON logs.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_s)))
 
 

@@ -58,7 +58,24 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         requirements=facts.requirements,
         status="invalid" if unnamed or not facts.flavors else "ready",
         problems=problems,
+        batching=batching_allowed(tags, problems),
     )
+
+
+BATCHING_TAG = "modelbus.batching"
+_OFF = {"off", "false", "no", "0"}
+_ON = {"on", "true", "yes", "1", ""}
+
+
+def batching_allowed(tags: dict[str, str], problems: list[str]) -> bool:
+    """The ``modelbus.batching`` tag (version over model): ``off`` opts out of batching."""
+    value = tags.get(BATCHING_TAG)
+    if value is None or value.strip().lower() in _ON:
+        return True
+    if value.strip().lower() in _OFF:
+        return False
+    problems.append(f"tag {BATCHING_TAG}={value!r} is not on/off: batching stays on")
+    return True
 
 
 def _merge_side(

@@ -97,6 +97,10 @@ class CatalogEntry(BaseModel):
     requirements: list[str] = Field(default_factory=list)
     status: Literal["ready", "invalid"]
     problems: list[str] = Field(default_factory=list)
+    batching: bool = Field(
+        default=True, description="Whether workers may run concurrent requests of this "
+        "version in one predict (tag `modelbus.batching=off` on the model or version: false).",
+    )
     updated_at: datetime = Field(default_factory=utc_now)
 
     @property

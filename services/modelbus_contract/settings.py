@@ -64,7 +64,11 @@ class ModelbusSettings(BaseSettings):
         description="Regular expression (full match) of the topics a request may name in "
         "`reply_to`; default: the prefix followed by `replies.` and a name.",
     )
-    worker_max_in_flight: int = Field(default=32, ge=1)
+    worker_max_in_flight: int = Field(default=256, ge=1)
+    worker_batch_window_ms: float = Field(
+        default=2.0, ge=0, description="How long a batch waits for more requests; 0: no batching."
+    )
+    worker_batch_max_rows: int = Field(default=4096, ge=1)
     log_level: str = "INFO"
 
     @property

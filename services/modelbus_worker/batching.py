@@ -97,6 +97,10 @@ class BatchingPredictor:
         except TimeoutError:
             raise InferenceTimeout(f"{name}/{version}: no answer within {timeout_s}s") from None
 
+    def row_wise(self, name: str, version: str) -> bool:
+        """False once the version answered a batch with another number of rows."""
+        return (name, version) not in self._not_row_wise
+
     async def close(self) -> None:
         for queue in list(self._queues.values()):
             if queue.flusher is not None:

@@ -19,6 +19,7 @@ from modelbus_delivery.topics import ensure_topics, retry_until_connected
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
+from .batching import BatchingPredictor, BatchSettings
 from .handler import Predictor, RequestHandler
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
@@ -35,12 +36,17 @@ class WorkerService:
     ) -> None:
         self._settings = settings
         self._topics = topics = settings.topics
-        self._predictor = predictor
         self._kafka = kafka = connection_options(settings)
         self._writer = TopicWriter(
             kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
         )
         self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        if settings.worker_batch_window_ms > 0:
+            batch = BatchSettings(
+                settings.worker_batch_window_ms / 1000, settings.worker_batch_max_rows
+            )
+            predictor = BatchingPredictor(predictor, batch, batchable=self._batching_allowed)
+        self._predictor = predictor
         policy = ReplyPolicy.from_settings(settings)
         limits = RequestLimits(
             settings.max_message_bytes, settings.max_request_rows,
@@ -62,6 +68,14 @@ class WorkerService:
             self._writer,
             backoff_for(settings),
         )
+
+    def _batching_allowed(self, name: str, version: str) -> bool:
+        entry = self.catalog.entries.get(f"{name}/{version}")
+        return entry is None or entry.batching
+
+    @property
+    def predictor(self) -> Predictor:
+        return self._predictor
 
     @property
     def tracker(self) -> OffsetTracker:

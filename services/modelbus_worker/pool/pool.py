@@ -122,7 +122,7 @@ class ContainerPool:
             if kind != Kind.RESULT:
                 raise InternalError(f"{key}: runtime answered {kind.name} to PREDICT")
             result = await _offload(ipc_to_table, body, len(body))
-            bound.info(
+            bound.debug(
                 "predicted", rows=table.num_rows, attempt=attempt,
                 acquire_ms=round((t1 - t0) * 1e3, 3), call_ms=round((t2 - t1) * 1e3, 3),
                 total_ms=round((time.perf_counter() - t0) * 1e3, 3),

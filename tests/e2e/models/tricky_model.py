@@ -1,7 +1,8 @@
 """A test model (logged from code) that misbehaves on request: raises, sleeps, or bloats.
 
 ``Molecule`` values: ``boom`` → raises; ``sleep:S`` → sleeps S seconds; ``big:N`` → an
-N-character output; anything else → its length as text.
+N-character output; anything else → its length as text. A table holding ``collapse``
+is answered with one row, its row count (a model that is not row-wise).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pandas as pd
 
 class TrickyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        if (model_input["Molecule"].astype(str) == "collapse").any():
+            return pd.DataFrame({"Predicted": [str(len(model_input))]})
         out = []
         for value in model_input["Molecule"].astype(str):
             if value == "boom":

@@ -58,3 +58,19 @@ async def test_a_tombstone_on_the_discovered_topic_publishes_nothing() -> None:
 async def test_a_record_that_is_not_a_discovery_event_is_poison(value: bytes) -> None:
     with pytest.raises(PoisonRecord, match="not a discovery event"):
         await CatalogService(SETTINGS, FixedReader()).handle_record(_record(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed", "problem"),
+    [(None, True, False), ("off", False, False), ("False", False, False), ("0", False, False),
+     ("on", True, False), ("", True, False), ("sometimes", True, True)],
+)
+def test_the_batching_tag_opts_a_version_out(
+    value: str | None, allowed: bool, problem: bool
+) -> None:
+    from modelbus_catalog.entry import batching_allowed
+
+    problems: list[str] = []
+    tags = {} if value is None else {"modelbus.batching": value}
+    assert batching_allowed(tags, problems) is allowed
+    assert bool(problems) is problem

@@ -90,7 +90,10 @@ def _line(entry: CatalogEntry) -> str:
 
 def list_catalog(watch: bool, as_json: bool) -> None:
     """Print the model catalog (name/version, status, inputs and outputs)."""
+    from modelbus_delivery.logs import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level)  # JSON lines on stderr: stdout is the listing
 
     def show(key: str, entry: CatalogEntry | None) -> None:
         if as_json:

@@ -3,24 +3,45 @@
 Used by the worker (to resolve requests), by the client (``catalog()``/``watch_catalog()``)
 and by tests. It reads every partition from the earliest offset without a consumer group,
 so every instance sees the whole catalog.
+
+Records it cannot use — one the Kafka client cannot decode, a key that is missing or not
+UTF-8, a value larger than ``max_value_bytes`` or not a valid ``CatalogEntry`` — are
+logged and skipped; they never stop the reader.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from modelbus_contract.channels import TopicSpec
 from modelbus_contract.messages import CatalogEntry
 
+from .closing import CLOSE_TIMEOUT_S
+from .kafka_config import KafkaOptions, as_options, servers_of
 from .logs import get_logger
-from .topics import TopicSpec, assign_all, ensure_topics, replay, start_consumer
+from .poison import (
+    advance,
+    close_consumer,
+    expected_positions,
+    getmany_skipping_poison,
+    stop_reader,
+)
+from .retry import Backoff
+from .topics import assign_all, ensure_topics, start_consumer
 
 log = get_logger("catalog_view")
+
+# Largest catalog value that is parsed; an entry is a few kilobytes.
+MAX_VALUE_BYTES = 1024 * 1024
+# How long stopping waits for the reading task to end after cancelling it.
+TASK_STOP_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,50 +53,68 @@ class CatalogChange:
 
 
 class CatalogView:
-    """Latest catalog entry per ``name/version``; ``start`` returns once caught up."""
+    """Latest catalog entry per ``name/version``; ``start`` returns once caught up.
 
-    def __init__(self, bootstrap_servers: str, topic: str, fetch_max_wait_ms: int = 5) -> None:
-        self._servers = bootstrap_servers
+    ``stop`` never raises (a cancellation of its caller propagates) and returns within
+    ``TASK_STOP_TIMEOUT_S + close_timeout_s + CONNECTIONS_CLOSE_TIMEOUT_S`` (1 + 5 + 1 s by
+    default); iterators from ``changes()`` then end.
+    """
+
+    def __init__(
+        self,
+        kafka: str | KafkaOptions,
+        topic: str,
+        fetch_max_wait_ms: int = 5,
+        *,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
+    ) -> None:
+        self._kafka = kafka
         self._topic = topic
         self._fetch_wait = fetch_max_wait_ms
+        self._max_value_bytes = max_value_bytes
+        self._close_timeout_s = close_timeout_s
         self.entries: dict[str, CatalogEntry] = {}
+        self.skipped = 0  # records that could not be used (undecodable, bad key or value)
         self._changed = asyncio.Condition()
-        self._subscribers: list[asyncio.Queue[CatalogChange]] = []
+        self._subscribers: list[asyncio.Queue[CatalogChange | None]] = []
+        self._expected: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, catch_up_timeout_s: float = 30.0) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers,
+            **as_options(self._kafka),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._fetch_wait,
         )
         await start_consumer(consumer)
-        self._consumer = consumer
         try:
-            await ensure_topics(self._servers, [TopicSpec(self._topic, compacted=True)])
+            await ensure_topics(self._kafka, [TopicSpec(self._topic, compacted=True)])
             tps = await assign_all(consumer, self._topic)
             if not tps:
                 raise RuntimeError(f"topic {self._topic} has no partitions")
             async with asyncio.timeout(catch_up_timeout_s):
-                await replay(consumer, tps, self._apply)
+                await self._catch_up(consumer, tps)
         except BaseException:
-            await consumer.stop()
-            self._consumer = None
+            await close_consumer("catalog view consumer", consumer, self._close_timeout_s)
             raise
-        self._task = asyncio.create_task(self._follow(), name="catalog-view")
-        log.info("catalog_view_ready", topic=self._topic, entries=len(self.entries))
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(consumer), name="catalog-view")
+        log.info("catalog_view_ready", topic=self._topic, entries=len(self.entries),
+                 kafka=servers_of(self._kafka))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        """Stop reading and close the consumer within a bound; never raises."""
+        task, self._task = self._task, None
+        if task is not None:
+            await stop_reader("catalog view reader", task, TASK_STOP_TIMEOUT_S)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await close_consumer("catalog view consumer", consumer, self._close_timeout_s)
+        for queue in self._subscribers:
+            queue.put_nowait(None)  # ends the iterators of changes()
 
     async def wait_until(
         self, predicate: Callable[[dict[str, CatalogEntry]], bool], timeout_s: float
@@ -89,40 +128,64 @@ class CatalogView:
             return False
 
     def changes(self) -> AsyncIterator[CatalogChange]:
-        """Every change from this call on (entries and tombstones)."""
-        queue: asyncio.Queue[CatalogChange] = asyncio.Queue()
+        """Every change from this call on (entries and tombstones), until ``stop``."""
+        queue: asyncio.Queue[CatalogChange | None] = asyncio.Queue()
         self._subscribers.append(queue)
         return self._drain(queue)
 
-    async def _drain(self, queue: asyncio.Queue[CatalogChange]) -> AsyncIterator[CatalogChange]:
+    async def _drain(
+        self, queue: asyncio.Queue[CatalogChange | None]
+    ) -> AsyncIterator[CatalogChange]:
         try:
-            while True:
-                yield await queue.get()
+            while (change := await queue.get()) is not None:
+                yield change
         finally:
             self._subscribers.remove(queue)
 
-    async def _follow(self) -> None:
-        assert self._consumer is not None
-        while True:
-            await self._apply(await self._consumer.getmany(timeout_ms=1000))
+    async def _catch_up(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+        """Apply every record from the earliest offset to the end offsets seen now."""
+        await consumer.seek_to_beginning(*tps)
+        self._expected = await expected_positions(consumer, tps)
+        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            await self._read(consumer, timeout_ms=200)
 
-    async def _apply(self, batch: dict[TopicPartition, list[object]]) -> None:
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        backoff = Backoff(0.2, 5.0)
+        while True:
+            try:
+                await self._read(consumer, timeout_ms=1000)
+            except KafkaError as exc:
+                delay = backoff.next_delay()
+                log.warning("catalog_view_fetch_failed", topic=self._topic,
+                            error=repr(exc)[:300], retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+
+    async def _read(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
+        batch = await getmany_skipping_poison(
+            consumer, self._expected, self._undecodable, timeout_ms=timeout_ms
+        )
+        advance(self._expected, batch)
+        await self._apply(batch)
+
+    def _undecodable(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
+        self.skipped += 1
+
+    async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         changes: list[CatalogChange] = []
         for records in batch.values():
             for record in records:
-                key = (record.key or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
-                value = record.value  # type: ignore[attr-defined]
-                if value is None:
-                    self.entries.pop(key, None)
-                    changes.append(CatalogChange(key, None))
+                change = self._change_of(record)
+                if change is None:
+                    self.skipped += 1
                     continue
-                try:
-                    entry = CatalogEntry.model_validate_json(value)
-                except ValidationError as exc:
-                    log.error("catalog_record_unreadable", key=key, error=str(exc)[:300])
-                    continue
-                self.entries[key] = entry
-                changes.append(CatalogChange(key, entry))
+                if change.entry is None:
+                    self.entries.pop(change.key, None)
+                else:
+                    self.entries[change.key] = change.entry
+                changes.append(change)
         if not changes:
             return
         for queue in self._subscribers:
@@ -130,3 +193,31 @@ class CatalogView:
                 queue.put_nowait(change)
         async with self._changed:
             self._changed.notify_all()
+
+    def _change_of(self, record: Any) -> CatalogChange | None:
+        """The change a record makes, or None (logged) when it cannot be used."""
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        try:
+            key = record.key.decode("utf-8") if record.key is not None else None
+        except UnicodeDecodeError:
+            log.error("catalog_record_unreadable", **where, error="the key is not UTF-8",
+                      key=repr(record.key[:80]))
+            return None
+        if not key:
+            log.error("catalog_record_unreadable", **where, error="the record has no key")
+            return None
+        value = record.value
+        if value is None:
+            return CatalogChange(key, None)
+        if len(value) > self._max_value_bytes:
+            log.error("catalog_record_unreadable", **where, key=key,
+                      error=f"the value is {len(value)} bytes; at most "
+                            f"{self._max_value_bytes} are read")
+            return None
+        try:
+            entry = CatalogEntry.model_validate_json(value)
+        except (ValidationError, ValueError) as exc:
+            log.error("catalog_record_unreadable", **where, key=key, error=str(exc)[:300])
+            return None
+        return CatalogChange(key, entry)
+

@@ -5,12 +5,14 @@ from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.catalog_view import CatalogChange
 
 from .async_client import AsyncModelbusClient
+from .results_listener import ClientClosed
 from .sync_client import ModelbusClient
 
 __all__ = [
     "AsyncModelbusClient",
     "CatalogChange",
     "CatalogEntry",
+    "ClientClosed",
     "ModelbusClient",
     "ModelbusError",
 ]

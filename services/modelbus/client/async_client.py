@@ -6,43 +6,74 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 
+from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
 from modelbus_contract.arrow_codec import ARROW_STREAM
-from modelbus_contract.errors import InferenceTimeout, error_from_code
+from modelbus_contract.errors import InferenceTimeout, InternalError, TooLarge, error_from_code
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange, CatalogView
+from modelbus_delivery.closing import CLOSE_TIMEOUT_S
+from modelbus_delivery.kafka_config import connection_options
+from modelbus_delivery.logs import get_logger
+from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
 from modelbus_delivery.writer import TopicWriter
 
-from .results_listener import ResultsListener
-from .tables import as_table, from_ipc_stream, to_ipc_stream
+from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
+from .tables import as_table, to_ipc_stream
+
+log = get_logger("client")
 
 
 class AsyncModelbusClient:
     """Sends prediction requests and awaits their results, matched by correlation id.
 
     ``AsyncModelbusClient(bootstrap_servers="host:9092")`` uses the default topics; pass
-    ``settings`` (or set ``MODELBUS_*`` variables) for another prefix.
+    ``settings`` (or set ``MODELBUS_*`` variables) for another prefix, TLS or SASL.
+
+    ``close()`` never raises and returns within ``close_bound_s`` seconds, whatever the
+    broker does: every Kafka client is closed concurrently, each within ``close_timeout_s``
+    (what does not finish is abandoned and logged). Requests still waiting fail with
+    ``ClientClosed``; running ``watch_catalog()`` iterations end.
     """
 
     def __init__(
-        self, bootstrap_servers: str | None = None, *, settings: ModelbusSettings | None = None
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        settings: ModelbusSettings | None = None,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> None:
         settings = settings or ModelbusSettings()
         if bootstrap_servers:
             settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
         self.settings = settings
-        servers = settings.kafka_bootstrap_servers
+        self._kafka = connection_options(settings)
         self._topics = settings.topics
-        self._writer = TopicWriter(servers, max_request_size=settings.max_message_bytes)
+        self._close_timeout_s = close_timeout_s
+        self._writer = TopicWriter(self._kafka, max_request_size=settings.max_message_bytes)
         self._results = ResultsListener(
-            servers, self._topics.results, settings.kafka_fetch_max_wait_ms
+            self._kafka, self._topics.results, settings.kafka_fetch_max_wait_ms,
+            close_timeout_s=close_timeout_s,
         )
+        self._views: set[CatalogView] = set()
+        self._closed = False
+
+    @property
+    def close_bound_s(self) -> float:
+        """The longest ``close()`` takes: its consumers' bound (the writer's 5 s is shorter).
+
+        A consumer: its reading task (``TASK_STOP_TIMEOUT_S``), then its ``stop()``
+        (``close_timeout_s``), then the connections an interrupted stop left open
+        (``CONNECTIONS_CLOSE_TIMEOUT_S``); all of them are closed concurrently.
+        """
+        consumers = TASK_STOP_TIMEOUT_S + self._close_timeout_s + CONNECTIONS_CLOSE_TIMEOUT_S
+        return max(consumers, CLOSE_TIMEOUT_S)
 
     async def start(self) -> None:
         await self._results.start()
@@ -53,8 +84,21 @@ class AsyncModelbusClient:
             raise
 
     async def close(self) -> None:
-        await self._writer.stop()
-        await self._results.stop()
+        """Close every Kafka client of this client within ``close_bound_s``; never raises.
+
+        Only a cancellation of the caller itself propagates.
+        """
+        self._closed = True
+        self._results.close_waiting()  # waiting requests end now, not after the closing
+        outcomes = await asyncio.gather(
+            self._writer.stop(),
+            self._results.stop(),
+            *(view.stop() for view in list(self._views)),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):  # not expected: every stop is quiet
+                log.warning("close_failed", what="modelbus client", error=repr(outcome)[:300])
 
     async def __aenter__(self) -> AsyncModelbusClient:
         await self.start()
@@ -76,8 +120,13 @@ class AsyncModelbusClient:
         """Run ``data`` (Table, DataFrame or dict of columns) through ``model``.
 
         ``version`` is a number, ``"@alias"`` or None for the newest READY version.
-        Raises a ``ModelbusError`` subclass carrying the worker's ``error_code``.
+        Raises a ``ModelbusError`` subclass carrying the worker's ``error_code``;
+        ``InferenceTimeout`` when no result arrives within ``timeout`` seconds (sending
+        included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
+        the result cannot be read.
         """
+        if self._closed:
+            raise ClientClosed("the client is closed")
         table = as_table(data)
         cid = correlation_id or uuid.uuid4().hex
         headers = {
@@ -90,40 +139,80 @@ class AsyncModelbusClient:
             headers["model_version"] = str(version)
         future = self._results.expect(cid)
         try:
-            await self._writer.send(self._topics.requests, cid, to_ipc_stream(table), headers)
-            result_headers, value = await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await self._send(cid, to_ipc_stream(table), headers, future)
+                result_headers, value = await future
         except TimeoutError:
             raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
         finally:
             self._results.forget(cid)
         if result_headers.get("status") == "ok":
-            return from_ipc_stream(value or b"")
+            return self._decode(model, cid, value)
         code = result_headers.get("error_code", "internal")
         message = result_headers.get("error_message", "")
         if value:
             with contextlib.suppress(ValueError, AttributeError):  # body is optional detail
-                message = json.loads(value).get("error_message", message)
+                message = str(json.loads(value).get("error_message", message))
         raise error_from_code(code, message)
+
+    async def _send(
+        self, cid: str, body: bytes, headers: Mapping[str, str], answer: asyncio.Future[Answer]
+    ) -> None:
+        """Publish the request, unless its answer (or the client's closing) comes first."""
+        send = asyncio.ensure_future(self._writer.send(self._topics.requests, cid, body, headers))
+        either: set[asyncio.Future[Any]] = {send, answer}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not send.done():
+                send.cancel()
+        if send.done() and not send.cancelled():
+            send.result()  # a request the broker refused raises here
+
+    def _decode(self, model: str, cid: str, value: bytes | None) -> pa.Table:
+        try:
+            return decode_table(
+                value or b"", max_rows=self.settings.max_request_rows,
+                max_decoded_bytes=self.settings.max_decoded_bytes,
+            )
+        except ArrowStreamTooLarge as exc:
+            raise TooLarge(f"the result of {model} ({cid}) is too large: {exc}") from None
+        except ArrowStreamInvalid as exc:
+            raise InternalError(f"the result of {model} ({cid}) cannot be read: {exc}") from None
 
     async def catalog(self, timeout: float = 30.0) -> list[CatalogEntry]:  # noqa: ASYNC109
         """Every current catalog entry, sorted by name and version."""
-        view = CatalogView(self.settings.kafka_bootstrap_servers, self._topics.catalog)
-        await view.start(catch_up_timeout_s=timeout)
+        view = self._view()
         try:
+            await view.start(catch_up_timeout_s=timeout)
             return sorted(view.entries.values(), key=lambda e: (e.name, version_order(e.version)))
         finally:
+            self._views.discard(view)
             await view.stop()
 
     async def watch_catalog(self) -> AsyncGenerator[CatalogChange, None]:
-        """The current entries, then every change (``entry`` None means removed)."""
-        view = CatalogView(self.settings.kafka_bootstrap_servers, self._topics.catalog)
-        await view.start()
-        changes = view.changes()
+        """The current entries, then every change (``entry`` None means removed).
+
+        Ends when the client is closed.
+        """
+        view = self._view()
         try:
+            await view.start()
+            changes = view.changes()
             for key, entry in sorted(view.entries.items()):
                 yield CatalogChange(key, entry)
             async for change in changes:
                 yield change
         finally:
+            self._views.discard(view)
             await view.stop()
 
+    def _view(self) -> CatalogView:
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        view = CatalogView(
+            self._kafka, self._topics.catalog, self.settings.kafka_fetch_max_wait_ms,
+            close_timeout_s=self._close_timeout_s,
+        )
+        self._views.add(view)
+        return view

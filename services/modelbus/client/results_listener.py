@@ -3,30 +3,77 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
-from modelbus_contract.headers import header_dict
-from modelbus_delivery.topics import TopicSpec, assign_all, ensure_topics, start_consumer
+from modelbus_contract.channels import TopicSpec
+from modelbus_contract.errors import InternalError, ModelbusError
+from modelbus_contract.headers import read_headers
+from modelbus_delivery.closing import CLOSE_TIMEOUT_S
+from modelbus_delivery.kafka_config import KafkaOptions, as_options
+from modelbus_delivery.logs import get_logger
+from modelbus_delivery.poison import (
+    advance,
+    close_consumer,
+    expected_positions,
+    getmany_skipping_poison,
+    stop_reader,
+)
+from modelbus_delivery.retry import Backoff
+from modelbus_delivery.topics import assign_all, ensure_topics, start_consumer
+
+log = get_logger("client")
+
+RESULT_HEADERS = (
+    "status", "model", "model_version", "correlation_id", "error_code", "error_message",
+    "content-type",
+)
+# How long stopping waits for the reading task to end after cancelling it.
+TASK_STOP_TIMEOUT_S = 1.0
+
+Answer = tuple[dict[str, str], bytes | None]
+
+
+class ClientClosed(ModelbusError):
+    """The client was closed before the call could finish (nothing was answered)."""
+
+    code = "client_closed"
 
 
 class ResultsListener:
-    """Reads a results topic from its end (no consumer group) and resolves futures by id."""
+    """Reads a results topic from its end (no consumer group) and resolves futures by id.
 
-    def __init__(self, bootstrap_servers: str, topic: str, fetch_max_wait_ms: int = 5) -> None:
-        self._servers = bootstrap_servers
+    A result whose headers cannot be read fails its request with ``InternalError``; a
+    record the Kafka client cannot decode at all is logged and skipped (its request, which
+    cannot be identified, ends at its timeout). ``stop`` fails every waiting request with
+    ``ClientClosed`` and returns within ``TASK_STOP_TIMEOUT_S + close_timeout_s +
+    CONNECTIONS_CLOSE_TIMEOUT_S`` (1 + 5 + 1 s by default); it never raises.
+    """
+
+    def __init__(
+        self,
+        kafka: str | KafkaOptions,
+        topic: str,
+        fetch_max_wait_ms: int = 5,
+        *,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
+    ) -> None:
+        self._kafka = kafka
         self._topic = topic
         self._fetch_wait = fetch_max_wait_ms
-        self._waiting: dict[str, asyncio.Future[tuple[dict[str, str], bytes | None]]] = {}
+        self._close_timeout_s = close_timeout_s
+        self._waiting: dict[str, asyncio.Future[Answer]] = {}
+        self._expected: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
-        await ensure_topics(self._servers, [TopicSpec(self._topic)])
+        await ensure_topics(self._kafka, [TopicSpec(self._topic)])
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._servers,
+            **as_options(self._kafka),
             enable_auto_commit=False,
             fetch_max_wait_ms=self._fetch_wait,
             max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -35,26 +82,37 @@ class ResultsListener:
         try:
             tps = await assign_all(consumer, self._topic)
             await consumer.seek_to_end(*tps)
-            for tp in tps:  # resolve the end positions now, before any request is sent
-                await consumer.position(tp)
+            # resolve the end positions now, before any request is sent
+            self._expected = await expected_positions(consumer, tps)
         except BaseException:
-            await consumer.stop()
+            await close_consumer("results consumer", consumer, self._close_timeout_s)
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="modelbus-results")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-        for future in self._waiting.values():
-            future.cancel()
+    def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
+        """Fail every waiting request with ``ClientClosed``; refuse new ones from now on."""
+        self._closed = True
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(ClientClosed(why))
+                future.exception()  # retrieved here: the request may be gone already
 
-    def expect(self, correlation_id: str) -> asyncio.Future[tuple[dict[str, str], bytes | None]]:
-        future = asyncio.get_running_loop().create_future()
+    async def stop(self) -> None:
+        """Stop reading, never raising; waiting requests fail with ``ClientClosed``."""
+        self.close_waiting()
+        task, self._task = self._task, None
+        if task is not None:
+            await stop_reader("results reader", task, TASK_STOP_TIMEOUT_S)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await close_consumer("results consumer", consumer, self._close_timeout_s)
+
+    def expect(self, correlation_id: str) -> asyncio.Future[Answer]:
+        if self._closed:
+            raise ClientClosed("the client is closed")
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
         return future
 
@@ -62,15 +120,49 @@ class ResultsListener:
         self._waiting.pop(correlation_id, None)
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        consumer = self._consumer
+        assert consumer is not None
+        backoff = Backoff(0.2, 5.0)
         while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
+            try:
+                batch = await getmany_skipping_poison(consumer, self._expected, timeout_ms=1000)
+            except KafkaError as exc:
+                delay = backoff.next_delay()
+                log.warning("results_fetch_failed", topic=self._topic, error=repr(exc)[:300],
+                            retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            advance(self._expected, batch)
             for records in batch.values():
                 for record in records:
-                    self._deliver(record)
+                    try:
+                        self._deliver(record)
+                    except Exception as exc:  # a result never stops the reader
+                        log.error("result_undeliverable", topic=record.topic,
+                                  partition=record.partition, offset=record.offset,
+                                  error=f"{type(exc).__name__}: {exc}"[:300])
 
     def _deliver(self, record: Any) -> None:
-        headers = header_dict(record.headers)
-        future = self._waiting.pop(headers.get("correlation_id", ""), None)
-        if future is not None and not future.done():  # duplicates: the first answer wins
-            future.set_result((headers, record.value))
+        view = read_headers(record.headers, RESULT_HEADERS)
+        cid = view.get("correlation_id") or _text(record.key)
+        future = self._waiting.pop(cid, None) if cid else None
+        if future is None or future.done():  # not ours, or a duplicate: the first answer wins
+            return
+        if view.problems:
+            log.error("result_unreadable", topic=record.topic, partition=record.partition,
+                      offset=record.offset, correlation_id=cid, problems=list(view.problems))
+            future.set_exception(InternalError(
+                f"the result for correlation id {cid!r} cannot be read: "
+                + "; ".join(view.problems)
+            ))
+            return
+        future.set_result((view.values, record.value))
+
+
+def _text(raw: bytes | None) -> str:
+    try:
+        return (raw or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+

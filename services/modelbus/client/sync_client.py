@@ -3,79 +3,168 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import inspect
 import threading
-from collections.abc import Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from modelbus_contract.errors import InferenceTimeout
 from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange
+from modelbus_delivery.closing import CLOSE_TIMEOUT_S
+from modelbus_delivery.logs import get_logger
 
 from .async_client import AsyncModelbusClient
+from .results_listener import ClientClosed
 
 T = TypeVar("T")
+log = get_logger("client")
+
+# Beyond a call's own deadline, how long a caller waits for the loop thread to answer.
+GRACE_S = 5.0
+# How long closing waits for the loop's remaining tasks to end, and for its thread to stop.
+LOOP_STOP_TIMEOUT_S = 2.0
 
 
 class ModelbusClient:
-    """Same calls as ``AsyncModelbusClient``, blocking; runs its own event-loop thread."""
+    """Same calls as ``AsyncModelbusClient``, blocking; runs its own event-loop thread.
+
+    ``close()`` (or leaving the ``with`` block) never raises and returns within
+    ``close_bound_s``: the asyncio client is closed within its bound, the loop's remaining
+    tasks are cancelled and its thread is stopped. Calls blocked in other threads end with
+    ``ClientClosed``.
+    """
 
     def __init__(
-        self, bootstrap_servers: str | None = None, *, settings: ModelbusSettings | None = None
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        settings: ModelbusSettings | None = None,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> None:
+        self._lock = threading.Lock()
+        self._calls: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="modelbus-client", daemon=True
         )
         self._thread.start()
-
-        async def make() -> AsyncModelbusClient:
-            client = AsyncModelbusClient(bootstrap_servers, settings=settings)
-            await client.start()
-            return client
-
+        self._client = AsyncModelbusClient(
+            bootstrap_servers, settings=settings, close_timeout_s=close_timeout_s
+        )
+        self.close_bound_s = self._client.close_bound_s + GRACE_S + 2 * LOOP_STOP_TIMEOUT_S
         try:
-            self._client = self._run(make())
+            self._run(self._client.start())
         except BaseException:
+            self._closed = True
             self._stop_loop()
             raise
 
-    def _run(self, awaitable: Awaitable[T]) -> T:
-        async def call() -> T:
-            return await awaitable
+    def _run(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``awaitable`` on the loop thread; ClientClosed if the client closes meanwhile."""
+        with self._lock:
+            if self._closed:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                raise ClientClosed("the client is closed")
 
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+            async def call() -> T:
+                return await awaitable
+
+            future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+            self._calls.add(future)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.CancelledError:
+            raise ClientClosed("the client was closed while the call was running") from None
+        except TimeoutError:
+            future.cancel()
+            raise
+        finally:
+            with self._lock:
+                self._calls.discard(future)
 
     def predict(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0
     ) -> pa.Table:
-        return self._run(self._client.predict(model, data, version=version, timeout=timeout))
+        try:
+            return self._run(
+                self._client.predict(model, data, version=version, timeout=timeout),
+                timeout + GRACE_S,
+            )
+        except TimeoutError:  # the loop thread did not answer in time
+            raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
 
     def catalog(self, timeout: float = 30.0) -> list[CatalogEntry]:
-        return self._run(self._client.catalog(timeout))
+        return self._run(self._client.catalog(timeout), timeout + self.close_bound_s)
 
     def watch_catalog(self) -> Iterator[CatalogChange]:
-        changes = self._client.watch_catalog()
+        """The current entries, then every change; ends (or raises ClientClosed) on close."""
+        changes: AsyncGenerator[CatalogChange, None] = self._client.watch_catalog()
         try:
             while True:
                 yield self._run(changes.__anext__())
         except StopAsyncIteration:
             return
         finally:
-            self._run(changes.aclose())
+            if not self._closed:  # else closing ended it
+                with contextlib.suppress(ClientClosed, TimeoutError):
+                    self._run(changes.aclose(), self.close_bound_s)
 
     def close(self) -> None:
+        """Close the client within ``close_bound_s`` and stop the loop thread; never raises."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
-            self._run(self._client.close())
+            future = asyncio.run_coroutine_threadsafe(self._client.close(), self._loop)
+            try:
+                future.result(self._client.close_bound_s + GRACE_S)
+            except TimeoutError:
+                future.cancel()
+                log.warning("close_abandoned", what="modelbus client",
+                            after_s=self._client.close_bound_s + GRACE_S)
+            except (Exception, concurrent.futures.CancelledError) as exc:
+                log.warning("close_failed", what="modelbus client", error=repr(exc)[:300])
         finally:
             self._stop_loop()
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        """Cancel what still runs on the loop, stop its thread and close it (bounded)."""
+        with self._lock:
+            calls = list(self._calls)
+        for call in calls:  # callers blocked in other threads get ClientClosed
+            call.cancel()
+        if self._thread.is_alive():
+            drained = asyncio.run_coroutine_threadsafe(_cancel_all_tasks(), self._loop)
+            try:
+                drained.result(LOOP_STOP_TIMEOUT_S)
+            except (TimeoutError, concurrent.futures.CancelledError):
+                drained.cancel()
+                log.warning("close_abandoned", what="modelbus client tasks",
+                            after_s=LOOP_STOP_TIMEOUT_S)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(LOOP_STOP_TIMEOUT_S)
+        if self._thread.is_alive():  # something blocks the loop: leave the daemon thread
+            log.warning("close_abandoned", what="modelbus client loop thread",
+                        after_s=LOOP_STOP_TIMEOUT_S)
+            return
+        try:
+            self._loop.run_until_complete(
+                asyncio.wait_for(self._loop.shutdown_asyncgens(), LOOP_STOP_TIMEOUT_S)
+            )
+        except (Exception, asyncio.CancelledError) as exc:
+            log.warning("close_failed", what="modelbus client loop", error=repr(exc)[:300])
+        finally:
+            self._loop.close()
 
     def __enter__(self) -> ModelbusClient:
         return self
@@ -84,3 +173,13 @@ class ModelbusClient:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+async def _cancel_all_tasks() -> None:
+    """Cancel every other task of the running loop; wait for them, bounded."""
+    me = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not me]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=LOOP_STOP_TIMEOUT_S / 2)

@@ -56,6 +56,13 @@ class ResultHeaders(BaseModel):
     )
     error_code: ErrorCode | None = None
     error_message: str | None = Field(default=None, description="At most 1000 characters.")
+    request_partition: str | None = Field(
+        default=None, description="Partition of the request on the requests topic."
+    )
+    request_offset: str | None = Field(
+        default=None, description="Offset of the request: answers a request that had no "
+        "usable correlation id can still be matched by the producer's acknowledgement.",
+    )
 
 
 class ErrorBody(BaseModel):

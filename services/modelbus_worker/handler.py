@@ -58,7 +58,9 @@ class RequestHandler:
 
     async def __call__(self, record: Inbound) -> list[Outgoing]:
         headers = read_headers(record.headers)
-        envelope = read_envelope(record.key, headers, self._policy)
+        envelope = read_envelope(
+            record.key, headers, self._policy, (record.partition, record.offset)
+        )
         started = time.perf_counter()
         model, version = headers.get("model")[:256], ""
         with structlog.contextvars.bound_contextvars(

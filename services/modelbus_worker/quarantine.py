@@ -25,7 +25,9 @@ class WorkerQuarantine:
 
     def _answer(self, record: Inbound, error: ModelbusError) -> list[Outgoing]:
         headers = read_headers(record.headers)
-        envelope = read_envelope(record.key, headers, self._policy)
+        envelope = read_envelope(
+            record.key, headers, self._policy, (record.partition, record.offset)
+        )
         model = headers.get("model")[:256]
         return [error_result(envelope, error, model), dlq_copy(self._topics.dlq, record, error)]
 

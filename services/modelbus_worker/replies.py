@@ -47,6 +47,7 @@ def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgo
             "model": entry.name,
             "model_version": entry.version,
             "content-type": ARROW_STREAM,
+            **_position(envelope),
         },
     )
 
@@ -67,8 +68,16 @@ def error_result(
             "error_code": error.code,
             "error_message": error.message[:MAX_HEADER_MESSAGE],
             "content-type": JSON,
+            **_position(envelope),
         },
     )
+
+
+def _position(envelope: Envelope) -> dict[str, str]:
+    if envelope.position is None:
+        return {}
+    partition, offset = envelope.position
+    return {"request_partition": str(partition), "request_offset": str(offset)}
 
 
 def dlq_copy(dlq_topic: str, record: Inbound, error: ModelbusError) -> Outgoing:

@@ -37,6 +37,7 @@ class Envelope:
     correlation_id: str
     reply_to: str
     problems: tuple[str, ...] = ()
+    position: tuple[int, int] | None = None  # the request's partition and offset
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,15 @@ class InferenceRequest:
     facts: StreamFacts
 
 
-def read_envelope(key: bytes | None, headers: HeaderView, policy: ReplyPolicy) -> Envelope:
+def read_envelope(
+    key: bytes | None, headers: HeaderView, policy: ReplyPolicy,
+    position: tuple[int, int] | None = None,
+) -> Envelope:
     """Correlation id (header, else key, else a new one) and the topic to answer on."""
     identity = answer_identity(key, headers)
     reply_to, refused = policy.check(headers.get("reply_to").strip())
     problems = [*headers.problems, *(p for p in (identity.problem, refused) if p)]
-    return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems))
+    return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems), position)
 
 
 def read_request(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from modelbus.demo.run import register_demo_models
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
+from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
 
 TRICKY_MODEL = "test-tricky"
@@ -41,6 +42,7 @@ class InferenceStack:
     pool: ContainerPool
     demo: list[DemoModel]
     tricky: DemoModel
+    more_models: list[str] = field(default_factory=list)  # registered by tests: cleaned up
 
 
 def register_tricky_model(tracking_uri: str) -> DemoModel:
@@ -88,11 +90,14 @@ async def inference_stack(
     settings = stack_settings(kafka_bootstrap, mlflow_tracking_uri)
     demo, tricky = registered_models
     discovery, catalog = build_discovery(settings), build_catalog(settings)
-    pool = ContainerPool(docker_client=docker_client, tracking_uri=mlflow_tracking_uri)
+    # Room for every version the tests register, so none evicts another's warm container.
+    pool = ContainerPool(ContainerSettings(max_containers=8), docker_client=docker_client,
+                         tracking_uri=mlflow_tracking_uri)
     worker = WorkerService(settings, pool)
     await discovery.start()
     await catalog.start()
     await worker.start()
+    stack = InferenceStack(settings, worker, pool, demo, tricky)
     try:
         models = [*demo, tricky]
         await async_wait_for(
@@ -101,12 +106,13 @@ async def inference_stack(
         )
         for model in models:
             await asyncio.wait_for(pool.warm(model.name, model.version), WARM_UP_TIMEOUT_S)
-        yield InferenceStack(settings, worker, pool, demo, tricky)
+        yield stack
     finally:
         await worker.stop()
         await catalog.stop()
         await discovery.stop()
-        remove_model_images(docker_client, [m.name for m in (*demo, tricky)])
+        names = [m.name for m in (*demo, tricky)]
+        remove_model_images(docker_client, [*names, *stack.more_models])
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,8 @@ async def test_container_killed_while_serving_is_restarted_and_answers(
     key = f"test-tricky/{inference_stack.tricky.version}"
     victim = pool.running()[key]
     request = asyncio.create_task(
-        client.predict("test-tricky", {"Molecule": ["sleep:2"]}, timeout=300)
+        client.predict("test-tricky", {"Molecule": ["sleep:2"]},
+                       version=inference_stack.tricky.version, timeout=300)
     )
     await async_wait_for(
         lambda: worker.tracker.in_flight() > 0 and pool._warm[key].in_flight > 0,

@@ -75,7 +75,9 @@ async def _send(
 
 async def _still_serving(stack: InferenceStack, client: AsyncModelbusClient) -> None:
     before = stack.pool.running()[f"{TRICKY_MODEL}/{stack.tricky.version}"]
-    table = await client.predict(TRICKY_MODEL, {"Molecule": ["abcd"]}, timeout=60)
+    table = await client.predict(
+        TRICKY_MODEL, {"Molecule": ["abcd"]}, version=stack.tricky.version, timeout=60
+    )
     assert table.column("Predicted").to_pylist() == ["4"]
     assert stack.pool.running()[f"{TRICKY_MODEL}/{stack.tricky.version}"] == before
 

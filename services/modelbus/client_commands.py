@@ -24,6 +24,18 @@ from .table_files import TableFileError, read_table, render, write_table
 T = TypeVar("T")
 
 
+def _logging_to_stderr(settings: ModelbusSettings, at_least: str = "DEBUG") -> None:
+    """Our JSON log lines on stderr (stdout is the command's output); aiokafka stays quiet."""
+    from modelbus_delivery.logs import configure_logging
+
+    def number(name: str) -> int:
+        value = logging.getLevelName(name.upper())
+        return value if isinstance(value, int) else logging.INFO
+
+    configure_logging(logging.getLevelName(max(number(settings.log_level), number(at_least))))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def _settings() -> ModelbusSettings:
     # The commands report connection failures themselves, in one line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -90,10 +102,8 @@ def _line(entry: CatalogEntry) -> str:
 
 def list_catalog(watch: bool, as_json: bool) -> None:
     """Print the model catalog (name/version, status, inputs and outputs)."""
-    from modelbus_delivery.logs import configure_logging
-
     settings = _settings()
-    configure_logging(settings.log_level)  # JSON lines on stderr: stdout is the listing
+    _logging_to_stderr(settings, at_least="WARNING")  # a listing: only what went wrong
 
     def show(key: str, entry: CatalogEntry | None) -> None:
         if as_json:
@@ -125,12 +135,10 @@ def list_catalog(watch: bool, as_json: bool) -> None:
 def results(out_dir: Path, group: str | None, batch_size: int, flush_interval: float,
             max_idle: float | None) -> None:
     """Write the results topic to Parquet files, with correlation id and model version."""
-    from modelbus_delivery.logs import configure_logging
-
     from .results_writer import write_results
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    _logging_to_stderr(settings)
     group_id = group or f"{settings.topic_prefix}results-parquet"
     try:
         count = _run(

@@ -65,6 +65,7 @@ def predict(model: str, version: str | None, timeout: float, output: Path | None
             input_file: Path) -> None:
     """Send INPUT_FILE (.csv, .parquet or .arrow) to MODEL and print or save the result."""
     settings = _settings()
+    _logging_to_stderr(settings, at_least="WARNING")
     try:
         table = read_table(input_file)
     except TableFileError as exc:

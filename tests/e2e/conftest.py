@@ -7,6 +7,7 @@ and a misbehaving test model are registered once and warmed before the tests run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +95,17 @@ async def inference_stack(
     pool = ContainerPool(ContainerSettings(max_containers=8), docker_client=docker_client,
                          tracking_uri=mlflow_tracking_uri)
     worker = WorkerService(settings, pool)
-    await discovery.start()
-    await catalog.start()
-    await worker.start()
     stack = InferenceStack(settings, worker, pool, demo, tricky)
-    try:
+    async with contextlib.AsyncExitStack() as running:
+        # Every stop runs, in reverse order, even when a start or another stop fails.
+        running.callback(
+            lambda: remove_model_images(
+                docker_client, [*(m.name for m in (*demo, tricky)), *stack.more_models]
+            )
+        )
+        for service in (discovery, catalog, worker):
+            await service.start()
+            running.push_async_callback(service.stop)
         models = [*demo, tricky]
         await async_wait_for(
             lambda: all(f"{m.name}/{m.version}" in worker.catalog.entries for m in models),
@@ -107,12 +114,6 @@ async def inference_stack(
         for model in models:
             await asyncio.wait_for(pool.warm(model.name, model.version), WARM_UP_TIMEOUT_S)
         yield stack
-    finally:
-        await worker.stop()
-        await catalog.stop()
-        await discovery.stop()
-        names = [m.name for m in (*demo, tricky)]
-        remove_model_images(docker_client, [*names, *stack.more_models])
 
 
 @pytest.fixture(scope="session")

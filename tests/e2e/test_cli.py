@@ -109,3 +109,14 @@ async def test_results_are_written_to_parquet_with_ids_and_versions(
     assert "Predicted" in table.columns
     errors = pq.read_table(list((out / "_errors").glob("*.parquet"))).to_pandas()
     assert "model_failed" in set(errors[errors.correlation_id == "parquet-err"].error_code)
+
+
+async def test_predict_of_a_file_over_the_record_limit_is_one_line_too_large(
+    inference_stack: InferenceStack, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.parquet"
+    pd.DataFrame({"Molecule": ["C" * 100] * 20_000}).to_parquet(big)  # ~2 MB of strings
+    proc = await modelbus(inference_stack, "predict", "--model", "test-tricky", str(big))
+    line = one_line_error(proc)
+    assert line.startswith("Error: too_large: the request is ")
+    assert line.endswith("over the record limit of 1,048,576 bytes: send fewer rows per request")

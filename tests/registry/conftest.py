@@ -40,11 +40,11 @@ async def registry_services(
     """Discovery and catalog running against the real broker and MLflow server."""
     discovery = build_discovery(settings)
     catalog = build_catalog(settings)
-    await discovery.start()
-    await catalog.start()
-    yield discovery, catalog
-    await catalog.stop()
-    await discovery.stop()
+    async with contextlib.AsyncExitStack() as running:  # every stop runs, whatever fails
+        for service in (discovery, catalog):
+            await service.start()
+            running.push_async_callback(service.stop)
+        yield discovery, catalog
 
 
 @pytest.fixture

@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
 from modelbus_contract.arrow_codec import ARROW_STREAM
-from modelbus_contract.errors import InferenceTimeout, InternalError, TooLarge, error_from_code
+from modelbus_contract.errors import (
+    BadRequest,
+    InferenceTimeout,
+    InternalError,
+    TooLarge,
+    error_from_code,
+)
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange, CatalogView
@@ -22,7 +28,7 @@ from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
-from modelbus_delivery.writer import TopicWriter
+from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .tables import as_table, to_ipc_stream
@@ -167,7 +173,19 @@ class AsyncModelbusClient:
             if not send.done():
                 send.cancel()
         if send.done() and not send.cancelled():
-            send.result()  # a request the broker refused raises here
+            try:
+                send.result()  # a request the broker refused raises here
+            except PublishFailed as exc:
+                if exc.retriable:  # the broker kept failing for the writer's whole budget
+                    raise InferenceTimeout(
+                        f"the broker did not take the request: {exc.reason}"
+                    ) from None
+                if any(s in exc.reason for s in ("TooLarge", "too large")):
+                    raise TooLarge(
+                        f"the request is {len(body):,} bytes, over the record limit of "
+                        f"{self._writer.max_request_size:,} bytes: send fewer rows per request"
+                    ) from None
+                raise BadRequest(f"the broker refused the request: {exc.reason}") from None
 
     def _decode(self, model: str, cid: str, value: bytes | None) -> pa.Table:
         try:

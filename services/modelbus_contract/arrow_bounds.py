@@ -23,9 +23,11 @@ import pyarrow.ipc as ipc
 __all__ = [
     "ArrowStreamInvalid",
     "ArrowStreamTooLarge",
+    "InspectedStream",
     "StreamFacts",
     "cast_bytes",
     "decode_table",
+    "inspect",
     "inspect_stream",
 ]
 
@@ -355,6 +357,176 @@ def _as_buffer(data: bytes | memoryview | pa.Buffer) -> pa.Buffer:
     return pa.py_buffer(view.cast("B") if view.format != "B" or view.ndim != 1 else view)
 
 
+@dataclass(frozen=True)
+class _SchemaInfo:
+    schema: pa.Schema
+    top_nodes: tuple[int, ...]
+    node_count: int
+
+
+_SCHEMA_CACHE_MAX: Final = 256
+_SCHEMA_CACHE_BYTES: Final = 65_536  # larger schema messages are parsed every time
+_schema_cache: dict[bytes, _SchemaInfo] = {}
+
+
+def _schema_info(raw: Any, metadata: bytes, body: memoryview, what: str) -> _SchemaInfo:
+    """The schema a schema message declares; parsed once per distinct message (a client
+    sends the same schema message with every request)."""
+    cached = _schema_cache.get(metadata)
+    if cached is not None and not len(body):
+        return cached
+    _parse_message(metadata, body, what)  # checks it is a well-formed schema message
+    try:
+        schema = ipc.read_schema(raw)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(f"{what}: {exc}") from None
+    tops, count = _top_level_nodes(schema)
+    info = _SchemaInfo(schema, tuple(tops), count)
+    if len(metadata) <= _SCHEMA_CACHE_BYTES:
+        if len(_schema_cache) >= _SCHEMA_CACHE_MAX:
+            _schema_cache.pop(next(iter(_schema_cache), b""), None)
+        _schema_cache[metadata] = info
+    return info
+
+
+_message_cache: dict[bytes, tuple[int, _Message]] = {}
+
+
+def _batch_message(metadata: bytes, body: memoryview, what: str) -> _Message:
+    """:func:`_parse_message`, remembered for uncompressed messages: a client's one-row
+    requests carry byte-identical batch metadata, whose figures depend on nothing else
+    once the body has the length the metadata declares."""
+    cached = _message_cache.get(metadata)
+    if cached is not None and cached[0] == len(body):
+        return cached[1]
+    message = _parse_message(metadata, body, what)
+    batch = message.batch
+    if batch is not None and batch.codec is None and len(metadata) <= _SCHEMA_CACHE_BYTES:
+        if len(_message_cache) >= _SCHEMA_CACHE_MAX:
+            _message_cache.pop(next(iter(_message_cache), b""), None)
+        _message_cache[metadata] = (len(body), message)
+    return message
+
+
+@dataclass(frozen=True)
+class InspectedStream:
+    """A stream that passed inspection: its facts, and the messages to decode it from."""
+
+    facts: StreamFacts
+    buffer: pa.Buffer
+    batches: list[Any]  # the record batch messages, in order
+    dictionaries: bool
+
+    def decode(self, *, max_rows: int, max_decoded_bytes: int) -> pa.Table:
+        """The fully validated table, after the bounds are checked (see :func:`decode_table`)."""
+        facts = self.facts
+        if facts.rows > max_rows:
+            raise ArrowStreamTooLarge("row count", facts.rows, max_rows)
+        if facts.decoded_bytes > max_decoded_bytes:
+            raise ArrowStreamTooLarge(
+                "decoded size in bytes", facts.decoded_bytes, max_decoded_bytes
+            )
+        try:
+            if self.dictionaries:  # dictionary state is the stream reader's business
+                table = ipc.open_stream(self.buffer).read_all()
+            else:  # the messages inspection read, decoded without parsing the stream again
+                table = pa.Table.from_batches(
+                    [ipc.read_record_batch(m, facts.schema) for m in self.batches],
+                    facts.schema,
+                )
+            # Full validation reads every offset and index: the reader checks only sizes.
+            table.validate(full=True)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _invalid(exc) from None
+        if table.num_rows != facts.rows or not table.schema.equals(facts.schema):
+            raise _invalid("the decoded table disagrees with the stream's metadata")
+        return table
+
+
+def inspect(
+    data: bytes | memoryview | pa.Buffer, *, max_messages: int = 100_000
+) -> InspectedStream:
+    """:func:`inspect_stream`, keeping what decoding needs so the stream is read once."""
+    return _inspect(_as_buffer(data), max_messages)
+
+
+def _inspect(buffer: pa.Buffer, max_messages: int) -> InspectedStream:
+    if buffer.size == 0:
+        raise _invalid("the stream is empty")
+    source = pa.BufferReader(buffer)
+    try:
+        reader = ipc.MessageReader.open_stream(source)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(exc) from None
+
+    info: _SchemaInfo | None = None
+    rows = decoded = messages = 0
+    compressed = dictionaries = False
+    record_batches: list[Any] = []
+    dictionary_sizes: dict[int, int] = {}
+    while True:
+        try:
+            raw = reader.read_next_message()
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _invalid(exc) from None
+        messages += 1
+        if messages > max_messages:
+            raise ArrowStreamTooLarge("message count", messages, max_messages)
+        what = f"message {messages}"
+        body = memoryview(raw.body) if raw.body is not None else memoryview(b"")
+        metadata = raw.metadata.to_pybytes()
+        if raw.type == "schema":
+            if info is not None:
+                raise _invalid(f"{what} is a second schema (one table per stream)")
+            info = _schema_info(raw, metadata, body, what)
+            continue
+        message = _batch_message(metadata, body, what)
+        if message.header_type == _HEADER_SCHEMA:  # pyarrow and the metadata disagree
+            raise _invalid(f"{what} is a schema message pyarrow did not read as one")
+        if info is None:
+            raise _invalid(f"{what} comes before the schema")
+        batch = message.batch
+        if batch is None:  # unreachable: only schema messages have no batch
+            raise _invalid(f"{what} has no batch")
+        compressed = compressed or batch.codec is not None
+
+        if message.header_type == _HEADER_DICTIONARY_BATCH:
+            dictionaries = True
+            size = message.decoded_bytes
+            if message.is_delta:
+                size += dictionary_sizes.get(message.dictionary_id, 0)
+            dictionary_sizes[message.dictionary_id] = size
+            decoded += size
+            continue
+        if len(batch.nodes) != info.node_count:
+            raise _invalid(
+                f"{what} has {len(batch.nodes)} field nodes where the schema has "
+                f"{info.node_count}"
+            )
+        for column, index in enumerate(info.top_nodes):
+            if batch.nodes[index][0] != batch.length:
+                raise _invalid(
+                    f"{what} has {batch.nodes[index][0]} values in column {column} "
+                    f"of a {batch.length}-row batch"
+                )
+        rows += batch.length
+        record_batches.append(raw)
+        decoded += message.decoded_bytes
+
+    if info is None:
+        raise _invalid("the stream has no schema message")
+    try:
+        trailing = buffer.size - source.tell()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _invalid(exc) from None
+    if trailing:
+        raise _invalid(f"{trailing} bytes follow the end-of-stream marker")
+    facts = StreamFacts(info.schema, rows, len(record_batches), decoded, compressed)
+    return InspectedStream(facts, buffer, record_batches, dictionaries)
+
+
 def inspect_stream(
     data: bytes | memoryview | pa.Buffer, *, max_messages: int = 100_000
 ) -> StreamFacts:
@@ -372,81 +544,7 @@ def inspect_stream(
     record batches with consistent metadata, and ArrowStreamTooLarge if there are more than
     ``max_messages`` messages.
     """
-    buffer = _as_buffer(data)
-    if buffer.size == 0:
-        raise _invalid("the stream is empty")
-    source = pa.BufferReader(buffer)
-    try:
-        reader = ipc.MessageReader.open_stream(source)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _invalid(exc) from None
-
-    schema: pa.Schema | None = None
-    top_nodes: list[int] = []
-    node_count = 0
-    rows = batches = decoded = messages = 0
-    compressed = False
-    dictionary_sizes: dict[int, int] = {}
-    while True:
-        try:
-            raw = reader.read_next_message()
-        except StopIteration:
-            break
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise _invalid(exc) from None
-        messages += 1
-        if messages > max_messages:
-            raise ArrowStreamTooLarge("message count", messages, max_messages)
-        what = f"message {messages}"
-        body = memoryview(raw.body) if raw.body is not None else memoryview(b"")
-        message = _parse_message(raw.metadata.to_pybytes(), body, what)
-
-        if message.header_type == _HEADER_SCHEMA:
-            if schema is not None:
-                raise _invalid(f"{what} is a second schema (one table per stream)")
-            try:
-                schema = ipc.read_schema(raw)
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise _invalid(f"{what}: {exc}") from None
-            top_nodes, node_count = _top_level_nodes(schema)
-            continue
-        if schema is None:
-            raise _invalid(f"{what} comes before the schema")
-        batch = message.batch
-        if batch is None:  # unreachable: only schema messages have no batch
-            raise _invalid(f"{what} has no batch")
-        compressed = compressed or batch.codec is not None
-
-        if message.header_type == _HEADER_DICTIONARY_BATCH:
-            size = message.decoded_bytes
-            if message.is_delta:
-                size += dictionary_sizes.get(message.dictionary_id, 0)
-            dictionary_sizes[message.dictionary_id] = size
-            decoded += size
-            continue
-        if len(batch.nodes) != node_count:
-            raise _invalid(
-                f"{what} has {len(batch.nodes)} field nodes where the schema has {node_count}"
-            )
-        for column, index in enumerate(top_nodes):
-            if batch.nodes[index][0] != batch.length:
-                raise _invalid(
-                    f"{what} has {batch.nodes[index][0]} values in column {column} "
-                    f"of a {batch.length}-row batch"
-                )
-        rows += batch.length
-        batches += 1
-        decoded += message.decoded_bytes
-
-    if schema is None:
-        raise _invalid("the stream has no schema message")
-    try:
-        trailing = buffer.size - source.tell()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _invalid(exc) from None
-    if trailing:
-        raise _invalid(f"{trailing} bytes follow the end-of-stream marker")
-    return StreamFacts(schema, rows, batches, decoded, compressed)
+    return _inspect(_as_buffer(data), max_messages).facts
 
 
 def decode_table(
@@ -459,21 +557,7 @@ def decode_table(
     before pyarrow decompresses or allocates anything. Any other defect raises
     ArrowStreamInvalid; nothing else is raised, whatever the bytes.
     """
-    buffer = _as_buffer(data)
-    facts = inspect_stream(buffer)
-    if facts.rows > max_rows:
-        raise ArrowStreamTooLarge("row count", facts.rows, max_rows)
-    if facts.decoded_bytes > max_decoded_bytes:
-        raise ArrowStreamTooLarge("decoded size in bytes", facts.decoded_bytes, max_decoded_bytes)
-    try:
-        table = ipc.open_stream(buffer).read_all()
-        # Full validation reads every offset and index: the reader checks only buffer sizes.
-        table.validate(full=True)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _invalid(exc) from None
-    if table.num_rows != facts.rows or not table.schema.equals(facts.schema):
-        raise _invalid("the decoded table disagrees with the stream's metadata")
-    return table
+    return inspect(data).decode(max_rows=max_rows, max_decoded_bytes=max_decoded_bytes)
 
 
 def cast_bytes(rows: int, types: list[pa.DataType]) -> int:

@@ -65,10 +65,20 @@ class ModelbusSettings(BaseSettings):
         "`reply_to`; default: the prefix followed by `replies.` and a name.",
     )
     worker_max_in_flight: int = Field(default=256, ge=1)
+    worker_batching: bool = Field(
+        default=True,
+        description="Micro-batch concurrent requests of one model version into one predict.",
+    )
     worker_batch_window_ms: float = Field(
-        default=2.0, ge=0, description="How long a batch waits for more requests; 0: no batching."
+        default=0.0,
+        ge=0,
+        description="Extra time a batch waits for more requests. 0: a batch holds what arrived "
+        "together (one poll) and what queued while the version's earlier batches ran.",
     )
     worker_batch_max_rows: int = Field(default=4096, ge=1)
+    worker_batches_in_flight: int = Field(
+        default=2, ge=1, description="Batches of one model version running at once."
+    )
     log_level: str = "INFO"
 
     @property

@@ -58,11 +58,21 @@ def redact_secrets(
     return event_dict
 
 
+_level = logging.INFO
+
+
+def debug_enabled() -> bool:
+    """Whether debug events are logged: hot paths skip building them otherwise."""
+    return _level <= logging.DEBUG
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route structlog and the standard library's loggers to JSON lines on stderr."""
+    global _level
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    _level = numeric
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -56,6 +56,9 @@ class TopicWriter:
             acks="all",
             linger_ms=self._linger_ms,
             max_request_size=self.max_request_size,
+            # Under load many records wait for one in-flight produce request: a batch of
+            # the default 16 KiB would make every further send wait for that request.
+            max_batch_size=max(16_384, min(self.max_request_size, 1_048_576)),
         )
         try:
             await producer.start()
@@ -68,6 +71,13 @@ class TopicWriter:
         producer, self._producer = self._producer, None
         if producer is not None:
             await close_quietly("producer", producer.stop)
+
+    def _only_partition(self, topic: str) -> int | None:
+        """0 for a topic known to have one partition (where the key cannot matter), so
+        the key is not hashed for every record; None lets the partitioner choose."""
+        assert self._producer is not None
+        partitions = self._producer.client.cluster.partitions_for_topic(topic)
+        return 0 if partitions is not None and len(partitions) == 1 else None
 
     async def send(
         self,
@@ -91,9 +101,11 @@ class TopicWriter:
         while True:
             attempt += 1
             try:
-                await self._producer.send_and_wait(
-                    topic, value=value, key=raw_key, headers=raw_headers
+                sent = await self._producer.send(
+                    topic, value=value, key=raw_key, headers=raw_headers,
+                    partition=self._only_partition(topic),
                 )
+                await sent
                 return
             except KafkaError as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:500]

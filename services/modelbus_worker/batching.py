@@ -1,9 +1,14 @@
 """Micro-batching: requests for one model version that arrive together share one predict.
 
-Requests are queued per model version (and input schema); a batch closes when its window
-(a few milliseconds from its first request) passes or when it holds ``max_rows`` rows. Its
-tables are concatenated, run in one ``predict``, and the output is split back by each
-request's row count, so every answer carries exactly its own rows, in order.
+Requests are queued per model version (and input schema). A batch closes as soon as the
+requests that arrived together are in — those of one Kafka poll, which the runtime hands
+over in one turn of the event loop — or after a configurable window; while a version already
+has ``max_in_flight`` batches running, new requests wait and go as the next batch when one
+finishes. So a lone request is never held back, and under load batches grow by themselves
+(Triton's dynamic batcher, MLServer's adaptive batching). A batch never exceeds
+``max_rows`` unless a single request is larger. Its tables are concatenated, run in one
+``predict``, and the output is split back by each request's row count, so every answer
+carries exactly its own rows, in order.
 
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
@@ -13,7 +18,6 @@ row-wise: that batch is retried one by one and the version is never batched agai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,10 +33,11 @@ log = get_logger("batching")
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """How long a batch waits for company, and how large it may grow."""
+    """How long a batch waits for company, how large it may grow, how many run at once."""
 
-    window_s: float = 0.002
+    window_s: float = 0.0
     max_rows: int = 4096
+    max_in_flight: int = 2  # per version: the container computes one while the next travels
 
 
 @dataclass
@@ -48,8 +53,16 @@ class _Pending:
 class _Queue:
     pending: list[_Pending] = field(default_factory=list)
     rows: int = 0
-    flusher: asyncio.Task[None] | None = None
-    full: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: asyncio.Handle | None = None  # the scheduled close of the open batch
+    running: int = 0
+
+
+_Key = tuple[str, str, pa.Schema]
+
+
+def _expire(answer: asyncio.Future[pa.Table], message: str) -> None:
+    if not answer.done():
+        answer.set_exception(InferenceTimeout(message))
 
 
 class BatchingPredictor:
@@ -64,7 +77,8 @@ class BatchingPredictor:
         self._predictor = predictor
         self.settings = settings or BatchSettings()
         self._batchable = batchable
-        self._queues: dict[tuple[str, str, pa.Schema], _Queue] = {}
+        self._queues: dict[_Key, _Queue] = {}
+        self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
         self.batches = 0  # predict calls made for more than one request
 
@@ -84,18 +98,60 @@ class BatchingPredictor:
         item = _Pending(table, timeout_s)
         queue.pending.append(item)
         queue.rows += table.num_rows
-        if queue.flusher is None:
-            queue.flusher = asyncio.create_task(self._flush_after_window(key, queue))
-        if queue.rows >= self.settings.max_rows:
-            queue.full.set()
+        self._schedule(key, queue)
         if timeout_s is None:
-            return await asyncio.shield(item.answer)
-        try:  # a batch runs under its members' longest deadline: keep this one's own
-            return await asyncio.wait_for(
-                asyncio.shield(item.answer), timeout_s + self.settings.window_s
+            return await item.answer
+        # A batch runs under its members' longest deadline: this one keeps its own.
+        expiry = asyncio.get_running_loop().call_later(
+            timeout_s + self.settings.window_s, _expire, item.answer,
+            f"{name}/{version}: no answer within {timeout_s}s",
+        )
+        try:
+            return await item.answer
+        finally:
+            expiry.cancel()
+
+    def _schedule(self, key: _Key, queue: _Queue) -> None:
+        """Close the open batch now, at the end of this turn, after the window, or later."""
+        if not queue.pending or queue.running >= self.settings.max_in_flight:
+            return  # a running batch's end schedules the next one
+        if queue.rows >= self.settings.max_rows:
+            if queue.closing is not None:
+                queue.closing.cancel()
+            self._close_batch(key, queue)
+            return
+        if queue.closing is None:
+            loop = asyncio.get_running_loop()
+            window = self.settings.window_s
+            queue.closing = (
+                loop.call_later(window, self._close_batch, key, queue)
+                if window > 0
+                else loop.call_soon(self._close_batch, key, queue)
             )
-        except TimeoutError:
-            raise InferenceTimeout(f"{name}/{version}: no answer within {timeout_s}s") from None
+
+    def _close_batch(self, key: _Key, queue: _Queue) -> None:
+        queue.closing = None
+        batch: list[_Pending] = []
+        rows = 0
+        while queue.pending and (not batch or rows + queue.pending[0].table.num_rows
+                                 <= self.settings.max_rows):
+            item = queue.pending.pop(0)
+            batch.append(item)
+            rows += item.table.num_rows
+        queue.rows -= rows
+        queue.running += 1
+        task = asyncio.create_task(self._run(key[0], key[1], batch))
+        self._runs.add(task)
+        task.add_done_callback(lambda t: self._batch_done(key, queue, t))
+        self._schedule(key, queue)
+
+    def _batch_done(self, key: _Key, queue: _Queue, task: asyncio.Task[None]) -> None:
+        self._runs.discard(task)
+        queue.running -= 1
+        if queue.pending:
+            self._schedule(key, queue)
+        elif queue.running == 0 and self._queues.get(key) is queue:
+            del self._queues[key]
 
     def row_wise(self, name: str, version: str) -> bool:
         """False once the version answered a batch with another number of rows."""
@@ -103,24 +159,28 @@ class BatchingPredictor:
 
     async def close(self) -> None:
         for queue in list(self._queues.values()):
-            if queue.flusher is not None:
-                queue.flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await queue.flusher
+            if queue.closing is not None:
+                queue.closing.cancel()
             for item in queue.pending:
                 if not item.answer.done():
                     item.answer.set_exception(InternalError("the worker is stopping"))
+            queue.pending.clear()
+        runs = list(self._runs)
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
         self._queues.clear()
         await self._predictor.close()
 
-    async def _flush_after_window(self, key: tuple[str, str, pa.Schema], queue: _Queue) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(queue.full.wait(), self.settings.window_s)
-        if self._queues.get(key) is queue:
-            del self._queues[key]  # later requests start the next batch
-        await self._run(key[0], key[1], queue.pending)
-
     async def _run(self, name: str, version: str, batch: list[_Pending]) -> None:
+        try:
+            await self._run_batch(name, version, batch)
+        finally:  # cancelled (the worker stopping) or crashed: nobody is left waiting
+            for item in batch:
+                if not item.answer.done():
+                    item.answer.set_exception(InternalError("the worker is stopping"))
+
+    async def _run_batch(self, name: str, version: str, batch: list[_Pending]) -> None:
         if len(batch) == 1:
             await self._one(name, version, batch[0])
             return

@@ -5,21 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
-import structlog
 
 from modelbus_contract.channels import Topics
 from modelbus_contract.errors import BadRequest, InternalError, ModelbusError
 from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import CatalogEntry
-from modelbus_delivery.logs import get_logger
+from modelbus_delivery.logs import debug_enabled, get_logger
 from modelbus_delivery.records import Inbound, Outgoing
 
 from .replies import dlq_copy, error_result, ok_result
 from .reply_policy import ReplyPolicy
-from .request import RequestLimits, decode_body, read_envelope, read_request
+from .request import Envelope, RequestLimits, decode_body, read_envelope, read_request
 from .resolve import resolve
 from .schema_check import conform
 
@@ -63,43 +62,49 @@ class RequestHandler:
         )
         started = time.perf_counter()
         model, version = headers.get("model")[:256], ""
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=envelope.correlation_id, model=model
-        ):
-            try:
-                request = read_request(envelope, headers, record.value, self._limits)
-                entry = resolve(self._entries, request.model, request.version_spec)
-                model, version = entry.name, entry.version
-                structlog.contextvars.bind_contextvars(model_version=version)
-                if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
-                    table = await asyncio.to_thread(
-                        decode_body, request, entry.inputs, self._limits
-                    )
-                else:
-                    table = decode_body(request, entry.inputs, self._limits)
-                table = conform(table, entry.inputs)
-                output = await self._predictor.predict(
-                    entry.name, entry.version, table, request.timeout_s
-                )
-                result = ok_result(envelope, entry, output)
-                log.debug(
+        try:
+            request = read_request(envelope, headers, record.value, self._limits)
+            entry = resolve(self._entries, request.model, request.version_spec)
+            model, version = entry.name, entry.version
+            if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
+                table = await asyncio.to_thread(decode_body, request, entry.inputs, self._limits)
+            else:
+                table = decode_body(request, entry.inputs, self._limits)
+            table = conform(table, entry.inputs)
+            output = await self._predictor.predict(
+                entry.name, entry.version, table, request.timeout_s
+            )
+            result = ok_result(envelope, entry, output)
+            if debug_enabled():
+                _bound(envelope, model, version).debug(
                     "request_answered", status="ok", rows=table.num_rows,
                     ms=round((time.perf_counter() - started) * 1e3, 3),
                 )
-                return [result]
-            except BadRequest as exc:
-                log.warning("request_rejected", error_code=exc.code, error=exc.message[:300])
-                return [
-                    error_result(envelope, exc, model, version),
-                    dlq_copy(self._topics.dlq, record, exc),
-                ]
-            except ModelbusError as exc:
-                log.warning("request_failed", error_code=exc.code, error=exc.message[:300])
-                return [error_result(envelope, exc, model, version)]
-            except Exception as exc:  # a bug in modelbus: answer it, keep a copy, go on
-                log.exception("request_crashed")
-                err = InternalError(f"{type(exc).__name__}: {exc}")
-                return [
-                    error_result(envelope, err, model, version),
-                    dlq_copy(self._topics.dlq, record, err),
-                ]
+            return [result]
+        except BadRequest as exc:
+            _bound(envelope, model, version).warning(
+                "request_rejected", error_code=exc.code, error=exc.message[:300]
+            )
+            return [
+                error_result(envelope, exc, model, version),
+                dlq_copy(self._topics.dlq, record, exc),
+            ]
+        except ModelbusError as exc:
+            _bound(envelope, model, version).warning(
+                "request_failed", error_code=exc.code, error=exc.message[:300]
+            )
+            return [error_result(envelope, exc, model, version)]
+        except Exception as exc:  # a bug in modelbus: answer it, keep a copy, go on
+            _bound(envelope, model, version).exception("request_crashed")
+            err = InternalError(f"{type(exc).__name__}: {exc}")
+            return [
+                error_result(envelope, err, model, version),
+                dlq_copy(self._topics.dlq, record, err),
+            ]
+
+
+def _bound(envelope: Envelope, model: str, version: str) -> Any:
+    """The log with the request's correlation id and model bound (built only to log)."""
+    return log.bind(
+        correlation_id=envelope.correlation_id, model=model, model_version=version or None
+    )

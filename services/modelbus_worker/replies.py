@@ -16,13 +16,31 @@ from .request import Envelope
 MAX_HEADER_MESSAGE = 1000
 
 
+_LABELLED_MAX = 256
+_labelled: dict[tuple[bytes, tuple[tuple[str | None, str | None], ...]], pa.Schema] = {}
+
+
 def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
     """Catalog names and semtypes on the result's fields.
 
     When the model returns as many columns as the catalog lists outputs, columns are
     renamed by index to the catalog's names (which tags may have overridden).
     """
-    fields = list(table.schema)
+    key = (
+        table.schema.serialize().to_pybytes(),  # exact, field metadata included
+        tuple((p.name, p.semtype) for p in outputs),
+    )
+    schema = _labelled.get(key)
+    if schema is None:
+        schema = _labelled_schema(table.schema, outputs)
+        if len(_labelled) >= _LABELLED_MAX:
+            _labelled.pop(next(iter(_labelled), key), None)
+        _labelled[key] = schema
+    return pa.Table.from_arrays(table.columns, schema=schema)
+
+
+def _labelled_schema(given: pa.Schema, outputs: list[Parameter]) -> pa.Schema:
+    fields = list(given)
     by_name = {p.name: p for p in outputs if p.name}
     rename = len(fields) == len(outputs) and all(p.name for p in outputs)
     new_fields = []
@@ -33,7 +51,7 @@ def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
         if param is not None and param.semtype:
             metadata[b"semtype"] = param.semtype.encode()
         new_fields.append(pa.field(name, f.type, f.nullable, metadata or None))
-    return pa.Table.from_arrays(table.columns, schema=pa.schema(new_fields))
+    return pa.schema(new_fields)
 
 
 def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgoing:

@@ -16,10 +16,10 @@ import pyarrow as pa
 from modelbus_contract.arrow_bounds import (
     ArrowStreamInvalid,
     ArrowStreamTooLarge,
+    InspectedStream,
     StreamFacts,
     cast_bytes,
-    decode_table,
-    inspect_stream,
+    inspect,
 )
 from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.errors import BadRequest, TooLarge
@@ -57,8 +57,11 @@ class InferenceRequest:
     model: str
     version_spec: str | None
     timeout_s: float
-    body: bytes
-    facts: StreamFacts
+    stream: InspectedStream
+
+    @property
+    def facts(self) -> StreamFacts:
+        return self.stream.facts
 
 
 def read_envelope(
@@ -93,15 +96,16 @@ def read_request(
     if len(value) > limits.max_bytes:
         raise TooLarge(f"request body is {len(value)} bytes; the limit is {limits.max_bytes}")
     try:
-        facts = inspect_stream(value)
+        stream = inspect(value)
     except ArrowStreamInvalid as exc:
         raise BadRequest(f"body is not an Arrow IPC stream: {_detail(exc)}") from None
     except ArrowStreamTooLarge as exc:
         raise TooLarge(str(exc)) from None
-    if facts.rows > limits.max_rows:
-        raise TooLarge(f"the request has {facts.rows:,} rows; the limit is {limits.max_rows:,}")
+    rows = stream.facts.rows
+    if rows > limits.max_rows:
+        raise TooLarge(f"the request has {rows:,} rows; the limit is {limits.max_rows:,}")
     version = headers.get("model_version").strip() or None
-    return InferenceRequest(model, version, timeout_s, value, facts)
+    return InferenceRequest(model, version, timeout_s, stream)
 
 
 def decode_body(
@@ -119,8 +123,8 @@ def decode_body(
             f"input types; the limit is {limits.max_decoded_bytes:,}"
         )
     try:
-        return decode_table(
-            request.body, max_rows=limits.max_rows, max_decoded_bytes=limits.max_decoded_bytes
+        return request.stream.decode(
+            max_rows=limits.max_rows, max_decoded_bytes=limits.max_decoded_bytes
         )
     except ArrowStreamInvalid as exc:
         raise BadRequest(f"body is not a valid Arrow IPC stream: {_detail(exc)}") from None

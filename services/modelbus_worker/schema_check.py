@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pyarrow as pa
 import pyarrow.types as pat
 
@@ -9,6 +11,7 @@ from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.messages import Parameter
 
 
+@lru_cache(maxsize=256)
 def _arrow_type(name: str) -> pa.DataType | None:
     try:
         return pa.type_for_alias(name)
@@ -35,6 +38,17 @@ def coercible(source: pa.DataType, target: pa.DataType) -> bool:
     return False
 
 
+def _already_conforms(table: pa.Table, named: list[Parameter]) -> bool:
+    """The usual case: exactly the model's columns, in its order, of its types."""
+    if table.column_names != [p.name for p in named]:
+        return False
+    for param, field in zip(named, table.schema, strict=True):
+        target = _arrow_type(param.arrow_type) if param.arrow_type else None
+        if target is not None and not field.type.equals(target):
+            return False
+    return True
+
+
 def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
     """The table with the model's input columns, in order and cast to their types.
 
@@ -43,6 +57,8 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
     named = [p for p in inputs if p.name]
     if not named:
         return table  # nothing known about the inputs: the model itself will judge
+    if _already_conforms(table, named):
+        return table
     wanted = {p.name: p for p in named}
     names_given = table.column_names
     repeated = sorted({n for n in names_given if names_given.count(n) > 1})

@@ -41,9 +41,11 @@ class WorkerService:
             kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
         )
         self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
-        if settings.worker_batch_window_ms > 0:
+        if settings.worker_batching:
             batch = BatchSettings(
-                settings.worker_batch_window_ms / 1000, settings.worker_batch_max_rows
+                settings.worker_batch_window_ms / 1000,
+                settings.worker_batch_max_rows,
+                settings.worker_batches_in_flight,
             )
             predictor = BatchingPredictor(predictor, batch, batchable=self._batching_allowed)
         self._predictor = predictor

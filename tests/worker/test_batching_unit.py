@@ -112,3 +112,37 @@ async def test_empty_tables_go_straight_through(rows: int) -> None:
     model = LinearModel()
     answer = await BatchingPredictor(model).predict("m", "1", _request(1, rows))
     assert (model.calls, answer.num_rows) == ([0], 0)
+
+
+async def test_a_lone_request_is_not_held_back_by_a_window() -> None:
+    model = LinearModel()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.0))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await batching.predict("m", "1", _request(3))
+    assert answer.column("y").to_pylist() == [6.0]
+    assert model.calls == [1]
+    assert loop.time() - started < 0.05
+
+
+async def test_requests_that_arrive_while_batches_run_go_together_as_the_next_batch() -> None:
+    model = LinearModel(delay_s=0.1)
+    batching = BatchingPredictor(model, BatchSettings(max_in_flight=1))
+    first = asyncio.create_task(batching.predict("m", "1", _request(1)))
+    await asyncio.sleep(0.03)  # the first batch is running in the model
+    later = [asyncio.create_task(batching.predict("m", "1", _request(n))) for n in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    assert model.calls == [1]  # queued, not sent: one batch in flight at most
+    answers = await asyncio.gather(first, *later)
+    assert model.calls == [1, 3]
+    assert [a.column("y").to_pylist() for a in answers] == [[2.0], [4.0], [6.0], [8.0]]
+
+
+async def test_a_batch_never_grows_past_max_rows() -> None:
+    model = LinearModel(delay_s=0.02)
+    batching = BatchingPredictor(model, BatchSettings(max_rows=4, max_in_flight=2))
+    answers = await asyncio.gather(*(batching.predict("m", "1", _request(n, 2)) for n in range(5)))
+    assert model.calls == [4, 4, 2]
+    assert [a.column("y").to_pylist() for a in answers] == [
+        [2.0 * n, 2.0 * n + 1] for n in range(5)
+    ]

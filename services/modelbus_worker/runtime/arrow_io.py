@@ -29,6 +29,9 @@ def prediction_to_table(prediction: Any) -> pa.Table:
     if isinstance(prediction, pa.Table):
         return prediction
     if isinstance(prediction, pd.DataFrame):
+        fast = _plain_numeric(prediction)
+        if fast is not None:
+            return fast
         frame = prediction.copy(deep=False)
         frame.columns = [str(c) for c in frame.columns]
         return pa.Table.from_pandas(frame, preserve_index=False)
@@ -46,6 +49,21 @@ def prediction_to_table(prediction: Any) -> pa.Table:
     if isinstance(prediction, np.ndarray):
         return _array_to_table(prediction)
     return pa.table({DEFAULT_OUTPUT_NAME: pa.array([prediction])})
+
+
+def _plain_numeric(frame: pd.DataFrame) -> pa.Table | None:
+    """A frame of bool/int/float numpy columns with distinct names, converted column by
+    column (what ``Table.from_pandas`` yields, NaN as null, at a fraction of its cost for
+    the small frames of single requests); None for anything else."""
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        return None
+    columns = []
+    for dtype, (_, series) in zip(frame.dtypes, frame.items(), strict=True):
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
+            return None
+        columns.append(pa.array(series.to_numpy(), from_pandas=True))
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def _array_to_table(array: np.ndarray[Any, Any]) -> pa.Table:

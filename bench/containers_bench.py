@@ -1,8 +1,8 @@
 """Benchmark the container pool against in-process pyfunc prediction.
 
-Prints cold-start times (model image built vs cached), the warm 1-row round trip
-(median/p99) and rows/s for a 10,000-row request, each beside the same model's
-in-process ``predict``. Needs a running Docker engine; uses a throw-away SQLite registry.
+Prints cold-start times (model files downloaded vs cached; no standby runtime in either),
+the warm 1-row round trip (median/p99) and rows/s for a 10,000-row request, each beside the
+same model's in-process ``predict``. Needs a running Docker engine; uses a throw-away SQLite registry.
 
     .venv/bin/python bench/containers_bench.py [--requests 500]
 """
@@ -129,16 +129,12 @@ async def main(requests: int) -> None:
             pool_big = statistics.median(await atimed(lambda: pool.predict(name, "1", big), 10))
             local_big = statistics.median(timed(lambda: in_process(big), 10))
 
-        client = pool.docker.client
-        for image in client.images.list(filters={"label": f"modelbus.model.name={name}"}):
-            for tag in image.tags:
-                client.images.remove(tag)
 
     ms = 1e3
     print(f"{'measure':<44}{'container':>14}{'in-process':>14}{'ratio':>8}")
     rows = [
-        ("cold start, model image built (depset cached)", cold_build, local_load, "s"),
-        ("cold start, model image cached", cold_cached, local_load, "s"),
+        ("cold start, files downloaded (depset cached)", cold_build, local_load, "s"),
+        ("cold start, files cached, new pool", cold_cached, local_load, "s"),
         ("1-row round trip, median", pool_1[0] * ms, local_1[0] * ms, "ms"),
         ("1-row round trip, p99", pool_1[1] * ms, local_1[1] * ms, "ms"),
         ("10,000 rows, rows/s", 10_000 / pool_big, 10_000 / local_big, "rows/s"),

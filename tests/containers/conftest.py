@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import mlflow
 import pandas as pd
 import pyarrow as pa
@@ -75,12 +74,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     yield registry
     mlflow.set_tracking_uri(previous[0])
     mlflow.set_registry_uri(previous[1])
-    # Model images of this session's throw-away models (depset and base images stay cached).
-    client = docker.from_env()
-    for image in client.images.list(filters={"label": "modelbus.image=model"}):
-        if any(f"-{registry.run_tag}-" in tag for tag in image.tags):
-            for tag in image.tags:
-                client.images.remove(tag, noprune=False)
+    # No per-model images to remove: models run from runtime images shared per dependency
+    # set, which stay cached like the depset and base images.
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from modelbus_worker.runtime.protocol import (
     decode_json,
     encode_error,
     encode_frame,
+    encode_json,
     recv_frame,
     send_frame,
 )
@@ -56,3 +57,13 @@ def test_large_frame_over_a_socket_pair() -> None:
     with pytest.raises(EOFError):
         recv_frame(right)
     right.close()
+
+
+def test_load_and_loaded_round_trip_and_kind_numbers_are_stable() -> None:
+    frame = encode_frame(Kind.LOAD, encode_json({"model": "/sock/model"}))
+    kind, payload = decode_frame(frame)
+    assert kind == Kind.LOAD and decode_json(payload) == {"model": "/sock/model"}
+    kind, payload = decode_frame(encode_frame(Kind.LOADED, encode_json({"load_s": 0.2})))
+    assert kind == Kind.LOADED and decode_json(payload) == {"load_s": 0.2}
+    assert [k.value for k in Kind] == [1, 2, 3, 4, 5, 6, 7]
+    assert [k.name for k in Kind][5:] == ["LOAD", "LOADED"]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from modelbus_worker.runtime.arrow_io import ipc_to_table, prediction_to_table, table_to_ipc
-from modelbus_worker.runtime.protocol import Kind
+from modelbus_worker.runtime.protocol import Kind, encode_json
 from modelbus_worker.runtime.server import ModelServer
+
+MODELS = Path(__file__).parent / "models"
 
 
 def test_outputs_become_tables_with_sensible_names() -> None:
@@ -55,3 +59,43 @@ def test_server_answers_predict_ping_and_errors() -> None:
     kind, body = server.answer(Kind.PING, b"")
     assert kind == Kind.PONG and json.loads(body)["load_s"] == 0.1
     assert server.answer(Kind.RESULT, b"")[0] == Kind.ERROR
+
+
+def test_standby_server_answers_ping_and_refuses_predict_before_load() -> None:
+    server = ModelServer()
+    kind, body = server.answer(Kind.PING, b"")
+    assert kind == Kind.PONG and json.loads(body)["state"] == "standby"
+    kind, body = server.answer(Kind.PREDICT, table_to_ipc(pa.table({"x": [1.0]})))
+    assert kind == Kind.ERROR
+    assert json.loads(body)["type"] == "ModelNotLoaded"
+
+
+def test_load_of_a_bad_path_is_an_error_of_stage_load(tmp_path: Path) -> None:
+    server = ModelServer()
+    kind, body = server.answer(Kind.LOAD, encode_json({"model": str(tmp_path / "nothing")}))
+    assert kind == Kind.ERROR
+    info = json.loads(body)
+    assert info["stage"] == "load"
+    assert "nothing" in info["message"] and "Traceback" in info["message"]
+    assert json.loads(server.answer(Kind.PING, b"")[1])["state"] == "failed"
+    # A runtime whose load failed is never handed another model.
+    kind, body = server.answer(Kind.LOAD, encode_json({"model": str(tmp_path)}))
+    assert kind == Kind.ERROR and "failed" in json.loads(body)["message"]
+    kind, body = server.answer(Kind.LOAD, b"{}")
+    assert kind == Kind.ERROR and json.loads(body)["stage"] == "load"
+
+
+def test_load_then_predict_then_no_second_load(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    mlflow.pyfunc.save_model(str(model_dir), python_model=str(MODELS / "scale_model.py"))
+    server = ModelServer()
+    kind, body = server.answer(Kind.LOAD, encode_json({"model": str(model_dir)}))
+    assert kind == Kind.LOADED, body
+    assert json.loads(body)["load_s"] >= 0
+    pong = json.loads(server.answer(Kind.PING, b"")[1])
+    assert pong["state"] == "ready" and pong["model"] == str(model_dir)
+    kind, body = server.answer(Kind.PREDICT, table_to_ipc(pa.table({"x": [1.5], "label": ["a"]})))
+    assert kind == Kind.RESULT
+    assert ipc_to_table(body).to_pylist() == [{"y": 3.0, "label_upper": "A"}]
+    kind, body = server.answer(Kind.LOAD, encode_json({"model": str(model_dir)}))
+    assert kind == Kind.ERROR and "ready" in json.loads(body)["message"]

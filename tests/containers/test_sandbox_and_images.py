@@ -1,4 +1,4 @@
-"""Containers are locked down; images are shared per dependency set and reused."""
+"""Containers (standbys too) are locked down; runtime images are shared per dependency set."""
 
 from __future__ import annotations
 
@@ -6,25 +6,23 @@ from typing import Any
 
 import pytest
 
-from modelbus_worker.images.model_image import LABEL_NAME, LABEL_VERSION, ensure_model_image
+from modelbus_worker.images.runtime_image import prepare_model
 from modelbus_worker.pool.settings import ContainerSettings
 
 from .conftest import Registry
+from .waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-async def test_container_has_no_network_read_only_root_and_non_root_user(
-    pools: Any, scale_model: str, docker_client: Any
-) -> None:
-    pool = pools()
-    container = docker_client.containers.get(await pool.warm(scale_model, "1"))
+def assert_locked_down(container: Any, settings: ContainerSettings) -> None:
+    """No network, read-only root and model files, no capabilities, non-root, limits."""
     host = container.attrs["HostConfig"]
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
-    assert host["PidsLimit"] == pool.settings.pids_limit
+    assert host["PidsLimit"] == settings.pids_limit
     assert host["Memory"] > 0 and host["NanoCpus"] > 0
 
     def run(cmd: str) -> tuple[int, str]:
@@ -32,7 +30,7 @@ async def test_container_has_no_network_read_only_root_and_non_root_user(
         return code, out.decode()
 
     assert run("id -u") == (0, "10001\n")
-    code, _ = run("touch /model/x || touch /opt/x || touch /x")
+    code, _ = run("touch /opt/x || touch /x || touch /opt/modelbus/x")
     assert code != 0
     assert run("touch /tmp/ok && echo ok")[0] == 0
     code, interfaces = run("cat /proc/net/dev")
@@ -43,29 +41,59 @@ async def test_container_has_no_network_read_only_root_and_non_root_user(
     assert code != 0 and "unreachable" in out.lower()
 
 
-def test_identical_requirements_share_a_depset_image(
+async def test_container_has_no_network_read_only_root_and_non_root_user(
+    pools: Any, scale_model: str, docker_client: Any
+) -> None:
+    pool = pools()
+    container = docker_client.containers.get(await pool.warm(scale_model, "1"))
+    assert_locked_down(container, pool.settings)
+
+    def run(cmd: str) -> int:
+        return int(container.exec_run(["sh", "-c", cmd])[0])
+
+    # The model's files (hard links into the worker's cache) are readable, not writable.
+    assert run("test -r /sock/model/MLmodel") == 0
+    assert run("echo x >> /sock/model/MLmodel") != 0
+    assert run("touch /sock/model/x || rm -f /sock/model/MLmodel") != 0
+    assert run("test -f /sock/model/MLmodel") == 0
+
+
+async def test_standby_container_is_locked_down_too(
+    pools: Any, scale_model: str, docker_client: Any
+) -> None:
+    pool = pools()
+    await pool.warm(scale_model, "1")
+    await wait_until(lambda: bool(pool.starter.standbys.container_ids()), 60, "a standby")
+    [ids] = pool.starter.standbys.container_ids().values()
+    assert_locked_down(docker_client.containers.get(ids[0]), pool.settings)
+
+
+def test_identical_requirements_share_a_runtime_image(
     docker_client: Any, container_settings: ContainerSettings, registry: Registry, scale_model: str,
     sum_model: str,
 ) -> None:
-    a = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
-    b = ensure_model_image(docker_client, container_settings, sum_model, "1", registry.uri)
-    assert a.tag != b.tag
-    image_a, image_b = docker_client.images.get(a.tag), docker_client.images.get(b.tag)
-    assert image_a.labels["modelbus.depset"] == image_b.labels["modelbus.depset"]
-    assert image_a.labels[LABEL_NAME] == scale_model and image_a.labels[LABEL_VERSION] == "1"
-    # Reused, not rebuilt, on the next call (as after a worker restart).
-    again = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
-    assert again.tag == a.tag and again.built is False
+    a = prepare_model(docker_client, container_settings, scale_model, "1", registry.uri)
+    b = prepare_model(docker_client, container_settings, sum_model, "1", registry.uri)
+    assert a.image == b.image and a.image.startswith("modelbus/runtime:")
+    assert a.model_dir != b.model_dir and (a.model_dir / "MLmodel").is_file()
+    labels = docker_client.images.get(a.image).labels
+    assert labels["modelbus.image"] == "runtime"
+    assert labels["modelbus.depset"].startswith("modelbus/depset:")
+    # Files and image reused, not fetched or built again (as after a worker restart).
+    again = prepare_model(docker_client, container_settings, scale_model, "1", registry.uri)
+    assert again.image == a.image and again.model_dir == a.model_dir
+    assert "download_s" not in again.timings
 
 
-def test_different_requirements_get_another_depset_image(
+def test_different_requirements_get_another_runtime_image(
     docker_client: Any, container_settings: ContainerSettings, registry: Registry, scale_model: str
 ) -> None:
     from .conftest import PIP_REQUIREMENTS
 
     other = registry.register("scale_model.py", "scale-six", [*PIP_REQUIREMENTS, "six"])
-    a = ensure_model_image(docker_client, container_settings, scale_model, "1", registry.uri)
-    b = ensure_model_image(docker_client, container_settings, other, "1", registry.uri)
-    depset_a = docker_client.images.get(a.tag).labels["modelbus.depset"]
-    depset_b = docker_client.images.get(b.tag).labels["modelbus.depset"]
+    a = prepare_model(docker_client, container_settings, scale_model, "1", registry.uri)
+    b = prepare_model(docker_client, container_settings, other, "1", registry.uri)
+    assert a.image != b.image
+    depset_a = docker_client.images.get(a.image).labels["modelbus.depset"]
+    depset_b = docker_client.images.get(b.image).labels["modelbus.depset"]
     assert depset_a != depset_b

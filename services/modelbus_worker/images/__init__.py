@@ -1,1 +1,1 @@
-"""Docker images for models: offline base, dependency sets and per-model-version images."""
+"""Docker images for models: offline base, dependency sets and the runtime image per set."""

@@ -47,14 +47,19 @@ def base() -> None:
 @click.argument("version")
 @click.option("--tracking-uri", default=None, help="MLflow tracking/registry URI.")
 def model(name: str, version: str, tracking_uri: str | None) -> None:
-    """Ensure the image of model NAME version VERSION exists; print its tag."""
+    """Prepare model NAME version VERSION: cache its files and ensure the runtime image of
+    its dependency set (shared by every model with the same requirements; no per-version
+    image is built); print the runtime image's tag."""
     from modelbus_worker.images.docker_build import docker_client
-    from modelbus_worker.images.model_image import ensure_model_image
+    from modelbus_worker.images.runtime_image import prepare_model
 
     uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
+    started = time.monotonic()
     try:
-        image = ensure_model_image(docker_client(), ContainerSettings(), name, version, uri)
+        prepared = prepare_model(docker_client(), ContainerSettings(), name, version, uri)
     except (ModelbusError, OSError) as exc:
         _fail(exc)
         return
-    click.echo(image.tag)
+    click.echo(f"{prepared.image}  (model files: {prepared.model_dir}; "
+               f"{time.monotonic() - started:.1f}s)", err=True)
+    click.echo(prepared.image)

@@ -12,6 +12,7 @@ import docker.errors
 
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import RUNTIME_UID
+from modelbus_worker.images.model_files import link_tree
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.pool.settings import ContainerSettings
 
@@ -21,6 +22,8 @@ LABEL_MANAGED = "modelbus.managed"
 LABEL_OWNER = "modelbus.owner"
 LABEL_KEY = "modelbus.key"
 SOCKET_NAME = "model.sock"
+SOCKET_MOUNT = "/sock"  # where a container sees its socket directory
+MODEL_DIR_NAME = "model"  # the model's files, inside the socket directory
 
 
 def owner_id() -> str:
@@ -46,6 +49,14 @@ class DockerContainers:
             path.chmod(0o777)
         return path
 
+    def place_model(self, socket_dir: Path, model_dir: Path) -> str:
+        """Hard-link (or copy) a model's files into a container's socket directory, owned by
+        the worker and read-only to the container; returns their path in the container."""
+        # A container is handed one model, before any model code ran in it: the directory
+        # must not exist yet (if it does, mkdir fails rather than follow what is there).
+        link_tree(model_dir, socket_dir / MODEL_DIR_NAME)
+        return f"{SOCKET_MOUNT}/{MODEL_DIR_NAME}"
+
     def start(self, image: str, key: str, socket_dir: Path) -> str:
         """Run ``image`` detached; returns the container id."""
         s = self.settings
@@ -64,7 +75,7 @@ class DockerContainers:
             pids_limit=s.pids_limit,
             user=f"{RUNTIME_UID}:{RUNTIME_UID}",
             environment={"HOME": "/tmp"},
-            volumes={str(socket_dir): {"bind": "/sock", "mode": "rw"}},
+            volumes={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
             labels={LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_KEY: key},
         )
         return str(container.id)

@@ -217,7 +217,7 @@ class ContainerPool:
         await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
 
     async def reap(self) -> None:
-        """One pass of housekeeping: idle timeout, LRU cap, containers that died."""
+        """One pass of housekeeping: idle timeout, LRU cap, containers that died, standbys."""
         for key in idle_victims(self._views(), time.monotonic(), self.settings.idle_timeout_s):
             await self._evict(key, "idle")
         capacity = self.settings.max_containers - len(self._starting)
@@ -228,6 +228,7 @@ class ContainerPool:
             for warm in list(self._warm.values()):
                 if warm.container_id not in running and warm.in_flight == 0:
                     await self._drop(warm, "died")
+        await self.starter.standbys.reap()
 
     async def _reap_loop(self) -> None:
         while not self._closed:
@@ -250,6 +251,7 @@ class ContainerPool:
         await asyncio.gather(*starting, return_exceptions=True)
         for warm in list(self._warm.values()):
             await self._drop(warm, "pool closed")
+        await self.starter.standbys.close()
         self.starter.close()
 
 

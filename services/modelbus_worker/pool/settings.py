@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ContainerSettings(BaseSettings):
-    """How model images are built and how their containers are run and kept warm."""
+    """How runtime images are built and how model containers are run and kept warm."""
 
     model_config = SettingsConfigDict(env_prefix="MODELBUS_WORKER_", extra="ignore")
 
@@ -43,6 +43,13 @@ class ContainerSettings(BaseSettings):
     health_timeout_s: float = Field(default=2.0, gt=0)
     stop_timeout_s: int = Field(default=2, ge=0)
 
+    # Standby runtimes: started containers of a recently used runtime image, libraries
+    # imported, waiting to be handed a model (counted apart from ``max_containers``).
+    standby_per_image: int = Field(
+        default=1, ge=0, description="Standbys kept per runtime image once it was used; 0: off."
+    )
+    max_standby: int = Field(default=2, ge=0, description="Standbys kept in all.")
+
     @field_validator("cache_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -60,3 +67,8 @@ class ContainerSettings(BaseSettings):
     @property
     def build_root(self) -> Path:
         return self.cache_dir / "build"
+
+    @property
+    def model_cache_root(self) -> Path:
+        """Host directory holding the downloaded files of model versions."""
+        return self.cache_dir / "models"

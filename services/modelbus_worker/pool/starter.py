@@ -1,9 +1,14 @@
-"""Cold start of one model version: image (built or reused), container, readiness."""
+"""Cold start of one model version: files and runtime image, a runtime container, LOAD.
+
+The container is a standby of the version's runtime image when one is ready (or being
+started); otherwise a new one is started. Either way the model's files are linked into
+its socket directory and loaded with a ``LOAD`` frame, after which a new standby of that
+image is started in the background for the next version that needs one.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,17 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus_contract.errors import ModelFailed
+from modelbus_contract.errors import InternalError, ModelFailed
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.model_image import ensure_model_image
+from modelbus_worker.images.runtime_image import PreparedModel, prepare_model
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
-from modelbus_worker.pool.containers import SOCKET_NAME, DockerContainers
+from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.pool.standby import Runtime, StandbyPool, discard, launch
+from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json, encode_json
 
 log = get_logger("modelbus_worker.pool.starter")
-
-POLL_S = 0.02
-STATUS_EVERY_S = 0.5
 
 
 @dataclass
@@ -39,7 +43,7 @@ class WarmContainer:
 
 
 class Starter:
-    """Builds images (one build at a time) and starts containers until they answer PING."""
+    """Prepares files and images (one build at a time) and hands models to runtimes."""
 
     def __init__(
         self, settings: ContainerSettings, docker: DockerContainers, tracking_uri: str
@@ -47,8 +51,10 @@ class Starter:
         self.settings = settings
         self.docker = docker
         self.tracking_uri = tracking_uri
+        self.standbys = StandbyPool(settings, docker)
         # Builds share base and depset images; one at a time avoids building one twice.
         self._build_lock = threading.Lock()
+        self._known_images: dict[tuple[str, ...], str] = {}
         # Image work (lookups, and builds waiting on the lock) gets threads of its own, so
         # many cold starts never take the default executor's few threads from warm requests.
         self._image_executor = ThreadPoolExecutor(
@@ -58,66 +64,90 @@ class Starter:
     def close(self) -> None:
         self._image_executor.shutdown(wait=False, cancel_futures=True)
 
-    def _image(self, name: str, version: str) -> tuple[str, dict[str, float]]:
-        image = ensure_model_image(
+    def _prepare(self, name: str, version: str) -> PreparedModel:
+        return prepare_model(
             self.docker.client, self.settings, name, version, self.tracking_uri,
-            build_lock=self._build_lock,
+            build_lock=self._build_lock, known=self._known_images,
         )
-        return image.tag, image.timings
 
     async def start(self, key: str, name: str, version: str) -> WarmContainer:
-        """A ready container of ``name``/``version``; raises ModelFailed if it cannot load."""
+        """A container serving ``name``/``version``; raises ModelFailed if it cannot load."""
         bound = log.bind(model=name, model_version=version)
         t0 = time.monotonic()
-        tag, image_timings = await asyncio.get_running_loop().run_in_executor(
-            self._image_executor, self._image, name, version
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            self._image_executor, self._prepare, name, version
         )
         t1 = time.monotonic()
-        socket_dir = await asyncio.to_thread(self.docker.make_socket_dir)
-        container_id = await asyncio.to_thread(self.docker.start, tag, key, socket_dir)
+        runtime, standby = await self._runtime(prepared.image, key)
         t2 = time.monotonic()
-        channel = Channel(socket_dir / SOCKET_NAME)
         try:
-            info = await self._wait_ready(container_id, channel)
+            path = await asyncio.to_thread(
+                self.docker.place_model, runtime.socket_dir, prepared.model_dir
+            )
+            t3 = time.monotonic()
+            loaded = await self._load(runtime, path)
         except BaseException:
-            channel.close()
-            await asyncio.to_thread(self.discard, container_id, socket_dir)
+            runtime.channel.close()
+            await asyncio.to_thread(self.discard, runtime.container_id, runtime.socket_dir)
             raise
-        t3 = time.monotonic()
+        t4 = time.monotonic()
+        self.standbys.replenish(prepared.image)
         bound.info(
-            "container started", image=tag, container=container_id[:12],
-            image_s=round(t1 - t0, 3), container_s=round(t2 - t1, 3),
-            ready_s=round(t3 - t2, 3), model_load_s=info.get("load_s"),
-            total_s=round(t3 - t0, 3), **image_timings,
+            "container started", image=prepared.image, container=runtime.container_id[:12],
+            standby=standby, **prepared.timings, prepare_s=round(t1 - t0, 3),
+            container_s=round(t2 - t1, 3), link_s=round(t3 - t2, 3),
+            load_s=round(t4 - t3, 3), model_load_s=loaded.get("load_s"),
+            total_s=round(t4 - t0, 3),
         )
-        return WarmContainer(key, name, version, container_id, socket_dir, channel)
+        return WarmContainer(
+            key, name, version, runtime.container_id, runtime.socket_dir, runtime.channel
+        )
 
-    async def _wait_ready(self, container_id: str, channel: Channel) -> dict[str, Any]:
-        deadline = time.monotonic() + self.settings.start_timeout_s
-        next_status = time.monotonic() + STATUS_EVERY_S
-        while True:
-            if channel.path.exists():
-                try:
-                    return await asyncio.wait_for(channel.ping(), timeout=5.0)
-                except (*CONNECTION_LOST, TimeoutError):
-                    pass
-            now = time.monotonic()
-            if now >= next_status:
-                next_status = now + STATUS_EVERY_S
-                status = await asyncio.to_thread(self.docker.status, container_id)
-                if status not in ("created", "running"):
-                    logs = await asyncio.to_thread(self.docker.logs_tail, container_id)
-                    raise ModelFailed(f"model container {status} while loading: {logs}")
-            if now >= deadline:
-                logs = await asyncio.to_thread(self.docker.logs_tail, container_id)
-                raise ModelFailed(
-                    f"model not ready after {self.settings.start_timeout_s}s: {logs}"
-                )
-            await asyncio.sleep(POLL_S)
+    async def _runtime(self, image: str, key: str) -> tuple[Runtime, bool]:
+        """A standby of ``image`` if there is one that answers, else a new container."""
+        claimed = self.standbys.claim(image)
+        if claimed is not None:
+            try:
+                runtime = await asyncio.shield(claimed)
+            except asyncio.CancelledError:
+                self.standbys.abandon(claimed)
+                raise
+            except Exception as exc:
+                log.warning("standby unusable, starting a container", error=repr(exc)[:300])
+            else:
+                if await self._answers(runtime):
+                    return runtime, True
+                runtime.channel.close()
+                await asyncio.to_thread(self.discard, runtime.container_id, runtime.socket_dir)
+        return await launch(self.docker, self.settings, image, key), False
+
+    async def _answers(self, runtime: Runtime) -> bool:
+        try:
+            info = await asyncio.wait_for(runtime.channel.ping(), self.settings.health_timeout_s)
+        except (*CONNECTION_LOST, ProtocolError, TimeoutError, ValueError):
+            return False
+        return info.get("state") == "standby"
+
+    async def _load(self, runtime: Runtime, path: str) -> dict[str, Any]:
+        timeout = self.settings.start_timeout_s
+        try:
+            kind, body = await asyncio.wait_for(
+                runtime.channel.call(Kind.LOAD, encode_json({"model": path})), timeout
+            )
+        except TimeoutError:
+            logs = await asyncio.to_thread(self.docker.logs_tail, runtime.container_id)
+            raise ModelFailed(f"model not loaded after {timeout}s: {logs}") from None
+        except (*CONNECTION_LOST, ProtocolError) as exc:
+            status = await asyncio.to_thread(self.docker.status, runtime.container_id)
+            logs = await asyncio.to_thread(self.docker.logs_tail, runtime.container_id)
+            raise ModelFailed(f"model container {status} while loading: {logs}") from exc
+        info = decode_json(body)
+        if kind == Kind.ERROR:
+            raise ModelFailed(f"model failed to load: {info.get('type')}: {info.get('message')}")
+        if kind != Kind.LOADED:
+            raise InternalError(f"runtime answered {kind.name} to LOAD")
+        return info
 
     def discard(self, container_id: str, socket_dir: Path) -> None:
         """Remove a container and its socket directory (blocking)."""
-        try:
-            self.docker.remove(container_id)
-        finally:
-            shutil.rmtree(socket_dir, ignore_errors=True)
+        discard(self.docker, container_id, socket_dir)

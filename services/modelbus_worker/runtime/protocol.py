@@ -2,7 +2,12 @@
 
 A frame is a 5-byte header — payload length (unsigned 32-bit, big-endian) and a kind
 byte — followed by the payload. ``PREDICT`` and ``RESULT`` carry Arrow IPC stream bytes,
-``ERROR`` a UTF-8 JSON object ``{"type", "message", "stage"}``, ``PONG`` a JSON object.
+``ERROR`` a UTF-8 JSON object ``{"type", "message", "stage"}``; ``PONG``, ``LOAD``
+(``{"model": DIR}``, a path inside the container) and ``LOADED`` (``{"load_s", "pid"}``)
+carry JSON objects.
+
+A runtime starts in standby (libraries imported, no model): it answers ``PING`` and
+waits for one ``LOAD``; a ``PREDICT`` before it is answered with an ``ERROR``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class Kind(IntEnum):
     PREDICT = 3
     RESULT = 4
     ERROR = 5
+    LOAD = 6
+    LOADED = 7
 
 
 class ProtocolError(Exception):
@@ -68,8 +75,14 @@ def encode_error(exc_type: str, message: str, stage: str) -> bytes:
     return json.dumps({"type": exc_type, "message": message, "stage": stage}).encode()
 
 
+def encode_json(value: dict[str, Any]) -> bytes:
+    """The payload of a ``PONG``, ``LOAD`` or ``LOADED`` frame."""
+    return json.dumps(value).encode()
+
+
 def decode_json(payload: bytes) -> dict[str, Any]:
-    """A JSON object payload (``ERROR`` or ``PONG``); garbage becomes a readable dict."""
+    """A JSON object payload (``ERROR``, ``PONG``, ``LOAD``, ``LOADED``); garbage becomes a
+    readable dict."""
     try:
         value = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -1,8 +1,12 @@
-"""The in-container runtime: load one pyfunc model, answer framed requests on a unix socket.
+"""The in-container runtime: a standby process that loads one pyfunc model on ``LOAD``.
 
-Runs inside the model image as ``python -m modelbus_worker.runtime.server``; it imports
+Runs inside the runtime image as ``python -m modelbus_worker.runtime.server``; it imports
 only the standard library, pyarrow, pandas and mlflow(-skinny) — never ``modelbus``.
-A model exception is answered as an ``ERROR`` frame; the server keeps running.
+It imports its libraries and listens at once (``PING`` answers ``state: standby``), so a
+container can be started before anyone knows which model it will serve. ``LOAD`` then
+loads the model from a directory the worker placed in the bind-mounted socket directory;
+after that it answers ``PREDICT``. A model exception is answered as an ``ERROR`` frame;
+the server keeps running.
 """
 
 from __future__ import annotations
@@ -19,19 +23,39 @@ import traceback
 from types import FrameType
 from typing import Any
 
-from .protocol import Kind, ProtocolError, encode_error, recv_frame, send_frame
+from .protocol import (
+    Kind,
+    ProtocolError,
+    decode_json,
+    encode_error,
+    encode_json,
+    recv_frame,
+    send_frame,
+)
+
+STANDBY, LOADING, READY, FAILED = "standby", "loading", "ready", "failed"
 
 
 def _log(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}, default=str), file=sys.stderr, flush=True)
 
 
-class ModelServer:
-    """Holds the loaded model and serves each connection in its own thread."""
+def _error_with_tail(exc: BaseException, frames: int = 3) -> str:
+    """The exception's message and the last frames of its traceback and of its causes'
+    (where it came from: a model's own code is usually in a cause)."""
+    tail = "".join(traceback.format_exception(exc, limit=-frames)).strip()
+    return f"{exc}\n{tail}"
 
-    def __init__(self, model: Any, load_s: float) -> None:
+
+class ModelServer:
+    """Holds the model (once loaded) and serves each connection in its own thread."""
+
+    def __init__(self, model: Any | None = None, load_s: float | None = None) -> None:
         self.model = model
         self.load_s = load_s
+        self.model_dir: str | None = None
+        self.state = STANDBY if model is None else READY
+        self.load_lock = threading.Lock()
         self.predict_lock = threading.Lock()  # pyfunc models are not promised thread-safe
 
     def handle(self, conn: socket.socket) -> None:
@@ -54,10 +78,47 @@ class ModelServer:
     def answer(self, kind: Kind, payload: bytes) -> tuple[Kind, bytes]:
         """The reply to one request frame."""
         if kind == Kind.PING:
-            info = {"pid": os.getpid(), "load_s": self.load_s}
-            return Kind.PONG, json.dumps(info).encode()
+            info = {"state": self.state, "pid": os.getpid(), "load_s": self.load_s,
+                    "model": self.model_dir}
+            return Kind.PONG, encode_json(info)
+        if kind == Kind.LOAD:
+            return self.load(decode_json(payload).get("model"))
         if kind != Kind.PREDICT:
             return Kind.ERROR, encode_error("ProtocolError", f"unexpected {kind.name}", "protocol")
+        model = self.model
+        if model is None:
+            return Kind.ERROR, encode_error(
+                "ModelNotLoaded", f"no model is loaded (state {self.state})", "protocol"
+            )
+        return self.predict(model, payload)
+
+    def load(self, model_dir: Any) -> tuple[Kind, bytes]:
+        """Load the pyfunc model in ``model_dir`` — once; a second ``LOAD`` is refused."""
+        if not isinstance(model_dir, str) or not model_dir:
+            return Kind.ERROR, encode_error("ProtocolError", "LOAD needs {\"model\": DIR}", "load")
+        with self.load_lock:
+            if self.state != STANDBY:
+                return Kind.ERROR, encode_error(
+                    "ProtocolError", f"cannot load {model_dir}: runtime is {self.state}", "load"
+                )
+            self.state = LOADING
+            started = time.monotonic()
+            try:
+                import mlflow.pyfunc
+
+                model = mlflow.pyfunc.load_model(model_dir)
+            except (Exception, SystemExit) as exc:  # a model's import may call sys.exit
+                self.state = FAILED  # half-imported modules may stay behind: never reused
+                _log("load_failed", model=model_dir, error=repr(exc),
+                     traceback=traceback.format_exc(limit=-8))
+                return Kind.ERROR, encode_error(type(exc).__name__, _error_with_tail(exc), "load")
+            self.load_s = round(time.monotonic() - started, 3)
+            self.model, self.model_dir, self.state = model, model_dir, READY
+        _log("loaded", model=model_dir, load_s=self.load_s)
+        return Kind.LOADED, encode_json({"load_s": self.load_s, "pid": os.getpid()})
+
+    def predict(self, model: Any, payload: bytes) -> tuple[Kind, bytes]:
+        """Arrow table in, the model's prediction as an Arrow table out (or an ``ERROR``)."""
         from .arrow_io import ipc_to_table, prediction_to_table, table_to_ipc
 
         stage = "input"
@@ -65,7 +126,7 @@ class ModelServer:
             frame = ipc_to_table(payload).to_pandas()
             stage = "predict"
             with self.predict_lock:
-                prediction = self.model.predict(frame)
+                prediction = model.predict(frame)
             stage = "output"
             return Kind.RESULT, table_to_ipc(prediction_to_table(prediction))
         except Exception as exc:
@@ -74,18 +135,30 @@ class ModelServer:
             return Kind.ERROR, encode_error(type(exc).__name__, str(exc), stage)
 
 
-def serve(model_dir: str, socket_path: str) -> None:
-    """Load the model, then accept connections on ``socket_path`` forever."""
+def warm_up() -> float:
+    """Import what loading and serving any model needs; seconds taken."""
     started = time.monotonic()
-    import mlflow.pyfunc
+    import mlflow.pyfunc  # noqa: F401
 
-    model = mlflow.pyfunc.load_model(model_dir)
-    load_s = round(time.monotonic() - started, 3)
-    server = ModelServer(model, load_s)
+    from . import arrow_io  # noqa: F401  (pandas, pyarrow, numpy)
+
+    # load_model checks the model's requirements against the installed packages; the map
+    # of installed packages it builds first (once per process) is most of a small model's
+    # load time. A private helper: if it moved, loading just takes longer.
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        _log("warm_up_incomplete", error=repr(exc))
+    return round(time.monotonic() - started, 3)
+
+
+def listen(socket_path: str) -> socket.socket:
+    """A listening unix socket that appears at ``socket_path`` only once it listens."""
     if os.path.exists(socket_path):
         os.unlink(socket_path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # Bind under a temporary name and rename, so the socket appears only when it listens.
     tmp_path = socket_path + ".tmp"
     if os.path.exists(tmp_path):
         os.unlink(tmp_path)
@@ -93,7 +166,15 @@ def serve(model_dir: str, socket_path: str) -> None:
     os.chmod(tmp_path, 0o666)  # a non-root worker on the host must be able to connect
     listener.listen(64)
     os.rename(tmp_path, socket_path)
-    _log("ready", load_s=load_s, socket=socket_path)
+    return listener
+
+
+def serve(socket_path: str) -> None:
+    """Import the libraries, then accept connections on ``socket_path`` forever."""
+    import_s = warm_up()
+    server = ModelServer()
+    listener = listen(socket_path)
+    _log("standby", import_s=import_s, socket=socket_path)
     while True:
         conn, _ = listener.accept()
         threading.Thread(target=server.handle, args=(conn,), daemon=True).start()
@@ -105,17 +186,16 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``--model DIR --socket PATH``."""
+    """Entry point: ``--socket PATH`` (the model comes later, in a ``LOAD`` frame)."""
     parser = argparse.ArgumentParser(description="modelbus in-container model runtime")
-    parser.add_argument("--model", default="/model")
     parser.add_argument("--socket", default="/sock/model.sock")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        serve(args.model, args.socket)
+        serve(args.socket)
     except Exception as exc:
-        _log("load_failed", error=repr(exc), traceback=traceback.format_exc(limit=8))
+        _log("start_failed", error=repr(exc), traceback=traceback.format_exc(limit=8))
         sys.exit(3)
 
 

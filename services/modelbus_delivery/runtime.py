@@ -115,6 +115,7 @@ class DeliveryRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_by_key: dict[Hashable, asyncio.Task[None]] = {}
         self._commit_wanted = asyncio.Event()
+        self._capacity = asyncio.Event()  # set whenever a record in flight finishes
         self._fetching: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
@@ -225,13 +226,22 @@ class DeliveryRuntime:
         while True:
             free = self.config.max_in_flight - len(self._tasks)
             if free <= 0:
-                consumer.pause(*consumer.assignment())
+                # Wait for the first record in flight to finish. Records the client has
+                # prefetched stay buffered (its fetches are bounded by the fetch sizes);
+                # only a long stall pauses the partitions and polls with nothing to take,
+                # so that the consumer still counts as polling.
+                self._capacity.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._capacity.wait(), 0.2)
+                free = self.config.max_in_flight - len(self._tasks)
+                if free <= 0:
+                    consumer.pause(*consumer.assignment())
             elif consumer.paused():
                 consumer.resume(*consumer.paused())
             try:
                 batch = await getmany_skipping_poison(
                     consumer, self.tracker.next_offsets(), self._undecodable,
-                    timeout_ms=200, max_records=max(free, 1),
+                    timeout_ms=200 if free > 0 else 0, max_records=max(free, 1),
                 )
             except KafkaError as exc:
                 delay = self._backoff.next_delay()
@@ -254,7 +264,11 @@ class DeliveryRuntime:
             self._last_by_key[record.key] = task
             task.add_done_callback(functools.partial(self._forget_key, record.key))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._capacity.set()
 
     def _forget_key(self, key: Hashable, task: asyncio.Task[None]) -> None:
         if self._last_by_key.get(key) is task:

@@ -2,7 +2,8 @@
 
 Prints cold-start times (model files downloaded vs cached; no standby runtime in either),
 the warm 1-row round trip (median/p99) and rows/s for a 10,000-row request, each beside the
-same model's in-process ``predict``. Needs a running Docker engine; uses a throw-away SQLite registry.
+same model's in-process ``predict``. Needs a running Docker engine; uses a throw-away SQLite
+registry.
 
     .venv/bin/python bench/containers_bench.py [--requests 500]
 """

@@ -7,7 +7,6 @@ import pytest
 from modelbus_worker.images.requirements import (
     RequirementsError,
     depset_tag,
-    model_tag,
     normalize_requirements,
     pip_platforms,
     sanitize_tag_part,
@@ -55,14 +54,10 @@ def test_depset_tag_depends_on_requirements_and_salt_only() -> None:
     assert len(depset_tag(reqs, "s").split(":")[1]) == 16
 
 
-def test_model_tag_is_a_valid_docker_tag() -> None:
-    tag = model_tag("My Model/ÄÖ v2", "12", "runs:/abc")
-    repo, _, ref = tag.partition(":")
-    assert repo == "modelbus/model"
-    assert ref.startswith("my-model-v2-12-")
-    assert len(ref) <= 128
+def test_names_become_valid_docker_name_parts() -> None:
+    assert sanitize_tag_part("My Model/ÄÖ v2") == "my-model-v2"
+    assert sanitize_tag_part("x" * 200, 60) == "x" * 60
     assert sanitize_tag_part("...") == "model"
-    assert model_tag("m", "1", "a") != model_tag("m", "1", "b")
 
 
 def test_pip_platforms_cover_glibc_range_down_to_manylinux2014() -> None:

@@ -12,7 +12,6 @@ from packaging.utils import canonicalize_name
 # What the in-container runtime itself imports.
 RUNTIME_REQUIREMENTS = ("mlflow-skinny", "pandas", "pyarrow")
 DEPSET_REPOSITORY = "modelbus/depset"
-MODEL_REPOSITORY = "modelbus/model"
 _TAG_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 
 
@@ -68,12 +67,6 @@ def sanitize_tag_part(text: str, max_len: int = 80) -> str:
     """A string usable inside a Docker tag (lowercase, ``[a-z0-9_.-]``, no leading dot/dash)."""
     cleaned = _TAG_UNSAFE.sub("-", text.lower()).strip(".-")
     return (cleaned or "model")[:max_len]
-
-
-def model_tag(name: str, version: str, source_key: str) -> str:
-    """``modelbus/model:<name>-<version>-<short hash of source, run and runtime>``."""
-    short = hashlib.sha256(source_key.encode()).hexdigest()[:10]
-    return f"{MODEL_REPOSITORY}:{sanitize_tag_part(name)}-{sanitize_tag_part(version, 20)}-{short}"
 
 
 def pip_platforms(glibc: str = "2.36", arch: str = "x86_64") -> list[str]:

@@ -18,7 +18,7 @@ from modelbus_delivery.logs import get_logger
 from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
-from modelbus_delivery.topics import ensure_topics, retry_until_connected
+from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
 from modelbus_delivery.writer import TopicWriter
 
 from .entry import ModelFacts, build_entry
@@ -83,6 +83,7 @@ class CatalogService:
             self._writer,
             backoff_for(settings),
         )
+        self._guard: TopicGuard | None = None
 
     async def start(self) -> None:
         servers = self._settings.kafka_bootstrap_servers
@@ -93,9 +94,13 @@ class CatalogService:
         )
         await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
         await retry_until_connected("kafka", self.runtime.start, backoff, bootstrap_servers=servers)
+        self._guard = TopicGuard(self._kafka, specs, name="catalog")  # re-created if lost
+        self._guard.start()
         log.info("catalog_started", topic=self._catalog_topic)
 
     async def stop(self) -> None:
+        if self._guard is not None:
+            await self._guard.stop()
         await self.runtime.stop()
         await self._writer.stop()
         log.info("catalog_stopped")

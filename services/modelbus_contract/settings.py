@@ -48,7 +48,7 @@ class ModelbusSettings(BaseSettings):
     mlflow_timeout_s: float = Field(default=20.0, gt=0, description="Per MLflow request.")
     registry_page_size: int = Field(default=100, ge=1, le=1000)
     retry_initial_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=30.0, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
 
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
     max_message_bytes: int = Field(

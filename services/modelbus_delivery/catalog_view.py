@@ -116,6 +116,18 @@ class CatalogView:
         for queue in self._subscribers:
             queue.put_nowait(None)  # ends the iterators of changes()
 
+    async def reread(self) -> None:
+        """Read the topic again from its earliest offset (the broker lost it and it is
+        being rebuilt); the entries known so far are kept until replaced."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        if tps:
+            await consumer.seek_to_beginning(*tps)
+            self._expected = await expected_positions(consumer, tps)
+            log.info("catalog_view_rereading", topic=self._topic)
+
     async def wait_until(
         self, predicate: Callable[[dict[str, CatalogEntry]], bool], timeout_s: float
     ) -> bool:

@@ -128,3 +128,87 @@ async def read_to_end(kafka: str | KafkaOptions, topic: str) -> list[Any]:
         return records
     finally:
         await close_quietly("consumer", consumer.stop)
+
+
+class TopicGuard:
+    """Notices that the broker lost its topics (an in-memory broker restarted) and repairs it.
+
+    Every ``interval_s`` it looks at ``specs``' topics: one that is missing, or whose end
+    offset went *down* (a topic's end offset never decreases, compaction included), means
+    the broker came back without its data. The missing topics are then re-created and
+    ``on_lost`` is awaited (e.g. to re-publish what the lost topic held). Broker errors
+    are logged and retried at the same short interval, never with a long backoff.
+    """
+
+    def __init__(
+        self,
+        kafka: str | KafkaOptions,
+        specs: list[TopicSpec],
+        on_lost: Callable[[], Awaitable[None]] | None = None,
+        *,
+        interval_s: float = 1.0,
+        name: str = "topics",
+    ) -> None:
+        self._kafka = kafka
+        self._specs = specs
+        self._on_lost = on_lost
+        self.interval_s = interval_s
+        self._name = name
+        self._ends: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.losses = 0  # broker data losses noticed, for operators and tests
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-topic-guard")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await close_quietly("topic guard consumer", consumer.stop)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(max(10.0, self.interval_s)):
+                    lost = await self.check()
+                if lost:
+                    self.losses += 1
+                    log.warning("broker_data_lost", service=self._name, topics=lost)
+                    await ensure_topics(self._kafka, self._specs)
+                    self._ends.clear()
+                    if self._on_lost is not None:
+                        await self._on_lost()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.debug("topic_guard_check_failed", service=self._name,
+                          error=f"{type(exc).__name__}: {exc}"[:300])
+                await self._close()  # a fresh connection next time
+            await asyncio.sleep(self.interval_s)
+
+    async def check(self) -> list[str]:
+        """The guarded topics found missing or with an end offset lower than before."""
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(**as_options(self._kafka), enable_auto_commit=False)
+            self._consumer = await start_consumer(consumer)
+        consumer = self._consumer
+        await consumer._client.force_metadata_update()
+        lost: list[str] = []
+        for spec in self._specs:
+            partitions = consumer.partitions_for_topic(spec.name)
+            if not partitions:
+                lost.append(spec.name)
+                continue
+            tps = [TopicPartition(spec.name, p) for p in sorted(partitions)]
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+            if any(end < self._ends.get(tp, 0) for tp, end in ends.items()):
+                lost.append(spec.name)
+            self._ends.update(ends)
+        return lost

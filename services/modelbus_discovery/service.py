@@ -19,7 +19,12 @@ from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.topics import ensure_topics, read_to_end, retry_until_connected
+from modelbus_delivery.topics import (
+    TopicGuard,
+    ensure_topics,
+    read_to_end,
+    retry_until_connected,
+)
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
@@ -45,6 +50,12 @@ class DiscoveryService:
         self._known: dict[str, DiscoveryEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # A broker that comes back without the discovered topic (the embedded one keeps
+        # it in memory) has lost every announcement: forget them and announce all again.
+        self.guard = TopicGuard(
+            self._kafka, topic_specs(settings, ("discovered",)), self._topic_lost,
+            name="discovery",
+        )
         self.scans = 0  # completed listings, for operators and tests
         self.consecutive_failures = 0
 
@@ -71,6 +82,12 @@ class DiscoveryService:
                                 error=str(exc)[:300])
         log.info("discovery_started", topic=self._topic, known_versions=len(self._known))
         self._task = asyncio.create_task(self._run(), name="discovery-loop")
+        self.guard.start()
+
+    async def _topic_lost(self) -> None:
+        log.warning("discovered_topic_lost", forgotten_versions=len(self._known))
+        self._known.clear()
+        self.rescan_now()
 
     def rescan_now(self) -> None:
         """Skip the rest of the current wait (e.g. a registry webhook arrived)."""
@@ -81,6 +98,7 @@ class DiscoveryService:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
+        await self.guard.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

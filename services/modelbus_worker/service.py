@@ -15,7 +15,7 @@ from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
-from modelbus_delivery.topics import ensure_topics, retry_until_connected
+from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
@@ -70,6 +70,7 @@ class WorkerService:
             self._writer,
             backoff_for(settings),
         )
+        self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
 
     def _batching_allowed(self, name: str, version: str) -> bool:
         entry = self.catalog.entries.get(f"{name}/{version}")
@@ -100,11 +101,15 @@ class WorkerService:
         await retry_until_connected(
             "kafka", self.runtime.start, backoff, bootstrap_servers=servers
         )
+        self._guard = TopicGuard(self._kafka, specs, self.catalog.reread, name="worker")
+        self._guard.start()
         log.info("worker_started", topic=self._topics.requests, catalog=len(self.catalog.entries))
 
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop fetching, let requests in flight finish (for at most ``drain_timeout_s``,
         default the runtime's) and commit, then disconnect."""
+        if self._guard is not None:
+            await self._guard.stop()
         await self.runtime.stop(drain_timeout_s)
         await self.catalog.stop()
         await self._writer.stop()

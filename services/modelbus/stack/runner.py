@@ -31,6 +31,13 @@ class StopRequested(Exception):
     """Raised from the signal handler while the stack is still starting."""
 
 
+# Said once at start (on stderr: stdout carries the endpoints and the ready line).
+IN_MEMORY_NOTE = (
+    "modelbus up: note: the embedded Kafka broker keeps its data in memory only; if it "
+    "dies, requests and results in flight are lost and the catalog is rebuilt from the "
+    "registry. Use --external-kafka host:port for a durable Kafka."
+)
+
 # ``modelbus catalog`` alone lists the catalog; the service is its ``serve`` subcommand.
 SERVICE_COMMANDS: dict[str, tuple[str, ...]] = {"catalog": ("catalog", "serve")}
 
@@ -121,6 +128,7 @@ def run_stack(
             broker = EmbeddedBroker(kafka_port, data, host=host)
             supervisor.add("kafka", broker)
             bootstrap = broker.bootstrap_servers
+            print(IN_MEMORY_NOTE, file=sys.stderr, flush=True)
         if external_mlflow:
             wait_external_mlflow(external_mlflow, startup_timeout)
             tracking_uri = external_mlflow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -148,13 +148,15 @@ class TopicGuard:
         *,
         interval_s: float = 1.0,
         name: str = "topics",
+        known_ends: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self._kafka = kafka
         self._specs = specs
         self._on_lost = on_lost
         self.interval_s = interval_s
         self._name = name
-        self._ends: dict[TopicPartition, int] = {}
+        # End offsets seen so far (``known_ends``: the caller's, e.g. where it started reading).
+        self._ends: dict[TopicPartition, int] = dict(known_ends or {})
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.losses = 0  # broker data losses noticed, for operators and tests

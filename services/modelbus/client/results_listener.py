@@ -22,7 +22,7 @@ from modelbus_delivery.poison import (
     stop_reader,
 )
 from modelbus_delivery.retry import Backoff
-from modelbus_delivery.topics import assign_all, ensure_topics, start_consumer
+from modelbus_delivery.topics import TopicGuard, assign_all, ensure_topics, start_consumer
 
 log = get_logger("client")
 
@@ -68,6 +68,7 @@ class ResultsListener:
         self._expected: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._guard: TopicGuard | None = None
         self._closed = False
 
     async def start(self) -> None:
@@ -89,6 +90,25 @@ class ResultsListener:
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="modelbus-results")
+        # A broker that comes back empty (the embedded one keeps topics in memory) restarts
+        # the topic's offsets at 0, below this reader's position: read the new topic from
+        # its beginning, or the answers written there before it reaches that position are
+        # never seen.
+        self._guard = TopicGuard(
+            self._kafka, [TopicSpec(self._topic)], self._reread, name="results-listener",
+            known_ends=self._expected,
+        )
+        self._guard.start()
+
+    async def _reread(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        if tps:
+            await consumer.seek_to_beginning(*tps)
+            self._expected = await expected_positions(consumer, tps)
+            log.info("results_topic_rereading", topic=self._topic)
 
     def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
         """Fail every waiting request with ``ClientClosed``; refuse new ones from now on."""
@@ -105,9 +125,13 @@ class ResultsListener:
         task, self._task = self._task, None
         if task is not None:
             await stop_reader("results reader", task, TASK_STOP_TIMEOUT_S)
+        guard, self._guard = self._guard, None
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await close_consumer("results consumer", consumer, self._close_timeout_s)
+        await asyncio.gather(  # side by side: the bound stays one close's
+            guard.stop() if guard is not None else asyncio.sleep(0),
+            close_consumer("results consumer", consumer, self._close_timeout_s)
+            if consumer is not None else asyncio.sleep(0),
+        )
 
     def expect(self, correlation_id: str) -> asyncio.Future[Answer]:
         if self._closed:

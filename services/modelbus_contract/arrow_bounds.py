@@ -364,9 +364,19 @@ class _SchemaInfo:
     node_count: int
 
 
-_SCHEMA_CACHE_MAX: Final = 256
-_SCHEMA_CACHE_BYTES: Final = 65_536  # larger schema messages are parsed every time
+_CACHE_ENTRIES: Final = 256
+_CACHE_METADATA_BYTES: Final = 65_536  # larger metadata is parsed every time
 _schema_cache: dict[bytes, _SchemaInfo] = {}
+_message_cache: dict[bytes, tuple[int, _Message]] = {}
+
+
+def _remember(cache: dict[bytes, Any], metadata: bytes, value: Any) -> None:
+    """Keep ``value`` for ``metadata`` (small metadata only; the oldest entry makes room)."""
+    if len(metadata) > _CACHE_METADATA_BYTES:
+        return
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.pop(next(iter(cache), b""), None)
+    cache[metadata] = value
 
 
 def _schema_info(raw: Any, metadata: bytes, body: memoryview, what: str) -> _SchemaInfo:
@@ -382,14 +392,8 @@ def _schema_info(raw: Any, metadata: bytes, body: memoryview, what: str) -> _Sch
         raise _invalid(f"{what}: {exc}") from None
     tops, count = _top_level_nodes(schema)
     info = _SchemaInfo(schema, tuple(tops), count)
-    if len(metadata) <= _SCHEMA_CACHE_BYTES:
-        if len(_schema_cache) >= _SCHEMA_CACHE_MAX:
-            _schema_cache.pop(next(iter(_schema_cache), b""), None)
-        _schema_cache[metadata] = info
+    _remember(_schema_cache, metadata, info)
     return info
-
-
-_message_cache: dict[bytes, tuple[int, _Message]] = {}
 
 
 def _batch_message(metadata: bytes, body: memoryview, what: str) -> _Message:
@@ -401,10 +405,8 @@ def _batch_message(metadata: bytes, body: memoryview, what: str) -> _Message:
         return cached[1]
     message = _parse_message(metadata, body, what)
     batch = message.batch
-    if batch is not None and batch.codec is None and len(metadata) <= _SCHEMA_CACHE_BYTES:
-        if len(_message_cache) >= _SCHEMA_CACHE_MAX:
-            _message_cache.pop(next(iter(_message_cache), b""), None)
-        _message_cache[metadata] = (len(body), message)
+    if batch is not None and batch.codec is None:
+        _remember(_message_cache, metadata, (len(body), message))
     return message
 
 

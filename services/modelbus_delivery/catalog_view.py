@@ -31,6 +31,7 @@ from .poison import (
     close_consumer,
     expected_positions,
     getmany_skipping_poison,
+    rewind,
     stop_reader,
 )
 from .retry import Backoff
@@ -119,13 +120,9 @@ class CatalogView:
     async def reread(self) -> None:
         """Read the topic again from its earliest offset (the broker lost it and it is
         being rebuilt); the entries known so far are kept until replaced."""
-        consumer = self._consumer
-        if consumer is None:
-            return
-        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-        if tps:
-            await consumer.seek_to_beginning(*tps)
-            self._expected = await expected_positions(consumer, tps)
+        expected = await rewind(self._consumer)
+        if expected is not None:
+            self._expected = expected
             log.info("catalog_view_rereading", topic=self._topic)
 
     async def wait_until(

@@ -130,6 +130,18 @@ async def expected_positions(
     return {tp: await consumer.position(tp) for tp in tps}
 
 
+async def rewind(consumer: AIOKafkaConsumer | None) -> dict[TopicPartition, int] | None:
+    """Seek every assigned partition to its beginning (the broker lost the topic and it is
+    being rebuilt); the new ``expected``, or None when there is nothing to rewind."""
+    if consumer is None:
+        return None
+    tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+    if not tps:
+        return None
+    await consumer.seek_to_beginning(*tps)
+    return await expected_positions(consumer, tps)
+
+
 async def _isolate(
     consumer: AIOKafkaConsumer, expected: Mapping[Any, int], on_poison: OnPoison | None,
     limit: int,

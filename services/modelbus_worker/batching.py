@@ -131,13 +131,13 @@ class BatchingPredictor:
 
     def _close_batch(self, key: _Key, queue: _Queue) -> None:
         queue.closing = None
-        batch: list[_Pending] = []
-        rows = 0
-        while queue.pending and (not batch or rows + queue.pending[0].table.num_rows
-                                 <= self.settings.max_rows):
-            item = queue.pending.pop(0)
-            batch.append(item)
-            rows += item.table.num_rows
+        count, rows = 0, 0
+        for item in queue.pending:  # at least one request, then as many as fit
+            if count and rows + item.table.num_rows > self.settings.max_rows:
+                break
+            count, rows = count + 1, rows + item.table.num_rows
+        batch = queue.pending[:count]
+        del queue.pending[:count]
         queue.rows -= rows
         queue.running += 1
         task = asyncio.create_task(self._run(key[0], key[1], batch))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pyarrow as pa
 
 from modelbus_contract.arrow_codec import ARROW_STREAM, JSON, table_to_ipc
@@ -16,40 +18,33 @@ from .request import Envelope
 MAX_HEADER_MESSAGE = 1000
 
 
-_LABELLED_MAX = 256
-_labelled: dict[tuple[bytes, tuple[tuple[str | None, str | None], ...]], pa.Schema] = {}
-
-
 def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
     """Catalog names and semtypes on the result's fields.
 
     When the model returns as many columns as the catalog lists outputs, columns are
     renamed by index to the catalog's names (which tags may have overridden).
     """
-    key = (
+    schema = _labelled_schema(
         table.schema.serialize().to_pybytes(),  # exact, field metadata included
         tuple((p.name, p.semtype) for p in outputs),
     )
-    schema = _labelled.get(key)
-    if schema is None:
-        schema = _labelled_schema(table.schema, outputs)
-        if len(_labelled) >= _LABELLED_MAX:
-            _labelled.pop(next(iter(_labelled), key), None)
-        _labelled[key] = schema
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
-def _labelled_schema(given: pa.Schema, outputs: list[Parameter]) -> pa.Schema:
-    fields = list(given)
-    by_name = {p.name: p for p in outputs if p.name}
-    rename = len(fields) == len(outputs) and all(p.name for p in outputs)
+@lru_cache(maxsize=256)  # the same few schemas and catalog outputs, answer after answer
+def _labelled_schema(
+    given_message: bytes, outputs: tuple[tuple[str | None, str | None], ...]
+) -> pa.Schema:
+    fields = list(pa.ipc.read_schema(pa.py_buffer(given_message)))
+    by_name = {name: (name, semtype) for name, semtype in outputs if name}
+    rename = len(fields) == len(outputs) and all(name for name, _ in outputs)
     new_fields = []
     for index, f in enumerate(fields):
         param = outputs[index] if rename else by_name.get(f.name)
-        name = param.name if (rename and param is not None and param.name) else f.name
+        name = param[0] if (rename and param is not None and param[0]) else f.name
         metadata = dict(f.metadata or {})
-        if param is not None and param.semtype:
-            metadata[b"semtype"] = param.semtype.encode()
+        if param is not None and param[1]:
+            metadata[b"semtype"] = param[1].encode()
         new_fields.append(pa.field(name, f.type, f.nullable, metadata or None))
     return pa.schema(new_fields)
 

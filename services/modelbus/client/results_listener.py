@@ -19,6 +19,7 @@ from modelbus_delivery.poison import (
     close_consumer,
     expected_positions,
     getmany_skipping_poison,
+    rewind,
     stop_reader,
 )
 from modelbus_delivery.retry import Backoff
@@ -101,13 +102,9 @@ class ResultsListener:
         self._guard.start()
 
     async def _reread(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-        if tps:
-            await consumer.seek_to_beginning(*tps)
-            self._expected = await expected_positions(consumer, tps)
+        expected = await rewind(self._consumer)
+        if expected is not None:
+            self._expected = expected
             log.info("results_topic_rereading", topic=self._topic)
 
     def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
@@ -127,11 +124,10 @@ class ResultsListener:
             await stop_reader("results reader", task, TASK_STOP_TIMEOUT_S)
         guard, self._guard = self._guard, None
         consumer, self._consumer = self._consumer, None
-        await asyncio.gather(  # side by side: the bound stays one close's
-            guard.stop() if guard is not None else asyncio.sleep(0),
-            close_consumer("results consumer", consumer, self._close_timeout_s)
-            if consumer is not None else asyncio.sleep(0),
-        )
+        closing = [guard.stop()] if guard is not None else []
+        if consumer is not None:
+            closing.append(close_consumer("results consumer", consumer, self._close_timeout_s))
+        await asyncio.gather(*closing)  # side by side: the bound stays one close's
 
     def expect(self, correlation_id: str) -> asyncio.Future[Answer]:
         if self._closed:

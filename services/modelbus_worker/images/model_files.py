@@ -31,11 +31,8 @@ REQUIREMENTS_FILE = "requirements.txt"  # beside the model directory, not inside
 class ModelFiles:
     """A cached copy of one model version: its directory and its pip requirements."""
 
-    name: str
-    version: str
     model_dir: Path
     requirements: list[str]
-    downloaded: bool
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -75,14 +72,12 @@ def fetch_model_files(
     mv = lookup_version(client, name, version, tracking_uri)
     timings = {"lookup_s": round(time.monotonic() - started, 3)}
     entry = settings.model_cache_root / cache_key(tracking_uri, name, version, mv)
-    downloaded = False
     if not (entry / REQUIREMENTS_FILE).exists():
         mark = time.monotonic()
         _download(client, settings, name, version, tracking_uri, entry)
-        downloaded = True
         timings["download_s"] = round(time.monotonic() - mark, 3)
     requirements = (entry / REQUIREMENTS_FILE).read_text().splitlines()
-    return ModelFiles(name, version, entry / "model", requirements, downloaded, timings)
+    return ModelFiles(entry / "model", requirements, timings)
 
 
 def _download(

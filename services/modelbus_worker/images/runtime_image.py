@@ -14,6 +14,7 @@ import time
 from collections.abc import MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ CMD ["--socket", "/sock/model.sock"]
 """
 
 
+@lru_cache(maxsize=1)  # the sources do not change while the worker runs
 def runtime_digest() -> str:
     """Hash of the runtime sources and Dockerfile, so a changed runtime yields new images."""
     digest = hashlib.sha256(RUNTIME_DOCKERFILE.encode())

@@ -13,7 +13,6 @@ even while a long ``predict`` keeps the pipelined connection busy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from pathlib import Path
@@ -24,8 +23,7 @@ from modelbus_worker.runtime.protocol import (
     Kind,
     ProtocolError,
     decode_header,
-    encode_frame,
-    encode_header,
+    frame_chunks,
 )
 
 # Exceptions that mean "the container (or its socket) is gone", not "the model failed".
@@ -38,15 +36,11 @@ CONNECTION_LOST = (
 )
 
 _READ_LIMIT = 1 << 20
-_JOIN_BELOW = 65536  # smaller payloads are written with their header as one bytes object
 
 
 def _write_frame(writer: asyncio.StreamWriter, kind: Kind, payload: bytes) -> None:
-    if len(payload) < _JOIN_BELOW:
-        writer.write(encode_frame(kind, payload))
-    else:
-        writer.write(encode_header(kind, len(payload)))
-        writer.write(payload)
+    for chunk in frame_chunks(kind, payload):  # writelines would join (copy) them
+        writer.write(chunk)
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes]:
@@ -114,12 +108,6 @@ class PipelinedConnection:
             if not reply.done():
                 reply.set_exception(exc)
         self._writer.close()
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._fail(ConnectionError("connection closed"))
 
     def close(self) -> None:
         self._task.cancel()

@@ -223,12 +223,13 @@ class ContainerPool:
         capacity = self.settings.max_containers - len(self._starting)
         for key in lru_victims(self._views(), capacity):
             await self._evict(key, "lru")
-        if self._warm:
+        running: set[str] | None = None  # one listing of the engine for both checks
+        if self._warm or self.starter.standbys.any_ready():
             running = await asyncio.to_thread(self.docker.running_ids)
             for warm in list(self._warm.values()):
                 if warm.container_id not in running and warm.in_flight == 0:
                     await self._drop(warm, "died")
-        await self.starter.standbys.reap()
+        await self.starter.standbys.reap(running)
 
     async def _reap_loop(self) -> None:
         while not self._closed:

@@ -143,6 +143,9 @@ class StandbyPool:
                 found.setdefault(slot.image, []).append(slot.task.result().container_id)
         return found
 
+    def any_ready(self) -> bool:
+        return any(slot.ready for slot in self._slots)
+
     def starting(self) -> int:
         """How many standbys are being started."""
         return sum(1 for slot in self._slots if not slot.task.done())
@@ -194,9 +197,10 @@ class StandbyPool:
     def _prune(self) -> None:
         self._slots = [s for s in self._slots if not s.failed]
 
-    async def reap(self) -> None:
+    async def reap(self, running: set[str] | None = None) -> None:
         """Drop standbys unused for ``idle_timeout_s`` since they were ready, and those whose
-        container died."""
+        container died (``running``: the engine's running container ids, when the caller
+        has just listed them)."""
         self._prune()
         now, timeout = time.monotonic(), self.settings.idle_timeout_s
         for slot in [s for s in self._slots if s.ready]:
@@ -205,7 +209,8 @@ class StandbyPool:
                 await self._remove(slot.task, "idle")
         ready = [s for s in self._slots if s.ready]
         if ready:
-            running = await asyncio.to_thread(self.docker.running_ids)
+            if running is None:
+                running = await asyncio.to_thread(self.docker.running_ids)
             for slot in ready:
                 if slot.task.result().container_id not in running and slot in self._slots:
                     self._slots.remove(slot)

@@ -20,6 +20,7 @@ from typing import Any
 
 HEADER = struct.Struct(">IB")
 MAX_PAYLOAD = 2**32 - 1
+_JOIN_BELOW = 65536
 
 
 class Kind(IntEnum):
@@ -90,13 +91,18 @@ def decode_json(payload: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"message": str(value)}
 
 
+def frame_chunks(kind: Kind, payload: bytes = b"") -> tuple[bytes, ...]:
+    """One frame as the chunks to write: joined when small, header apart when large (a big
+    payload is not copied just to put five bytes in front of it)."""
+    if len(payload) < _JOIN_BELOW:
+        return (encode_frame(kind, payload),)
+    return encode_header(kind, len(payload)), payload
+
+
 def send_frame(sock: socket.socket, kind: Kind, payload: bytes = b"") -> None:
-    """Blocking send of one frame (header and payload without joining them when large)."""
-    if len(payload) < 65536:
-        sock.sendall(encode_frame(kind, payload))
-        return
-    sock.sendall(encode_header(kind, len(payload)))
-    sock.sendall(payload)
+    """Blocking send of one frame."""
+    for chunk in frame_chunks(kind, payload):
+        sock.sendall(chunk)
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -23,6 +23,7 @@ import traceback
 from types import FrameType
 from typing import Any
 
+from .arrow_io import ipc_to_table, prediction_to_table, table_to_ipc
 from .protocol import (
     Kind,
     ProtocolError,
@@ -119,8 +120,6 @@ class ModelServer:
 
     def predict(self, model: Any, payload: bytes) -> tuple[Kind, bytes]:
         """Arrow table in, the model's prediction as an Arrow table out (or an ``ERROR``)."""
-        from .arrow_io import ipc_to_table, prediction_to_table, table_to_ipc
-
         stage = "input"
         try:
             frame = ipc_to_table(payload).to_pandas()
@@ -138,9 +137,7 @@ class ModelServer:
 def warm_up() -> float:
     """Import what loading and serving any model needs; seconds taken."""
     started = time.monotonic()
-    import mlflow.pyfunc  # noqa: F401
-
-    from . import arrow_io  # noqa: F401  (pandas, pyarrow, numpy)
+    import mlflow.pyfunc  # noqa: F401  (pandas, pyarrow and numpy came with arrow_io)
 
     # load_model checks the model's requirements against the installed packages; the map
     # of installed packages it builds first (once per process) is most of a small model's

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from aiokafka.errors import KafkaError
+from tqdm import tqdm
 
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.messages import CatalogEntry, Parameter
@@ -19,7 +21,12 @@ from modelbus_contract.settings import ModelbusSettings
 
 from .cli_settings import load_settings
 from .client import AsyncModelbusClient
-from .table_files import TableFileError, read_table, render, write_table
+from .client.chunked_predict import DEFAULT_WINDOW
+from .predict_spool import Spool
+from .table_files import TableFileError, read_table, render
+
+if TYPE_CHECKING:
+    from .file_predict import FileJob, JobReport
 
 T = TypeVar("T")
 
@@ -57,15 +64,44 @@ def _run(coro: Coroutine[Any, Any, T], settings: ModelbusSettings) -> T:
 @click.command()
 @click.option("--model", required=True, help="Registered model name.")
 @click.option("--version", "version", default=None, help="Version number or @alias.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds to wait for each request (a chunk of the input).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Write the result to .csv, .parquet or .arrow instead of printing it.")
+              help="Write the result to .csv, .parquet or .arrow instead of printing it; "
+              "inputs of any size are then sent in chunks, and an interrupted run resumes.")
+@click.option("--errors", "errors_file", type=click.Path(path_type=Path), default=None,
+              help="With -o: write the input rows that failed, with their error, to this file.")
+@click.option("--window", default=DEFAULT_WINDOW, show_default=True,
+              type=click.IntRange(min=1), help="Chunks in flight at once.")
+@click.option("--resume", is_flag=True,
+              help="With -o: only continue an interrupted run (fail if there is none).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.argument("input_file", type=click.Path(path_type=Path))
 def predict(model: str, version: str | None, timeout: float, output: Path | None,
+            errors_file: Path | None, window: int, resume: bool, quiet: bool,
             input_file: Path) -> None:
-    """Send INPUT_FILE (.csv, .parquet or .arrow) to MODEL and print or save the result."""
+    """Send INPUT_FILE (.csv, .parquet or .arrow) to MODEL and print or save the result.
+
+    With -o, the rows are sent in chunks that fit a Kafka record, with WINDOW chunks in
+    flight, and the answers are written in input order; a run that is interrupted is
+    continued by the same command (answered chunks are kept in OUTPUT.parts/). Rows of a
+    failed chunk are null in the output and reported; the exit code is 1 when any failed.
+    """
     settings = _settings()
     _logging_to_stderr(settings, at_least="WARNING")
+    if output is None:
+        if errors_file is not None or resume:
+            raise click.UsageError("--errors and --resume need -o/--output")
+        _predict_to_screen(settings, model, version, timeout, window, input_file)
+        return
+    from .file_predict import FileJob
+
+    job = FileJob(model, version, input_file, output, errors_file, window, timeout, resume)
+    _predict_to_file(settings, job, quiet)
+
+
+def _predict_to_screen(settings: ModelbusSettings, model: str, version: str | None,
+                       timeout: float, window: int, input_file: Path) -> None:
     try:
         table = read_table(input_file)
     except TableFileError as exc:
@@ -73,17 +109,81 @@ def predict(model: str, version: str | None, timeout: float, output: Path | None
 
     async def call() -> Any:
         async with AsyncModelbusClient(settings=settings) as client:
-            return await client.predict(model, table, version=version, timeout=timeout)
+            return await client.predict_table(model, table, version, timeout, window)
 
-    result = _run(call(), settings)
-    if output is None:
-        click.echo(render(result))
-        return
+    click.echo(render(_run(call(), settings)))
+
+
+def _predict_to_file(settings: ModelbusSettings, job: FileJob, quiet: bool) -> None:
+    from .file_predict import JobError, open_job, run_job
+    from .predict_spool import SpoolMismatch
+    from .table_files import check_output_suffix
+
     try:
-        write_table(result, output)
-    except (TableFileError, OSError) as exc:
+        check_output_suffix(job.output)
+        if job.errors is not None:
+            check_output_suffix(job.errors)
+        source, spool = open_job(job, settings.max_message_bytes, settings.max_request_rows)
+    except (TableFileError, JobError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{result.num_rows} rows written to {output}")
+    except SpoolMismatch as exc:
+        raise click.ClickException(
+            f"{Spool.beside(job.output)} holds a run with another {exc}: delete it, or "
+            "choose another output"
+        ) from None
+    bar = tqdm(
+        total=source.total_rows, initial=spool.done_rows, unit="rows", unit_scale=True,
+        disable=quiet or not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True,
+        desc=job.model,
+    )
+    try:
+        report = _run(run_job(job, settings, source, spool, bar), settings)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(
+            f"interrupted: {spool.done_rows:,} rows answered so far are kept in "
+            f"{spool.directory}; run the same command again to continue", err=True,
+        )
+        sys.exit(130)
+    except TableFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        bar.close()
+    click.echo(_summary(report, job))
+    for line in _failure_lines(report):
+        click.echo(line, err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+def _summary(report: JobReport, job: FileJob) -> str:
+    rate = report.sent_rows / report.seconds if report.seconds > 0 else 0.0
+    done = report.total_rows - report.failed_rows
+    head = (f"{done:,} of {report.total_rows:,} rows answered in {report.seconds:.1f} s "
+            f"({rate:,.0f} rows/s sent by this run)")
+    if report.output_written:
+        head += f", written to {job.output}"
+    if not report.failed:
+        return head
+    codes = sorted({f.code for f in report.failed})
+    tail = (f"; {report.failed_rows:,} rows in {len(report.failed)} chunks failed "
+            f"({', '.join(codes)})")
+    if job.errors is not None:
+        tail += f", written to {job.errors}"
+    return head + tail + f"; run the same command again to retry them ({report.spool})"
+
+
+MAX_FAILURE_LINES = 20
+
+
+def _failure_lines(report: JobReport) -> list[str]:
+    lines = [
+        f"rows {f.start:,} to {f.stop - 1:,}: {f.code}: {f.message[:300]}"
+        for f in report.failed[:MAX_FAILURE_LINES]
+    ]
+    if len(report.failed) > MAX_FAILURE_LINES:
+        lines.append(f"… and {len(report.failed) - MAX_FAILURE_LINES} more failed chunks")
+    return lines
 
 
 def _params(params: list[Parameter]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -42,16 +45,112 @@ def _read_ipc(path: Path) -> pa.Table:
         return pa.ipc.open_file(pa.BufferReader(data)).read_all()
 
 
-def write_table(table: pa.Table, path: Path) -> None:
+@dataclass(frozen=True)
+class BatchSource:
+    """A table file read batch by batch; ``total_rows`` when the format says it up front."""
+
+    path: Path
+    schema: pa.Schema
+    total_rows: int | None
+    _read: Callable[[int], Iterator[pa.RecordBatch]]
+
+    def batches(self, rows: int) -> Iterator[pa.RecordBatch]:
+        """The file's rows from the start, in batches of about ``rows`` rows."""
+        try:
+            yield from self._read(rows)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise TableFileError(f"cannot read {self.path}: {exc}") from None
+
+
+def open_batches(path: Path) -> BatchSource:
+    """A table file to read in batches, without loading it whole."""
+    if not path.is_file():
+        raise TableFileError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return _csv_source(path)
+        if suffix in (".parquet", ".pq"):
+            return _parquet_source(path)
+        if suffix in (".arrow", ".arrows", ".ipc", ".feather"):
+            return _ipc_source(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableFileError(f"cannot read {path}: {exc}") from None
+    raise TableFileError(f"unsupported input {path.name!r}: use one of {', '.join(SUFFIXES)}")
+
+
+def _parquet_source(path: Path) -> BatchSource:
+    meta = pq.ParquetFile(path)
+    return BatchSource(
+        path, meta.schema_arrow, meta.metadata.num_rows,
+        lambda rows: pq.ParquetFile(path).iter_batches(batch_size=rows),
+    )
+
+
+def _csv_source(path: Path) -> BatchSource:
+    schema = pacsv.open_csv(path).schema
+
+    def read(rows: int) -> Iterator[pa.RecordBatch]:
+        yield from pacsv.open_csv(path)
+
+    return BatchSource(path, schema, None, read)
+
+
+def _ipc_source(path: Path) -> BatchSource:
+    try:
+        schema = pa.ipc.open_stream(pa.memory_map(str(path))).schema
+
+        def read_stream(rows: int) -> Iterator[pa.RecordBatch]:
+            yield from pa.ipc.open_stream(pa.memory_map(str(path)))
+
+        return BatchSource(path, schema, None, read_stream)
+    except pa.ArrowInvalid:
+        pass
+    reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    total = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+    def read_file(rows: int) -> Iterator[pa.RecordBatch]:
+        file = pa.ipc.open_file(pa.memory_map(str(path)))
+        for i in range(file.num_record_batches):
+            yield file.get_batch(i)
+
+    return BatchSource(path, reader.schema, total, read_file)
+
+
+class TableWriter(Protocol):
+    def write_table(self, table: pa.Table) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_writer(path: Path, schema: pa.Schema) -> TableWriter:
+    """A writer of ``schema`` tables to a .csv, .parquet or .arrow (IPC stream) file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        pacsv.write_csv(table, path)
-    elif suffix in (".parquet", ".pq"):
-        pq.write_table(table, path)
-    elif suffix in (".arrow", ".arrows", ".ipc"):
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
-            w.write_table(table)
-    else:
+        return cast(TableWriter, pacsv.CSVWriter(str(path), schema))
+    if suffix in (".parquet", ".pq"):
+        return cast(TableWriter, pq.ParquetWriter(str(path), schema))
+    if suffix in (".arrow", ".arrows", ".ipc"):
+        return _IpcStreamFile(path, schema)
+    raise TableFileError(f"unsupported output {path.name!r}: use .csv, .parquet or .arrow")
+
+
+class _IpcStreamFile:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_stream(self._sink, schema)
+
+    def write_table(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()
+
+
+def check_output_suffix(path: Path) -> None:
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc"):
         raise TableFileError(f"unsupported output {path.name!r}: use .csv, .parquet or .arrow")
 
 

@@ -40,6 +40,18 @@ class RequestHeaders(BaseModel):
     timeout_ms: str | None = Field(
         default=None, description="Deadline for the inference itself, in milliseconds."
     )
+    chunk_id: str | None = Field(
+        default=None,
+        description="Chunking: the same id on every record of one logical request too large "
+        "for one record (at most 256 UTF-8 bytes); each chunk is answered on its own.",
+    )
+    chunk_index: str | None = Field(
+        default=None, description="Chunking: 0-based position of this chunk, decimal digits.",
+    )
+    chunk_count: str | None = Field(
+        default=None,
+        description="Chunking, optional: how many chunks the request has (> chunk_index).",
+    )
 
 
 class ResultHeaders(BaseModel):
@@ -63,6 +75,9 @@ class ResultHeaders(BaseModel):
         default=None, description="Offset of the request: answers a request that had no "
         "usable correlation id can still be matched by the producer's acknowledgement.",
     )
+    chunk_id: str | None = Field(default=None, description="The request's, when it had one.")
+    chunk_index: str | None = Field(default=None, description="The request's, when it had one.")
+    chunk_count: str | None = Field(default=None, description="The request's, when it had one.")
 
 
 class ErrorBody(BaseModel):

@@ -87,10 +87,12 @@ def error_result(
 
 
 def _position(envelope: Envelope) -> dict[str, str]:
+    """Where the request was, and the request headers every answer echoes (chunks)."""
+    echoed = dict(envelope.echoed)
     if envelope.position is None:
-        return {}
+        return echoed
     partition, offset = envelope.position
-    return {"request_partition": str(partition), "request_offset": str(offset)}
+    return {**echoed, "request_partition": str(partition), "request_offset": str(offset)}
 
 
 def dlq_copy(dlq_topic: str, record: Inbound, error: ModelbusError) -> Outgoing:

@@ -22,6 +22,7 @@ from modelbus_contract.arrow_bounds import (
     inspect,
 )
 from modelbus_contract.arrow_codec import ARROW_STREAM
+from modelbus_contract.chunks import read_chunk_headers
 from modelbus_contract.errors import BadRequest, TooLarge
 from modelbus_contract.headers import HeaderView, answer_identity
 from modelbus_contract.messages import Parameter
@@ -38,6 +39,7 @@ class Envelope:
     reply_to: str
     problems: tuple[str, ...] = ()
     position: tuple[int, int] | None = None  # the request's partition and offset
+    echoed: tuple[tuple[str, str], ...] = ()  # request headers the answer carries (chunks)
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,14 @@ def read_envelope(
     key: bytes | None, headers: HeaderView, policy: ReplyPolicy,
     position: tuple[int, int] | None = None,
 ) -> Envelope:
-    """Correlation id (header, else key, else a new one) and the topic to answer on."""
+    """Correlation id (header, else key, else a new one), the topic to answer on and the
+    chunk headers to echo."""
     identity = answer_identity(key, headers)
     reply_to, refused = policy.check(headers.get("reply_to").strip())
-    problems = [*headers.problems, *(p for p in (identity.problem, refused) if p)]
-    return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems), position)
+    chunk = read_chunk_headers(headers)
+    problems = [*headers.problems, *(p for p in (identity.problem, refused, chunk.problem) if p)]
+    return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems), position,
+                    tuple(chunk.echoed.items()))
 
 
 def read_request(

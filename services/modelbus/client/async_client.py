@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +30,14 @@ from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
+from .chunked_predict import (
+    DEFAULT_WINDOW,
+    ChunkPlan,
+    ChunkResult,
+    new_chunk_id,
+    predict_chunks,
+)
+from .chunking import Chunk, record_batches, sized_chunks
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .tables import as_table, to_ipc_stream
 
@@ -131,11 +139,102 @@ class AsyncModelbusClient:
         included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
         the result cannot be read.
         """
+        _, table = await self._request(
+            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id
+        )
+        return table
+
+    def predict_chunks(
+        self,
+        model: str,
+        chunks: Iterable[Chunk] | AsyncIterable[Chunk],
+        version: str | int | None = None,
+        timeout: float = 60.0,
+        window: int = DEFAULT_WINDOW,
+        chunk_id: str | None = None,
+        chunk_count: int | None = None,
+    ) -> AsyncIterator[ChunkResult]:
+        """One ``ChunkResult`` per chunk, in order, with at most ``window`` in flight.
+
+        The chunks' requests carry ``chunk_id`` (default: a new one), their index and
+        ``chunk_count``; the first chunk's answer fixes the version of the others. A
+        failed chunk is a result with its ``error``; nothing is raised for it.
+        """
+        plan = ChunkPlan(
+            model, None if version is None else str(version), timeout,
+            chunk_id or new_chunk_id(), chunk_count, self.settings.max_message_bytes,
+        )
+        return predict_chunks(self._send_chunk, plan, chunks, window)
+
+    async def predict_batches(
+        self,
+        model: str,
+        data: pa.Table | Iterable[pa.RecordBatch],
+        version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
+        window: int = DEFAULT_WINDOW,
+    ) -> AsyncIterator[pa.Table]:
+        """The answers to a table or a stream of record batches of any size, in input order.
+
+        The input is cut into requests that fit the record limit (``chunk_count`` is sent
+        when the input is a table); at most ``window`` are in flight, so memory is bounded
+        by the window, not the input. Raises the first failed chunk's ``ModelbusError``,
+        its message naming the rows (when the input was more than one chunk).
+        """
+        total = data.num_rows if isinstance(data, pa.Table) else None
+        rows, chunks = sized_chunks(
+            record_batches(data), self.settings.max_message_bytes, self.settings.max_request_rows
+        )
+        count = None if total is None else -(-total // rows)
+        async for result in self.predict_chunks(
+            model, chunks, version, timeout, window, chunk_count=count
+        ):
+            if result.error is not None:
+                where = (
+                    "" if count == 1 else
+                    f" (rows {result.chunk.start:,} to {result.chunk.stop - 1:,})"
+                )
+                raise error_from_code(result.error.code, result.error.message + where)
+            assert result.table is not None
+            yield result.table
+
+    async def predict_table(
+        self,
+        model: str,
+        data: Any,
+        version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
+        window: int = DEFAULT_WINDOW,
+    ) -> pa.Table:
+        """Like ``predict`` for a table of any size: sent in chunks, answered as one table."""
+        table = as_table(data)
+        parts = [part async for part in self.predict_batches(model, table, version, timeout,
+                                                             window)]
+        if not parts:  # no rows: nothing was sent
+            return await self.predict(model, table, version, timeout)
+        return pa.concat_tables(parts)
+
+    async def _send_chunk(
+        self, model: str, body: bytes, version: str | None, timeout: float,  # noqa: ASYNC109
+        headers: Mapping[str, str],
+    ) -> tuple[dict[str, str], pa.Table]:
+        return await self._request(model, body, version, timeout, extra_headers=headers)
+
+    async def _request(
+        self,
+        model: str,
+        body: bytes,
+        version: str | int | None,
+        timeout: float,  # noqa: ASYNC109 - the request's deadline, sent to the worker
+        correlation_id: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, str], pa.Table]:
+        """Send one request; its result's headers and table, or the ``ModelbusError``."""
         if self._closed:
             raise ClientClosed("the client is closed")
-        table = as_table(data)
         cid = correlation_id or uuid.uuid4().hex
         headers = {
+            **(extra_headers or {}),
             "model": model,
             "correlation_id": cid,
             "content-type": ARROW_STREAM,
@@ -146,14 +245,14 @@ class AsyncModelbusClient:
         future = self._results.expect(cid)
         try:
             async with asyncio.timeout(timeout):
-                await self._send(cid, to_ipc_stream(table), headers, future)
+                await self._send(cid, body, headers, future)
                 result_headers, value = await future
         except TimeoutError:
             raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
         finally:
             self._results.forget(cid)
         if result_headers.get("status") == "ok":
-            return self._decode(model, cid, value)
+            return result_headers, self._decode(model, cid, value)
         code = result_headers.get("error_code", "internal")
         message = result_headers.get("error_message", "")
         if value:

@@ -7,7 +7,7 @@ import concurrent.futures
 import contextlib
 import inspect
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -21,7 +21,9 @@ from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.logs import get_logger
 
 from .async_client import AsyncModelbusClient
+from .chunked_predict import DEFAULT_WINDOW
 from .results_listener import ClientClosed
+from .tables import as_batches
 
 T = TypeVar("T")
 log = get_logger("client")
@@ -101,6 +103,41 @@ class ModelbusClient:
             )
         except TimeoutError:  # the loop thread did not answer in time
             raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
+
+    def predict_table(
+        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
+        window: int = DEFAULT_WINDOW,
+    ) -> pa.Table:
+        """A table of any size, sent in chunks of at most a record each (see the async one)."""
+        results = self.predict_batches(model, as_batches(data), version, timeout, window)
+        parts = list(results)
+        if not parts:
+            return self.predict(model, data, version, timeout)
+        return pa.concat_tables(parts)
+
+    def predict_batches(
+        self, model: str, data: pa.Table | Iterable[pa.RecordBatch],
+        version: str | int | None = None, timeout: float = 60.0, window: int = DEFAULT_WINDOW,
+    ) -> Iterator[pa.Table]:
+        """The answers to a table or record batches of any size, one table per chunk, in order.
+
+        Each step waits at most one chunk's ``timeout`` (plus a grace) for the loop thread.
+        """
+        answers: AsyncIterator[pa.Table] = self._client.predict_batches(
+            model, data, version, timeout, window
+        )
+        try:
+            while True:
+                try:
+                    yield self._run(anext(answers), timeout * 2 + GRACE_S)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
+        finally:
+            if not self._closed and hasattr(answers, "aclose"):
+                with contextlib.suppress(ClientClosed, TimeoutError):
+                    self._run(answers.aclose(), self.close_bound_s)
 
     def catalog(self, timeout: float = 30.0) -> list[CatalogEntry]:
         return self._run(self._client.catalog(timeout), timeout + self.close_bound_s)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +11,7 @@ import pyarrow as pa
 from modelbus_contract.arrow_codec import ipc_to_table as from_ipc_stream
 from modelbus_contract.arrow_codec import table_to_ipc as to_ipc_stream
 
-__all__ = ["as_table", "from_ipc_stream", "to_ipc_stream"]
+__all__ = ["as_batches", "as_table", "from_ipc_stream", "to_ipc_stream"]
 
 
 def as_table(data: Any) -> pa.Table:
@@ -22,3 +23,10 @@ def as_table(data: Any) -> pa.Table:
     if isinstance(data, dict):
         return pa.table(data)
     raise TypeError(f"expected a pyarrow Table, a pandas DataFrame or a dict, not {type(data)}")
+
+
+def as_batches(data: Any) -> pa.Table | Iterable[pa.RecordBatch]:
+    """A table from what ``as_table`` takes; an iterable of record batches as it is."""
+    if isinstance(data, pa.Table | pd.DataFrame | dict):
+        return as_table(data)
+    return cast(Iterable[pa.RecordBatch], data)

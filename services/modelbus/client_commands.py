@@ -159,8 +159,9 @@ def _predict_to_file(settings: ModelbusSettings, job: FileJob, quiet: bool) -> N
 def _summary(report: JobReport, job: FileJob) -> str:
     rate = report.sent_rows / report.seconds if report.seconds > 0 else 0.0
     done = report.total_rows - report.failed_rows
-    head = (f"{done:,} of {report.total_rows:,} rows answered in {report.seconds:.1f} s "
-            f"({rate:,.0f} rows/s sent by this run)")
+    head = f"{done:,} of {report.total_rows:,} rows answered in {report.seconds:.1f} s"
+    if report.sent_rows:
+        head += f" ({report.sent_rows:,} rows sent by this run, {rate:,.0f} rows/s)"
     if report.output_written:
         head += f", written to {job.output}"
     if not report.failed:

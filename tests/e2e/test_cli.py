@@ -111,12 +111,21 @@ async def test_results_are_written_to_parquet_with_ids_and_versions(
     assert "model_failed" in set(errors[errors.correlation_id == "parquet-err"].error_code)
 
 
-async def test_predict_of_a_file_over_the_record_limit_is_one_line_too_large(
+async def test_predict_of_a_file_over_the_record_limit_is_sent_in_chunks(
     inference_stack: InferenceStack, tmp_path: Path
 ) -> None:
     big = tmp_path / "big.parquet"
     pd.DataFrame({"Molecule": ["C" * 100] * 20_000}).to_parquet(big)  # ~2 MB of strings
     proc = await modelbus(inference_stack, "predict", "--model", "test-tricky", str(big))
-    line = one_line_error(proc)
-    assert line.startswith("Error: too_large: the request is ")
-    assert line.endswith("over the record limit of 1,048,576 bytes: send fewer rows per request")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.strip() for line in proc.stdout.strip().splitlines()]
+    assert lines == ["Predicted", *(["100"] * 20_000)]
+    huge = tmp_path / "huge.parquet"
+    pd.DataFrame({"Molecule": ["C" * 1_100_000]}).to_parquet(huge)  # one row over a record
+    line = one_line_error(
+        await modelbus(inference_stack, "predict", "--model", "test-tricky", str(huge))
+    )
+    assert line.startswith("Error: too_large: rows 0 to 0 take 1,1")
+    assert line.endswith(" bytes, over the record limit of 1,048,576 bytes")
+
+

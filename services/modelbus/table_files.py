@@ -81,10 +81,14 @@ def open_batches(path: Path) -> BatchSource:
 
 def _parquet_source(path: Path) -> BatchSource:
     meta = pq.ParquetFile(path)
-    return BatchSource(
-        path, meta.schema_arrow, meta.metadata.num_rows,
-        lambda rows: pq.ParquetFile(path).iter_batches(batch_size=rows),
-    )
+    def read(rows: int) -> Iterator[pa.RecordBatch]:
+        # A row group at a time: the reader otherwise buffers the bytes of every row group
+        # it is asked for, the whole file, before the first batch.
+        file = pq.ParquetFile(path)
+        for group in range(file.num_row_groups):
+            yield from file.iter_batches(batch_size=rows, row_groups=[group])
+
+    return BatchSource(path, meta.schema_arrow, meta.metadata.num_rows, read)
 
 
 def _csv_source(path: Path) -> BatchSource:

@@ -53,18 +53,17 @@ from mlflow.models import infer_signature
 from throughput_bench import (
     COLD_TIMEOUT_S,
     HERE,
-    POLL_S,
     REQUIREMENTS,
     WorkerProcess,
     depset_status,
     load,
+    start_servers,
     wait_in_catalog,
 )
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.client.chunked_predict import DEFAULT_WINDOW
 from modelbus.client.chunking import rows_per_chunk
-from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
@@ -321,25 +320,14 @@ async def start_stack(stack: contextlib.AsyncExitStack, tmp: Path) -> Stack:
     in the catalog and answering."""
     run_id = uuid.uuid4().hex[:8]
     name = f"bench-linear4-{run_id}"
-    broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
-    broker.start()
-    stack.callback(broker.stop)
-    server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
-    server.start()
-    stack.callback(server.stop)
-    settings = ModelbusSettings().model_copy(update={
-        "kafka_bootstrap_servers": broker.bootstrap_servers,
-        "mlflow_tracking_uri": server.tracking_uri,
-        "topic_prefix": f"bench-lt-{run_id}.",
-        "poll_interval_s": POLL_S,
-    })
+    settings = start_servers(stack, tmp, f"bench-lt-{run_id}.")
+    uri = settings.mlflow_tracking_uri
     print(f"dependency-set image of the model: "
-          f"{depset_status(ContainerPool(ContainerSettings(), tracking_uri=server.tracking_uri))}",
-          flush=True)
-    version = await asyncio.to_thread(log_linear4_model, server.tracking_uri, name)
+          f"{depset_status(ContainerPool(ContainerSettings(), tracking_uri=uri))}", flush=True)
+    version = await asyncio.to_thread(log_linear4_model, uri, name)
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     worker = WorkerProcess(settings, tmp / "worker.log")
-    view = CatalogView(broker.bootstrap_servers, settings.topics.catalog)
+    view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
     for service in (discovery, catalog, worker, view):
         await service.start()
         stack.push_async_callback(service.stop)

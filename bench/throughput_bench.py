@@ -483,26 +483,35 @@ async def wait_in_catalog(view: CatalogView, key: str) -> None:
     await asyncio.sleep(0.5)  # the worker's own view reads the same record within its fetch
 
 
+def start_servers(
+    stack: contextlib.AsyncExitStack, tmp: Path, prefix: str, **update: Any
+) -> ModelbusSettings:
+    """A broker and an MLflow server on free ports under ``tmp`` (stopped with ``stack``);
+    settings pointing at them on the topic ``prefix``, with ``update`` on top."""
+    broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
+    broker.start()
+    stack.callback(broker.stop)
+    server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
+    server.start()
+    stack.callback(server.stop)
+    return ModelbusSettings().model_copy(update={
+        "kafka_bootstrap_servers": broker.bootstrap_servers,
+        "mlflow_tracking_uri": server.tracking_uri,
+        "topic_prefix": prefix,
+        "poll_interval_s": POLL_S,
+        **update,
+    })
+
+
 async def run(
     plan: Plan, worker_in_flight: int, tmp: Path, res: Results, in_process: bool
 ) -> None:
     run_id = uuid.uuid4().hex[:8]
     name = f"bench-linear-{run_id}"
     async with contextlib.AsyncExitStack() as stack:
-        broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
-        broker.start()
-        stack.callback(broker.stop)
-        server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
-        server.start()
-        stack.callback(server.stop)
-        uri = server.tracking_uri
-        settings = ModelbusSettings().model_copy(update={
-            "kafka_bootstrap_servers": broker.bootstrap_servers,
-            "mlflow_tracking_uri": uri,
-            "topic_prefix": f"bench-tp-{run_id}.",
-            "poll_interval_s": POLL_S,
-            "worker_max_in_flight": worker_in_flight,
-        })
+        settings = start_servers(stack, tmp, f"bench-tp-{run_id}.",
+                                 worker_max_in_flight=worker_in_flight)
+        uri = settings.mlflow_tracking_uri
         pool = ContainerPool(ContainerSettings(), tracking_uri=uri)
         print_settings(settings, pool)
         v1 = log_linear_model(uri, name)
@@ -513,8 +522,8 @@ async def run(
         )
         print(f"worker: {'in the bench process' if in_process else 'its own process'}")
         bus = AsyncModelbusClient(settings=settings)
-        echo = KafkaEcho(broker.bootstrap_servers, settings.topic_prefix)
-        view = CatalogView(broker.bootstrap_servers, settings.topics.catalog)
+        echo = KafkaEcho(settings.kafka_bootstrap_servers, settings.topic_prefix)
+        view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
         for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
                               (worker, worker.stop), (bus, bus.close), (echo, echo.stop),
                               (view, view.stop)):

@@ -139,7 +139,7 @@ def _predict_to_file(settings: ModelbusSettings, job: FileJob, quiet: bool) -> N
     try:
         report = _run(run_job(job, settings, source, spool, bar), settings)
     except KeyboardInterrupt:
-        bar.close()
+        bar.close()  # before the line below
         click.echo(
             f"interrupted: {spool.done_rows:,} rows answered so far are kept in "
             f"{spool.directory}; run the same command again to continue", err=True,

@@ -23,11 +23,9 @@ from modelbus_contract.settings import ModelbusSettings
 
 from .client import AsyncModelbusClient
 from .client.chunked_predict import FATAL_CODES, ChunkResult, new_chunk_id
-from .client.chunking import Chunk, chunk_count, chunks_of, rows_per_chunk
+from .client.chunking import SAMPLE_ROWS, Chunk, chunk_count, chunks_of, rows_per_chunk
 from .predict_spool import JobIdentity, Spool
 from .table_files import BatchSource, TableWriter, open_batches, open_writer
-
-SAMPLE_ROWS = 4096
 
 
 class Progress(Protocol):
@@ -120,7 +118,7 @@ async def run_job(
         errors.close()
     report.failed = [failed[i] for i in sorted(failed)]
     report.total_rows = sum(rows for _, rows in ranges.values())
-    report.output_written = _write_output(job.output, spool, ranges, failed)
+    report.output_written = _write_output(job.output, spool, ranges)
     if not failed:
         spool.remove()
         report.spool = None
@@ -151,8 +149,7 @@ def _record(result: ChunkResult, spool: Spool, errors: _ErrorsFile,
     errors.write(chunk, error)
 
 
-def _write_output(output: Path, spool: Spool, ranges: dict[int, tuple[int, int]],
-                  failed: dict[int, FailedRows]) -> bool:
+def _write_output(output: Path, spool: Spool, ranges: dict[int, tuple[int, int]]) -> bool:
     """The answers in input order (nulls for failed rows); False when no chunk was answered."""
     if not spool.done:
         return False

@@ -12,9 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from modelbus_contract.arrow_codec import ipc_to_table
-
 SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc", ".feather")
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc")
 
 
 class TableFileError(ValueError):
@@ -22,27 +21,14 @@ class TableFileError(ValueError):
 
 
 def read_table(path: Path) -> pa.Table:
-    if not path.is_file():
-        raise TableFileError(f"no such file: {path}")
-    suffix = path.suffix.lower()
+    """The whole file as one table (CSV column types judged on all of it)."""
+    source = open_batches(path)
     try:
-        if suffix == ".csv":
+        if path.suffix.lower() == ".csv":
             return pacsv.read_csv(path)
-        if suffix in (".parquet", ".pq"):
-            return pq.read_table(path)
-        if suffix in (".arrow", ".arrows", ".ipc", ".feather"):
-            return _read_ipc(path)
+        return pa.Table.from_batches(list(source.batches(1 << 20)), schema=source.schema)
     except (pa.ArrowInvalid, OSError) as exc:
         raise TableFileError(f"cannot read {path}: {exc}") from None
-    raise TableFileError(f"unsupported input {path.name!r}: use one of {', '.join(SUFFIXES)}")
-
-
-def _read_ipc(path: Path) -> pa.Table:
-    data = path.read_bytes()
-    try:
-        return ipc_to_table(data)
-    except pa.ArrowInvalid:
-        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
 
 
 @dataclass(frozen=True)
@@ -81,6 +67,7 @@ def open_batches(path: Path) -> BatchSource:
 
 def _parquet_source(path: Path) -> BatchSource:
     meta = pq.ParquetFile(path)
+
     def read(rows: int) -> Iterator[pa.RecordBatch]:
         # A row group at a time: the reader otherwise buffers the bytes of every row group
         # it is asked for, the whole file, before the first batch.
@@ -128,14 +115,13 @@ class TableWriter(Protocol):
 
 def open_writer(path: Path, schema: pa.Schema) -> TableWriter:
     """A writer of ``schema`` tables to a .csv, .parquet or .arrow (IPC stream) file."""
+    check_output_suffix(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return cast(TableWriter, pacsv.CSVWriter(str(path), schema))
     if suffix in (".parquet", ".pq"):
         return cast(TableWriter, pq.ParquetWriter(str(path), schema))
-    if suffix in (".arrow", ".arrows", ".ipc"):
-        return _IpcStreamFile(path, schema)
-    raise TableFileError(f"unsupported output {path.name!r}: use .csv, .parquet or .arrow")
+    return _IpcStreamFile(path, schema)
 
 
 class _IpcStreamFile:
@@ -154,7 +140,7 @@ class _IpcStreamFile:
 
 
 def check_output_suffix(path: Path) -> None:
-    if path.suffix.lower() not in (".csv", ".parquet", ".pq", ".arrow", ".arrows", ".ipc"):
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise TableFileError(f"unsupported output {path.name!r}: use .csv, .parquet or .arrow")
 
 

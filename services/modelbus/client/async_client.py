@@ -37,7 +37,7 @@ from .chunked_predict import (
     new_chunk_id,
     predict_chunks,
 )
-from .chunking import Chunk, record_batches, sized_chunks
+from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .tables import as_table, to_ipc_stream
 
@@ -185,7 +185,7 @@ class AsyncModelbusClient:
         rows, chunks = sized_chunks(
             record_batches(data), self.settings.max_message_bytes, self.settings.max_request_rows
         )
-        count = None if total is None else -(-total // rows)
+        count = chunk_count(total, rows)
         async for result in self.predict_chunks(
             model, chunks, version, timeout, window, chunk_count=count
         ):

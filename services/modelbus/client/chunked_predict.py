@@ -10,6 +10,7 @@ its own (``chunk_id`` ``ID/INDEX``), down to single rows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -81,8 +82,7 @@ async def predict_chunks(
     if result.error is not None and result.error.code in FATAL_CODES:
         return
     if result.ok:  # pin the version the first answer came from
-        plan = ChunkPlan(plan.model, result.model_version, plan.timeout_s, plan.chunk_id,
-                         plan.chunk_count, plan.max_message_bytes)
+        plan = dataclasses.replace(plan, version=result.model_version)
     running: deque[asyncio.Task[ChunkResult]] = deque()
     try:
         async for chunk in source:

@@ -23,7 +23,6 @@ from modelbus_delivery.logs import get_logger
 from .async_client import AsyncModelbusClient
 from .chunked_predict import DEFAULT_WINDOW
 from .results_listener import ClientClosed
-from .tables import as_batches
 
 T = TypeVar("T")
 log = get_logger("client")
@@ -108,12 +107,11 @@ class ModelbusClient:
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
         window: int = DEFAULT_WINDOW,
     ) -> pa.Table:
-        """A table of any size, sent in chunks of at most a record each (see the async one)."""
-        results = self.predict_batches(model, as_batches(data), version, timeout, window)
-        parts = list(results)
-        if not parts:
-            return self.predict(model, data, version, timeout)
-        return pa.concat_tables(parts)
+        """A table of any size, sent in chunks of at most a record each (see the async one).
+
+        Every chunk has its own deadline, so the call ends however many chunks there are.
+        """
+        return self._run(self._client.predict_table(model, data, version, timeout, window))
 
     def predict_batches(
         self, model: str, data: pa.Table | Iterable[pa.RecordBatch],

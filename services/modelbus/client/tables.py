@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +10,7 @@ import pyarrow as pa
 from modelbus_contract.arrow_codec import ipc_to_table as from_ipc_stream
 from modelbus_contract.arrow_codec import table_to_ipc as to_ipc_stream
 
-__all__ = ["as_batches", "as_table", "from_ipc_stream", "to_ipc_stream"]
+__all__ = ["as_table", "from_ipc_stream", "to_ipc_stream"]
 
 
 def as_table(data: Any) -> pa.Table:
@@ -24,9 +23,3 @@ def as_table(data: Any) -> pa.Table:
         return pa.table(data)
     raise TypeError(f"expected a pyarrow Table, a pandas DataFrame or a dict, not {type(data)}")
 
-
-def as_batches(data: Any) -> pa.Table | Iterable[pa.RecordBatch]:
-    """A table from what ``as_table`` takes; an iterable of record batches as it is."""
-    if isinstance(data, pa.Table | pd.DataFrame | dict):
-        return as_table(data)
-    return cast(Iterable[pa.RecordBatch], data)

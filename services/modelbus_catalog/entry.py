@@ -59,7 +59,27 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         status="invalid" if unnamed or not facts.flavors else "ready",
         problems=problems,
         batching=batching_allowed(tags, problems),
+        shards=shard_count(tags, problems),
     )
+
+
+SHARDS_TAG = "modelbus.shards"
+MAX_SHARDS = 64
+
+
+def shard_count(tags: dict[str, str], problems: list[str]) -> int:
+    """The ``modelbus.shards`` tag (version over model): request keys to spread a model over."""
+    value = tags.get(SHARDS_TAG)
+    if value is None or not value.strip():
+        return 1
+    text = value.strip()
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_SHARDS:
+        return int(text)
+    problems.append(
+        f"tag {SHARDS_TAG}={value[:50]!r} is not a whole number from 1 to {MAX_SHARDS}: "
+        "the model stays on 1 shard"
+    )
+    return 1
 
 
 BATCHING_TAG = "modelbus.batching"

@@ -101,6 +101,11 @@ class CatalogEntry(BaseModel):
         default=True, description="Whether workers may run concurrent requests of this "
         "version in one predict (tag `modelbus.batching=off` on the model or version: false).",
     )
+    shards: int = Field(
+        default=1, ge=1, description="Request keys clients spread this model's requests over "
+        "(`NAME`, `NAME#1`, …, `NAME#K-1`), so that up to K workers serve it (tag "
+        "`modelbus.shards=K` on the model or version).",
+    )
     updated_at: datetime = Field(default_factory=utc_now)
 
     @property

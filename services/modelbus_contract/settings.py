@@ -41,7 +41,11 @@ class ModelbusSettings(BaseSettings):
     topic_requests: str | None = None
     topic_results: str | None = None
     topic_dlq: str | None = None
-    topic_partitions: int = Field(default=1, ge=1)
+    topic_partitions: int = Field(
+        default=12, ge=1,
+        description="Partitions of the requests and results topics the services create: the "
+        "most workers that can share the requests.",
+    )
 
     datagrok_tag: str = "datagrok"
     poll_interval_s: float = Field(default=10.0, gt=0)
@@ -51,6 +55,11 @@ class ModelbusSettings(BaseSettings):
     retry_max_s: float = Field(default=5.0, gt=0)
 
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=3_000, le=300_000,
+        description="How long a worker may be silent before the group gives its partitions "
+        "to the others (heartbeats go every third of it).",
+    )
     max_message_bytes: int = Field(
         default=1_048_576, ge=65_536, description="Largest request or result record."
     )

@@ -12,8 +12,11 @@ acknowledged does the partition's commit watermark move past it. Around that cor
 - an output the broker refuses for good (too large, invalid) is replaced by what the
   service's ``Quarantine`` offers instead; a broker that is down is waited for;
 - records the Kafka client itself cannot decode are skipped and reported;
-- revoke-safe commits: a revoked partition is forgotten whether or not its last commit
-  succeeded, and commits only ever name partitions still assigned.
+- rebalances that answer nothing twice: before partitions are given up, the records in
+  flight finish (bounded) and are committed; a partition that comes straight back keeps
+  its unfinished records and resumes after them, one that goes elsewhere is forgotten
+  whether or not its last commit succeeded, and commits only ever name partitions still
+  assigned.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -76,6 +80,7 @@ class RuntimeConfig:
     drain_timeout_s: float = 30.0
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    revoke_drain_s: float = 5.0  # how long a rebalance waits for records in flight
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,6 +91,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._runtime.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._runtime.on_assigned(assigned)
         log.info(
             "partitions_assigned", service=self._runtime.config.name,
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
@@ -113,6 +119,7 @@ class DeliveryRuntime:
         self.tracker = OffsetTracker()
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._revoked: set[TopicPartition] = set()  # until the next assignment says
         self._last_by_key: dict[Hashable, asyncio.Task[None]] = {}
         self._commit_wanted = asyncio.Event()
         self._capacity = asyncio.Event()  # set whenever a record in flight finishes
@@ -136,6 +143,9 @@ class DeliveryRuntime:
             fetch_max_bytes=c.fetch_max_bytes,
             session_timeout_ms=c.session_timeout_ms,
             heartbeat_interval_ms=c.heartbeat_interval_ms,
+            # A member that joins or leaves moves only the partitions it must: the others
+            # keep theirs (and their models' warm containers).
+            partition_assignment_strategy=(StickyPartitionAssignor,),
         )
         consumer.subscribe(list(c.topics), listener=_Rebalance(self))
         try:
@@ -199,6 +209,25 @@ class DeliveryRuntime:
         self.tracker.mark_committed(dict(positions))
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Finish the records in flight (bounded by ``revoke_drain_s``) and commit them, so
+        that a partition's next owner does not answer them a second time.
+
+        Nothing is forgotten yet: a partition that comes straight back to this member
+        (``on_assigned``; the sticky assignor keeps partitions where they are) keeps its
+        unfinished records and resumes after them. One that goes elsewhere is forgotten
+        then, and what had not finished is delivered again to its new owner.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.revoke_drain_s
+        # Again until none is left: a record handed out just before the revocation starts
+        # its task after this one began waiting.
+        while running := [task for task in self._tasks if not task.done()]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.info("revoke_drain_incomplete", service=self.config.name,
+                         unfinished=len(running), after_s=self.config.revoke_drain_s)
+                break
+            await asyncio.wait(running, timeout=remaining)
         try:
             async with asyncio.timeout(5):
                 await self.commit()
@@ -206,7 +235,29 @@ class DeliveryRuntime:
             # Their records are delivered again to the next owner: at-least-once.
             log.warning("commit_on_revoke_failed", service=self.config.name, error=repr(exc))
         finally:
-            self.tracker.forget(list(revoked))
+            self._revoked.update(revoked)
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Forget the revoked partitions that went elsewhere; one that came back resumes
+        after the last record this member started (its unfinished ones are still running),
+        provided the group still holds this member's last commit — a broker that lost its
+        data restarts the partition from the beginning instead."""
+        revoked, self._revoked = self._revoked, set()
+        back = [tp for tp in revoked if tp in assigned]
+        gone = [tp for tp in revoked if tp not in assigned]
+        consumer = self._consumer
+        resume = self.tracker.next_offsets()
+        for tp in back:
+            ours = self.tracker.last_committed(tp)
+            try:
+                theirs = await consumer.committed(tp) if consumer is not None else None
+            except KafkaError:
+                theirs = None
+            if consumer is None or tp not in resume or ours is None or theirs != ours:
+                gone.append(tp)
+                continue
+            consumer.seek(tp, resume[tp])
+        self.tracker.forget(gone)
 
     async def _commit_loop(self) -> None:
         while True:

@@ -43,6 +43,10 @@ class OffsetTracker:
                 out[partition] = position
         return out
 
+    def last_committed(self, partition: Hashable) -> int | None:
+        """The position this tracker last committed for ``partition`` (None: none yet)."""
+        return self._committed.get(partition)
+
     def mark_committed(self, positions: dict[Hashable, int]) -> None:
         self._committed.update(positions)
 

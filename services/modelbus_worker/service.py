@@ -64,6 +64,8 @@ class WorkerService:
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
                 max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
                 fetch_max_bytes=max(4 * settings.max_message_bytes, 52_428_800),
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
             ),
             RequestHandler(self.catalog.entries, predictor, topics, policy, limits),
             WorkerQuarantine(topics, policy, settings.max_message_bytes),

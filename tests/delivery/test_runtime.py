@@ -238,8 +238,59 @@ async def test_a_failed_commit_on_revoke_still_forgets_the_revoked_partitions() 
 
     runtime.commit = failing_commit  # type: ignore[method-assign]
     await runtime.on_revoked([tp])
+    await runtime.on_assigned([])  # it went to another member
     assert runtime.tracker.committable() == {}
     assert runtime.tracker.next_offsets() == {}
+
+
+class _GroupOffsets:
+    """What the runtime asks of its consumer when partitions come back: the group's
+    committed offsets (as a broker that kept, or lost, them answers) and where it seeks."""
+
+    def __init__(self, committed: dict[TopicPartition, int]) -> None:
+        self._committed = committed
+        self.seeks: dict[TopicPartition, int] = {}
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self._committed.get(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks[tp] = offset
+
+
+@pytest.mark.parametrize("broker_kept_the_commit", [True, False])
+async def test_a_partition_that_comes_back_keeps_its_records_in_flight(
+    broker_kept_the_commit: bool,
+) -> None:
+    topics = Topics()
+    runtime = DeliveryRuntime(
+        "127.0.0.1:1", RuntimeConfig(name="t", topics=(topics.source,), group_id=topics.group),
+        _echo(topics), DlqQuarantine(topics.dlq), TopicWriter("127.0.0.1:1"),
+    )
+    back, gone = TopicPartition(topics.source, 0), TopicPartition(topics.source, 1)
+    for tp in (back, gone):
+        runtime.tracker.started(tp, 7)
+        runtime.tracker.started(tp, 8)
+        runtime.tracker.finished(tp, 8)
+    runtime.tracker.mark_committed({back: 7, gone: 7})
+    group = _GroupOffsets({back: 7} if broker_kept_the_commit else {})
+    runtime._consumer = group  # type: ignore[assignment]
+
+    async def no_commit() -> None:
+        return None
+
+    runtime.commit = no_commit  # type: ignore[method-assign]
+    await runtime.on_revoked([back, gone])
+    await runtime.on_assigned([back])
+    if not broker_kept_the_commit:  # another log: start over from what the group says
+        assert group.seeks == {}
+        assert runtime.tracker.next_offsets() == {}
+        return
+    assert group.seeks == {back: 9}  # fetching resumes after offset 8
+    assert runtime.tracker.next_offsets() == {back: 9}
+    assert runtime.tracker.committable() == {}  # offset 7 is still running
+    runtime.tracker.finished(back, 7)
+    assert runtime.tracker.committable() == {back: 9}
 
 
 async def test_a_second_member_takes_partitions_and_every_record_is_handled(
@@ -275,3 +326,38 @@ async def test_a_second_member_takes_partitions_and_every_record_is_handled(
         return all([await _committed(kafka_bootstrap, topics, p) == e for p, e in ends.items()])
 
     await async_wait_for(all_committed, 60, message="both partitions committed to their end")
+
+
+async def test_a_record_in_flight_when_a_member_joins_is_finished_not_handled_again(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    topics, release, entered = Topics(), asyncio.Event(), asyncio.Event()
+    seen: list[bytes] = []
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        seen.append(record.value or b"")
+        if record.value == b"slow":
+            entered.set()
+            await release.wait()
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    first = await make_runtime(topics, handle, partitions=2)
+    for value in (b"slow", b"quick"):  # both on partition 0, both in flight at once
+        await produce_raw(kafka_bootstrap, topics.source, value, key=b"k")
+    await asyncio.wait_for(entered.wait(), 30)
+    revoking = first.on_revoked
+
+    async def revoked(partitions: list[TopicPartition]) -> None:
+        # The slow record is still running when its partition is taken away; it finishes
+        # half a second into the rebalance.
+        asyncio.get_running_loop().call_later(0.5, release.set)
+        await revoking(partitions)
+
+    first.on_revoked = revoked  # type: ignore[method-assign]
+    second = await make_runtime(topics, handle, partitions=2)
+    await async_wait_for(
+        lambda: first.handled + second.handled >= 2, 60, message="both records handled"
+    )
+    await asyncio.sleep(2)  # a record handed out again would be handled by now
+    assert sorted(seen) == [b"quick", b"slow"]  # each once: nothing was redelivered
+    assert first.handled + second.handled == 2

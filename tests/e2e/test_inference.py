@@ -9,12 +9,13 @@ import mlflow
 import numpy as np
 import pyarrow as pa
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow import MlflowClient
 
 from modelbus.client import AsyncModelbusClient, ModelbusClient
 from modelbus.client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_contract.headers import header_dict
+from modelbus_delivery.topics import assign_all
 
 from .conftest import InferenceStack
 
@@ -56,10 +57,10 @@ async def test_request_from_plain_aiokafka_following_the_readme(
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
     try:
-        tp = TopicPartition(topics.results, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_end(tp)
-        await consumer.position(tp)
+        tps = await assign_all(consumer, topics.results)  # the answer's partition: by key
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
         cid = uuid.uuid4().hex
         table = pa.table({"Molecule": ["CCO", "c1ccccc1"]})
         sink = pa.BufferOutputStream()

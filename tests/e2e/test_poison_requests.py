@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from tests.support.kafka import produce, read_topic
+from tests.support.kafka import read_topic
 from tests.support.raw_records import produce_raw
 from tests.support.waiting import async_wait_for
 
@@ -56,7 +56,8 @@ async def _dlq_at(stack: InferenceStack, offset: int) -> dict[str, str]:
     requests = stack.settings.topics.requests
     headers, _ = await _answer(
         stack,
-        lambda h, _r: h.get("dlq_source") == requests and h.get("dlq_offset") == str(offset),
+        lambda h, _r: h.get("dlq_source") == requests and h.get("dlq_partition") == "0"
+        and h.get("dlq_offset") == str(offset),
         stack.settings.topics.dlq,
     )
     return headers
@@ -66,7 +67,7 @@ async def _send(
     stack: InferenceStack, value: bytes | None, headers: Sequence[tuple[str, bytes]],
     key: bytes | None = None,
 ) -> int:
-    meta = await produce(
+    meta = await produce_raw(  # to partition 0, where _dlq_at looks
         stack.settings.kafka_bootstrap_servers, stack.settings.topics.requests, value,
         key=key, headers=headers,
     )

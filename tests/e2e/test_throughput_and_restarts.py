@@ -8,7 +8,7 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
@@ -16,6 +16,7 @@ from modelbus.client.tables import to_ipc_stream
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.topics import assign_all
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
 
@@ -38,10 +39,10 @@ class ResultCollector:
             bootstrap_servers=self._settings.kafka_bootstrap_servers, fetch_max_wait_ms=5
         )
         await self._consumer.start()
-        tp = TopicPartition(self._settings.topics.results, 0)
-        self._consumer.assign([tp])
-        await self._consumer.seek_to_end(tp)
-        await self._consumer.position(tp)
+        tps = await assign_all(self._consumer, self._settings.topics.results)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self._consumer.position(tp)
         self._task = asyncio.create_task(self._run())
         return self
 

@@ -60,7 +60,7 @@ def config() -> dict[str, Any]:
 
 
 def test_the_file_is_valid_and_has_every_service(config: dict[str, Any]) -> None:
-    expected = {"kafka", "mlflow", "discovery", "catalog", "worker"}
+    expected = {"kafka", "mlflow", "discovery", "catalog", "worker", "worker-2"}
     assert set(config["services"]) == expected
     listed = _compose("config", "--services")
     assert listed.returncode == 0, listed.stderr
@@ -84,21 +84,31 @@ def test_mlflow_keeps_sqlite_in_a_volume_and_allows_the_service_host(
     assert any("mlflow-data" in str(volume) for volume in mlflow["volumes"])
 
 
-@pytest.mark.parametrize("service", ["discovery", "catalog", "worker"])
+@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
 def test_services_point_at_kafka_and_mlflow(config: dict[str, Any], service: str) -> None:
     spec = config["services"][service]
     assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
-    assert spec["command"] == (["catalog", "serve"] if service == "catalog" else [service])
+    commands = {"catalog": ["catalog", "serve"], "worker-2": ["worker"]}
+    assert spec["command"] == commands.get(service, [service])
     assert spec["environment"]["MODELBUS_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert spec["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
-def test_the_worker_reaches_the_docker_engine_and_a_shared_cache(config: dict[str, Any]) -> None:
-    worker = config["services"]["worker"]
+@pytest.mark.parametrize("service", ["worker", "worker-2"])
+def test_the_workers_reach_the_docker_engine_and_a_shared_cache(
+    config: dict[str, Any], service: str
+) -> None:
+    worker = config["services"][service]
     volumes = [str(volume) for volume in worker["volumes"]]
     assert any("/var/run/docker.sock" in volume for volume in volumes)
     cache = worker["environment"]["MODELBUS_WORKER_CACHE_DIR"]
     assert f"{cache}:{cache}:rw" in volumes
+
+
+def test_two_workers_share_the_requests_of_twelve_partitions(config: dict[str, Any]) -> None:
+    workers = [config["services"][name] for name in ("worker", "worker-2")]
+    assert [w["command"] for w in workers] == [["worker"], ["worker"]]
+    assert {w["environment"]["MODELBUS_TOPIC_PARTITIONS"] for w in workers} == {"12"}
 
 
 @pytest.mark.parametrize(("service", "port"), [("kafka", 9094), ("mlflow", 5000)])
@@ -115,7 +125,7 @@ def test_no_service_publishes_a_port_on_every_interface(config: dict[str, Any]) 
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
 
 
-@pytest.mark.parametrize("service", ["discovery", "catalog", "worker"])
+@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
 def test_services_default_to_plaintext_with_no_credentials(
     config: dict[str, Any], service: str
 ) -> None:
@@ -147,7 +157,7 @@ def test_security_variables_pass_through_from_the_host() -> None:
     result = _compose("config", env=values)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    for service in ("discovery", "catalog", "worker"):
+    for service in ("discovery", "catalog", "worker", "worker-2"):
         env = services[service]["environment"]
         assert {name: env[name] for name in values} == values, service
 

@@ -16,12 +16,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
-import pandas as pd
 import pytest
-from mlflow import MlflowClient
-from mlflow.models import infer_signature
 from tests.stack.test_up import UpProcess
+from tests.support.echo_model import FRAME
+from tests.support.echo_model import register_echo_model as _register
 from tests.support.waiting import wait_for
 
 from modelbus.client import ModelbusClient
@@ -34,39 +32,6 @@ pytestmark = pytest.mark.integration
 
 RECOVERY_BOUND_S = 30.0
 COLD_START_S = 600.0
-FRAME = pd.DataFrame({"x": [1.0, 2.0]})
-_MODEL_CODE = '''
-import mlflow.models
-from mlflow.pyfunc.model import PythonModel
-
-
-class Echo(PythonModel):
-    def predict(self, context, model_input, params=None):
-        return model_input
-
-
-mlflow.models.set_model(Echo())
-'''
-
-
-def _register(tracking_uri: str, name: str, work_dir: Path) -> None:
-    """Version 1 of ``name``: an echo pyfunc logged from code, tagged for discovery."""
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    client.create_registered_model(name, tags={"datagrok": "true"})
-    experiment_id = client.create_experiment(f"{name}-experiment")
-    code = work_dir / f"{name}.py"
-    code.write_text(_MODEL_CODE)
-    model_dir = work_dir / name
-    mlflow.pyfunc.save_model(
-        str(model_dir), python_model=str(code),
-        signature=infer_signature(FRAME, FRAME), pip_requirements=["pandas"],
-    )
-    run = client.create_run(experiment_id)
-    client.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
-    client.set_terminated(run.info.run_id)
-    client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-
-
 def _cmdline(pid: int) -> list[bytes]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

@@ -231,6 +231,35 @@ def test_a_crashing_service_is_restarted_with_backoff(
     assert up.proc.wait(timeout=30) == 0
 
 
+def test_up_runs_several_workers_in_one_group(
+    run_up: RunUp, tmp_path: Path, kafka_bootstrap: str, mlflow_tracking_uri: str
+) -> None:
+    up = run_up(
+        [
+            *("--data-dir", str(tmp_path / "d")),
+            *("--external-kafka", kafka_bootstrap, "--external-mlflow", mlflow_tracking_uri),
+            *("--services", "worker", "--workers", "2"),
+        ]
+    )
+    up.wait_ready(timeout=60)
+
+    def events(name: str) -> list[dict[str, Any]]:
+        lines = [line for line in up.stderr().splitlines() if line.startswith("{")]
+        return [e for e in map(json.loads, lines) if e.get("event") == name]
+
+    wait_for(lambda: len(events("worker_started")) == 2, timeout=120,
+             message="two workers started")
+    workers = [
+        pid for pid in descendant_pids(up.proc.pid)
+        if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2:] == [b"worker", b""]
+    ]
+    assert len(workers) == 2, workers
+    assert [e["processes"] for e in events("stack_up")] == [["worker-1", "worker-2"]]
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=90) == 0, up.stderr()
+    assert up.uncaught_tracebacks() == []
+
+
 def test_killing_up_takes_its_children_along(run_up: RunUp, tmp_path: Path) -> None:
     up = run_up(
         [

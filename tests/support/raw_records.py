@@ -55,11 +55,12 @@ async def send_any(
     key: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
 ) -> asyncio.Future[RecordMetadata]:
-    """``producer.send``, also for a record with neither key nor value (which aiokafka's
-    ``send`` refuses but the protocol allows and other clients send): that one goes
-    straight to the producer's batch accumulator, partition 0."""
+    """``producer.send`` to partition 0 (where the tests look for what follows), also for a
+    record with neither key nor value (which aiokafka's ``send`` refuses but the protocol
+    allows and other clients send): that one goes straight to the producer's batch
+    accumulator."""
     if key is not None or value is not None:
-        return await producer.send(topic, value, key=key, headers=list(headers))
+        return await producer.send(topic, value, key=key, headers=list(headers), partition=0)
     await producer.client._wait_on_metadata(topic)
     future: asyncio.Future[RecordMetadata] = await producer._message_accumulator.add_message(
         TopicPartition(topic, 0), None, None, 30.0, timestamp_ms=None, headers=list(headers)

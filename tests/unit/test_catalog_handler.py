@@ -74,3 +74,19 @@ def test_the_batching_tag_opts_a_version_out(
     tags = {} if value is None else {"modelbus.batching": value}
     assert batching_allowed(tags, problems) is allowed
     assert bool(problems) is problem
+
+
+@pytest.mark.parametrize(
+    ("value", "shards", "problem"),
+    [(None, 1, False), ("", 1, False), ("4", 4, False), (" 64 ", 64, False), ("1", 1, False),
+     ("0", 1, True), ("65", 1, True), ("-2", 1, True), ("two", 1, True), ("\u0663", 1, True)],
+)
+def test_the_shards_tag_spreads_a_model_over_keys(
+    value: str | None, shards: int, problem: bool
+) -> None:
+    from modelbus_catalog.entry import shard_count
+
+    problems: list[str] = []
+    tags = {} if value is None else {"modelbus.shards": value}
+    assert shard_count(tags, problems) == shards
+    assert bool(problems) is problem

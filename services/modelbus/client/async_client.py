@@ -39,9 +39,12 @@ from .chunked_predict import (
 )
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
+from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
 
 log = get_logger("client")
+
+SHARD_VIEW_FETCH_WAIT_MS = 500
 
 
 class AsyncModelbusClient:
@@ -73,10 +76,13 @@ class AsyncModelbusClient:
         self._writer = TopicWriter(self._kafka, max_request_size=settings.max_message_bytes)
         self._results = ResultsListener(
             self._kafka, self._topics.results, settings.kafka_fetch_max_wait_ms,
-            close_timeout_s=close_timeout_s,
+            close_timeout_s=close_timeout_s, partitions=settings.topic_partitions,
         )
         self._views: set[CatalogView] = set()
         self._closed = False
+        # The catalog, read in the background, says how many shards a model is spread over.
+        self._shard_reading: asyncio.Task[None] | None = None
+        self._keys = ShardKeys({})
 
     @property
     def close_bound_s(self) -> float:
@@ -96,6 +102,16 @@ class AsyncModelbusClient:
         except BaseException:
             await self._results.stop()
             raise
+        # Shard counts change rarely: a long fetch wait keeps this reader nearly idle.
+        view = self._view(fetch_max_wait_ms=SHARD_VIEW_FETCH_WAIT_MS)
+        self._keys = ShardKeys(view.entries)
+        self._shard_reading = asyncio.create_task(self._read_shards(view))
+
+    async def _read_shards(self, view: CatalogView) -> None:
+        try:
+            await view.start()
+        except Exception as exc:  # keys stay model names: every model on one shard
+            log.warning("catalog_unreadable", why="request keys", error=repr(exc)[:300])
 
     async def close(self) -> None:
         """Close every Kafka client of this client within ``close_bound_s``; never raises.
@@ -104,6 +120,8 @@ class AsyncModelbusClient:
         """
         self._closed = True
         self._results.close_waiting()  # waiting requests end now, not after the closing
+        if self._shard_reading is not None and not self._shard_reading.done():
+            self._shard_reading.cancel()
         outcomes = await asyncio.gather(
             self._writer.stop(),
             self._results.stop(),
@@ -245,7 +263,7 @@ class AsyncModelbusClient:
         future = self._results.expect(cid)
         try:
             async with asyncio.timeout(timeout):
-                await self._send(cid, body, headers, future)
+                await self._send(self._keys.key(model), body, headers, future)
                 result_headers, value = await future
         except TimeoutError:
             raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
@@ -261,10 +279,10 @@ class AsyncModelbusClient:
         raise error_from_code(code, message)
 
     async def _send(
-        self, cid: str, body: bytes, headers: Mapping[str, str], answer: asyncio.Future[Answer]
+        self, key: str, body: bytes, headers: Mapping[str, str], answer: asyncio.Future[Answer]
     ) -> None:
         """Publish the request, unless its answer (or the client's closing) comes first."""
-        send = asyncio.ensure_future(self._writer.send(self._topics.requests, cid, body, headers))
+        send = asyncio.ensure_future(self._writer.send(self._topics.requests, key, body, headers))
         either: set[asyncio.Future[Any]] = {send, answer}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -324,11 +342,12 @@ class AsyncModelbusClient:
             self._views.discard(view)
             await view.stop()
 
-    def _view(self) -> CatalogView:
+    def _view(self, fetch_max_wait_ms: int | None = None) -> CatalogView:
         if self._closed:
             raise ClientClosed("the client is closed")
         view = CatalogView(
-            self._kafka, self._topics.catalog, self.settings.kafka_fetch_max_wait_ms,
+            self._kafka, self._topics.catalog,
+            fetch_max_wait_ms or self.settings.kafka_fetch_max_wait_ms,
             close_timeout_s=self._close_timeout_s,
         )
         self._views.add(view)

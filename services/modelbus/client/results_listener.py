@@ -19,7 +19,6 @@ from modelbus_delivery.poison import (
     close_consumer,
     expected_positions,
     getmany_skipping_poison,
-    rewind,
     stop_reader,
 )
 from modelbus_delivery.retry import Backoff
@@ -60,9 +59,11 @@ class ResultsListener:
         fetch_max_wait_ms: int = 5,
         *,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        partitions: int = 1,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
+        self._spec = TopicSpec(topic, partitions)  # if this reader is the first to need it
         self._fetch_wait = fetch_max_wait_ms
         self._close_timeout_s = close_timeout_s
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
@@ -73,7 +74,7 @@ class ResultsListener:
         self._closed = False
 
     async def start(self) -> None:
-        await ensure_topics(self._kafka, [TopicSpec(self._topic)])
+        await ensure_topics(self._kafka, [self._spec])
         consumer = AIOKafkaConsumer(
             **as_options(self._kafka),
             enable_auto_commit=False,
@@ -96,16 +97,22 @@ class ResultsListener:
         # its beginning, or the answers written there before it reaches that position are
         # never seen.
         self._guard = TopicGuard(
-            self._kafka, [TopicSpec(self._topic)], self._reread, name="results-listener",
+            self._kafka, [self._spec], self._reread, name="results-listener",
             known_ends=self._expected,
         )
         self._guard.start()
 
     async def _reread(self) -> None:
-        expected = await rewind(self._consumer)
-        if expected is not None:
-            self._expected = expected
-            log.info("results_topic_rereading", topic=self._topic)
+        consumer = self._consumer
+        if consumer is None:
+            return
+        # The topic made again may have other partitions than the lost one.
+        tps = await assign_all(consumer, self._topic)
+        if not tps:
+            return
+        await consumer.seek_to_beginning(*tps)
+        self._expected = await expected_positions(consumer, tps)
+        log.info("results_topic_rereading", topic=self._topic, partitions=len(tps))
 
     def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
         """Fail every waiting request with ``ClientClosed``; refuse new ones from now on."""

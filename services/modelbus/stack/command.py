@@ -53,6 +53,13 @@ def _parse_services(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Comma-separated services to run.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes to run; they share the requests as one Kafka consumer group.",
+)
 @click.option("--demo", is_flag=True, help="Register the demo models once the stack is up.")
 def up(
     data_dir: Path,
@@ -62,6 +69,7 @@ def up(
     external_kafka: str | None,
     external_mlflow: str | None,
     services: str,
+    workers: int,
     demo: bool,
 ) -> None:
     """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
@@ -74,6 +82,7 @@ def up(
         external_kafka=external_kafka,
         external_mlflow=external_mlflow,
         services=_parse_services(services),
+        workers=workers,
         demo=demo,
     )
     sys.exit(code)

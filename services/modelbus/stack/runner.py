@@ -47,6 +47,17 @@ def service_argv(service: str) -> list[str]:
     return [sys.executable, "-m", "modelbus", *SERVICE_COMMANDS.get(service, (service,))]
 
 
+def service_processes(services: Sequence[str], workers: int) -> list[tuple[str, str]]:
+    """(service, process name) of every process to run: ``workers`` of the worker."""
+    processes: list[tuple[str, str]] = []
+    for service in services:
+        if service == "worker" and workers > 1:
+            processes.extend((service, f"worker-{i}") for i in range(1, workers + 1))
+        else:
+            processes.append((service, service))
+    return processes
+
+
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:
     """Return once the first broker of ``bootstrap`` answers; else raise StartupError."""
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
@@ -93,6 +104,7 @@ def run_stack(
     external_kafka: str | None = None,
     external_mlflow: str | None = None,
     services: Sequence[str] = DEFAULT_SERVICES,
+    workers: int = 1,
     demo: bool = False,
     argv_for: Callable[[str], list[str]] = service_argv,
     startup_timeout: float = 120.0,
@@ -103,9 +115,11 @@ def run_stack(
 
     Embedded components are skipped when an external endpoint is given. Once all is
     started, prints the endpoints and ``modelbus is up (Ctrl-C to stop)`` to ``out``
-    (stdout) exactly once. Crashed children are restarted with backoff. Returns 0 after
-    a requested stop; startup problems (e.g. a busy port) print one line to stderr and
-    return 1. Must be called from the main thread (it installs signal handlers).
+    (stdout) exactly once. ``workers`` worker processes are run (``worker-1``, … when more
+    than one), members of one consumer group. Crashed children are restarted with
+    backoff. Returns 0 after a requested stop; startup problems (e.g. a busy port) print
+    one line to stderr and return 1. Must be called from the main thread (it installs
+    signal handlers).
     """
     out = out or sys.stdout
     data = Path(data_dir).resolve()
@@ -143,8 +157,8 @@ def run_stack(
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
-        for name in services:
-            process = ChildProcess(name, argv_for(name), env=env)
+        for service, name in service_processes(services, workers):
+            process = ChildProcess(name, argv_for(service), env=env)
             supervisor.add(name, ServiceComponent(name, process))
         out.write(
             f"kafka bootstrap servers: {bootstrap}\n"
@@ -152,7 +166,8 @@ def run_stack(
             "modelbus is up (Ctrl-C to stop)\n"
         )
         out.flush()
-        log.info("stack_up", data_dir=str(data), services=list(services))
+        log.info("stack_up", data_dir=str(data),
+                 processes=[name for _, name in service_processes(services, workers)])
         starting = False
         if stop.is_set():
             return 0

@@ -94,7 +94,8 @@ class CatalogService:
         )
         await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
         await retry_until_connected("kafka", self.runtime.start, backoff, bootstrap_servers=servers)
-        self._guard = TopicGuard(self._kafka, specs, name="catalog")  # re-created if lost
+        # Re-created if lost, and the consumer then sees the new topic as it is.
+        self._guard = TopicGuard(self._kafka, specs, self.runtime.refresh_metadata, name="catalog")
         self._guard.start()
         log.info("catalog_started", topic=self._catalog_topic)
 

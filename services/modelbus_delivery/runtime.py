@@ -81,6 +81,9 @@ class RuntimeConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     revoke_drain_s: float = 5.0  # how long a rebalance waits for records in flight
+    # How soon partitions added to a topic, or a topic made again with another count, are
+    # seen (a changed count makes the group rebalance). Kafka's own default is 5 minutes.
+    metadata_max_age_ms: int = 30_000
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -143,6 +146,7 @@ class DeliveryRuntime:
             fetch_max_bytes=c.fetch_max_bytes,
             session_timeout_ms=c.session_timeout_ms,
             heartbeat_interval_ms=c.heartbeat_interval_ms,
+            metadata_max_age_ms=c.metadata_max_age_ms,
             # A member that joins or leaves moves only the partitions it must: the others
             # keep theirs (and their models' warm containers).
             partition_assignment_strategy=(StickyPartitionAssignor,),
@@ -191,6 +195,17 @@ class DeliveryRuntime:
                     await self.commit()
             await close_quietly(f"{name} consumer", self._consumer.stop)
             self._consumer = None
+
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions this member holds now."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    async def refresh_metadata(self) -> None:
+        """Read the topics' metadata again now, e.g. after topics were made again: a
+        partition count that changed rebalances the group, so that every partition of the
+        new topic has a consumer (the old count may have come from a broker's default)."""
+        if self._consumer is not None:
+            await self._consumer._client.force_metadata_update()
 
     # -- commits ----------------------------------------------------------------------
 

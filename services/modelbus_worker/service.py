@@ -103,9 +103,15 @@ class WorkerService:
         await retry_until_connected(
             "kafka", self.runtime.start, backoff, bootstrap_servers=servers
         )
-        self._guard = TopicGuard(self._kafka, specs, self.catalog.reread, name="worker")
+        self._guard = TopicGuard(self._kafka, specs, self._topics_lost, name="worker")
         self._guard.start()
         log.info("worker_started", topic=self._topics.requests, catalog=len(self.catalog.entries))
+
+    async def _topics_lost(self) -> None:
+        """The broker lost its topics and they were made again: read the catalog again
+        and see the requests topic as it is now."""
+        await self.runtime.refresh_metadata()
+        await self.catalog.reread()
 
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop fetching, let requests in flight finish (for at most ``drain_timeout_s``,

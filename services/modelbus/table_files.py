@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -145,6 +144,13 @@ def check_output_suffix(path: Path) -> None:
 
 
 def render(table: pa.Table) -> str:
-    """A readable text table (all rows, pandas formatting)."""
+    """A readable text table (all rows): pandas formatting where pandas is installed, else
+    one line of tab-separated values per row under a header line."""
+    try:
+        import pandas as pd
+    except ImportError:
+        rows = zip(*(column.to_pylist() for column in table.columns), strict=True)
+        lines = ["\t".join(table.column_names), *("\t".join(map(str, row)) for row in rows)]
+        return "\n".join(lines)
     with pd.option_context("display.max_rows", None, "display.width", 200):
         return str(table.to_pandas().to_string(index=False))

@@ -5,6 +5,7 @@ derived from this one table.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,12 @@ def topic_name(settings: ModelbusSettings, role: str) -> str:
     """The configured name of a channel: its override, else prefix + default suffix."""
     override: str | None = getattr(settings, f"topic_{role}")
     return override or f"{settings.topic_prefix}{CHANNEL_BY_ROLE[role].suffix}"
+
+
+def private_reply_topic(settings: ModelbusSettings) -> str:
+    """A new topic name for one client's answers, inside the workers' default reply_to
+    allow-list (PREFIX + ``replies.`` + anything)."""
+    return f"{settings.topic_prefix}replies.{uuid.uuid4().hex}"
 
 
 class Topics:

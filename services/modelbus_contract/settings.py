@@ -68,6 +68,13 @@ class ModelbusSettings(BaseSettings):
         default=64 * 1024 * 1024, ge=65_536,
         description="Bytes one request may take once decoded and cast to the model's types.",
     )
+    client_reply_topic: str | None = Field(
+        default=None,
+        description="Where a client asks for its answers (the reply_to header). Unset: a "
+        "topic of its own, PREFIX + 'replies.' + a random id, made when the client starts "
+        "and deleted when it closes. The results topic (or a PREFIX + 'replies.NAME' topic) "
+        "instead sends the answers where batch pipelines and other readers see them.",
+    )
     reply_to_pattern: str | None = Field(
         default=None,
         description="Regular expression (full match) of the topics a request may name in "

@@ -60,6 +60,16 @@ async def ensure_topics(kafka: str | KafkaOptions, specs: list[TopicSpec]) -> No
         await admin.close()
 
 
+async def delete_topics(kafka: str | KafkaOptions, names: list[str]) -> None:
+    """Delete ``names`` (a topic that is already gone is no error)."""
+    admin = AIOKafkaAdminClient(**as_options(kafka))
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def start_consumer(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
     """Start ``consumer``; on failure close it before re-raising (no unclosed sockets)."""
     try:

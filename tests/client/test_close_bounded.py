@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from tests.support.kafka import read_topic
-from tests.support.settings import isolated_settings
+from tests.support.settings import answered_on_results_topic, isolated_settings
 from tests.support.waiting import async_wait_for, wait_for
 
 from modelbus.client import AsyncModelbusClient, ClientClosed, ModelbusClient
@@ -54,7 +54,9 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 
 
 def settings_for(broker: EmbeddedBroker) -> ModelbusSettings:
-    return isolated_settings(broker.bootstrap_servers, "http://127.0.0.1:9", "close")
+    return answered_on_results_topic(
+        isolated_settings(broker.bootstrap_servers, "http://127.0.0.1:9", "close")
+    )
 
 
 async def frozen_mid_fetch(broker: EmbeddedBroker, consumer: Any) -> None:

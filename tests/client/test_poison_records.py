@@ -24,7 +24,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from structlog.testing import capture_logs
 from tests.support.kafka import read_topic
-from tests.support.settings import isolated_settings
+from tests.support.settings import answered_on_results_topic, isolated_settings
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.client.tables import to_ipc_stream
@@ -49,7 +49,7 @@ NO_MLFLOW = "http://127.0.0.1:9"
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> ModelbusSettings:
     """The session's broker, topics of the test's own; no MLflow needed."""
-    return isolated_settings(kafka_bootstrap, NO_MLFLOW, "client")
+    return answered_on_results_topic(isolated_settings(kafka_bootstrap, NO_MLFLOW, "client"))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from tests.support.images import remove_model_images
-from tests.support.settings import isolated_settings
+from tests.support.settings import answered_on_results_topic, isolated_settings
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
@@ -67,7 +67,8 @@ def register_tricky_model(tracking_uri: str) -> DemoModel:
 
 
 def stack_settings(kafka_bootstrap: str, mlflow_tracking_uri: str) -> ModelbusSettings:
-    return isolated_settings(kafka_bootstrap, mlflow_tracking_uri, "e2e")
+    # The tests read the answers of their clients on the results topic.
+    return answered_on_results_topic(isolated_settings(kafka_bootstrap, mlflow_tracking_uri, "e2e"))
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from mlflow import MlflowClient
 from tests.support.echo_model import register_echo_model
 from tests.support.kafka import read_topic
-from tests.support.settings import isolated_settings
+from tests.support.settings import answered_on_results_topic, isolated_settings
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
@@ -134,9 +134,9 @@ async def group(
     kafka_bootstrap: str, mlflow_tracking_uri: str, echo_models: list[str],
     docker_client: Any, tmp_path: Path,
 ) -> AsyncIterator[Group]:
-    settings = isolated_settings(kafka_bootstrap, mlflow_tracking_uri, "scale").model_copy(
-        update={"topic_partitions": PARTITIONS}
-    )
+    settings = answered_on_results_topic(isolated_settings(
+        kafka_bootstrap, mlflow_tracking_uri, "scale"
+    ).model_copy(update={"topic_partitions": PARTITIONS}))
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     group = Group(settings, echo_models, tmp_path, [])
     async with contextlib.AsyncExitStack() as running:

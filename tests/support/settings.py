@@ -19,3 +19,9 @@ def isolated_settings(
             "poll_interval_s": 1.0,
         }
     )
+
+
+def answered_on_results_topic(settings: ModelbusSettings) -> ModelbusSettings:
+    """Clients made with these settings ask for their answers on the shared results topic
+    (not a reply topic of their own): for tests that read the answers there."""
+    return settings.model_copy(update={"client_reply_topic": settings.topics.results})

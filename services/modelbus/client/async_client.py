@@ -11,10 +11,11 @@ from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
+from aiokafka.errors import KafkaError
 
 from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
 from modelbus_contract.arrow_codec import ARROW_STREAM
-from modelbus_contract.channels import topic_specs
+from modelbus_contract.channels import private_reply_topic, topic_specs
 from modelbus_contract.errors import (
     BadRequest,
     InferenceTimeout,
@@ -29,7 +30,7 @@ from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
-from modelbus_delivery.topics import ensure_topics
+from modelbus_delivery.topics import delete_topics, ensure_topics
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .chunked_predict import (
@@ -55,6 +56,12 @@ class AsyncModelbusClient:
     ``AsyncModelbusClient(bootstrap_servers="host:9092")`` uses the default topics; pass
     ``settings`` (or set ``MODELBUS_*`` variables) for another prefix, TLS or SASL.
 
+    Answers come back on a topic of this client's own (PREFIX ``replies.<random id>``,
+    made by ``start()`` and deleted by ``close()``), so a client reads only its answers.
+    ``reply_topic`` (or ``MODELBUS_CLIENT_REPLY_TOPIC``) names another: the results topic,
+    where batch pipelines read every answer, or a ``replies.NAME`` topic of the workers'
+    allow-list.
+
     ``close()`` never raises and returns within ``close_bound_s`` seconds, whatever the
     broker does: every Kafka client is closed concurrently, each within ``close_timeout_s``
     (what does not finish is abandoned and logged). Requests still waiting fail with
@@ -67,6 +74,7 @@ class AsyncModelbusClient:
         *,
         settings: ModelbusSettings | None = None,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        reply_topic: str | None = None,
     ) -> None:
         settings = settings or ModelbusSettings()
         if bootstrap_servers:
@@ -76,9 +84,14 @@ class AsyncModelbusClient:
         self._topics = settings.topics
         self._close_timeout_s = close_timeout_s
         self._writer = TopicWriter(self._kafka, max_request_size=settings.max_message_bytes)
+        shared = reply_topic or settings.client_reply_topic
+        self.reply_topic = shared or private_reply_topic(settings)
+        self._private_replies = shared is None
+        # The answers' partition follows the request key; a private topic needs one only.
         self._results = ResultsListener(
-            self._kafka, self._topics.results, settings.kafka_fetch_max_wait_ms,
-            close_timeout_s=close_timeout_s, partitions=settings.topic_partitions,
+            self._kafka, self.reply_topic, settings.kafka_fetch_max_wait_ms,
+            close_timeout_s=close_timeout_s,
+            partitions=1 if self._private_replies else settings.topic_partitions,
         )
         self._views: set[CatalogView] = set()
         self._closed = False
@@ -95,7 +108,9 @@ class AsyncModelbusClient:
         (``CONNECTIONS_CLOSE_TIMEOUT_S``); all of them are closed concurrently.
         """
         consumers = TASK_STOP_TIMEOUT_S + self._close_timeout_s + CONNECTIONS_CLOSE_TIMEOUT_S
-        return max(consumers, CLOSE_TIMEOUT_S)
+        # Then this client's own reply topic is deleted, within the same timeout.
+        deleting = self._close_timeout_s if self._private_replies else 0.0
+        return max(consumers, CLOSE_TIMEOUT_S) + deleting
 
     async def start(self) -> None:
         # Made here if this client is the first to need it: a broker that creates topics on
@@ -133,9 +148,20 @@ class AsyncModelbusClient:
             *(view.stop() for view in list(self._views)),
             return_exceptions=True,
         )
+        if self._private_replies:
+            await self._delete_reply_topic()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):  # not expected: every stop is quiet
                 log.warning("close_failed", what="modelbus client", error=repr(outcome)[:300])
+
+    async def _delete_reply_topic(self) -> None:
+        """Delete this client's own reply topic (within the close timeout; a topic left
+        behind by a broker that did not answer is logged, never raised)."""
+        try:
+            async with asyncio.timeout(self._close_timeout_s):
+                await delete_topics(self._kafka, [self.reply_topic])
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("reply_topic_left", topic=self.reply_topic, error=repr(exc)[:300])
 
     async def __aenter__(self) -> AsyncModelbusClient:
         await self.start()
@@ -153,17 +179,22 @@ class AsyncModelbusClient:
         version: str | int | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - the request's deadline, sent to the worker
         correlation_id: str | None = None,
+        wait: float | None = None,
     ) -> pa.Table:
         """Run ``data`` (Table, DataFrame or dict of columns) through ``model``.
 
         ``version`` is a number, ``"@alias"`` or None for the newest READY version.
+        ``timeout`` is the model's deadline, sent with the request: the worker answers
+        ``timeout`` for a request it could not finish by then. ``wait`` is how long this
+        call waits for the answer (default: ``timeout``); shorter gives up early while the
+        request still runs, longer lets the worker's own ``timeout`` answer arrive.
         Raises a ``ModelbusError`` subclass carrying the worker's ``error_code``;
-        ``InferenceTimeout`` when no result arrives within ``timeout`` seconds (sending
+        ``InferenceTimeout`` when no result arrives within ``wait`` seconds (sending
         included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
         the result cannot be read.
         """
         _, table = await self._request(
-            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id
+            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id, wait=wait
         )
         return table
 
@@ -251,8 +282,10 @@ class AsyncModelbusClient:
         timeout: float,  # noqa: ASYNC109 - the request's deadline, sent to the worker
         correlation_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        wait: float | None = None,
     ) -> tuple[dict[str, str], pa.Table]:
         """Send one request; its result's headers and table, or the ``ModelbusError``."""
+        wait = timeout if wait is None else wait
         if self._closed:
             raise ClientClosed("the client is closed")
         cid = correlation_id or uuid.uuid4().hex
@@ -263,15 +296,17 @@ class AsyncModelbusClient:
             "content-type": ARROW_STREAM,
             "timeout_ms": str(int(timeout * 1000)),
         }
+        if self.reply_topic != self._topics.results:
+            headers["reply_to"] = self.reply_topic
         if version is not None:
             headers["model_version"] = str(version)
         future = self._results.expect(cid)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait):
                 await self._send(self._keys.key(model), body, headers, future)
                 result_headers, value = await future
         except TimeoutError:
-            raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
+            raise InferenceTimeout(f"no result for {model} within {wait}s") from None
         finally:
             self._results.forget(cid)
         if result_headers.get("status") == "ok":

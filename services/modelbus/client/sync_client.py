@@ -48,6 +48,7 @@ class ModelbusClient:
         *,
         settings: ModelbusSettings | None = None,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        reply_topic: str | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._calls: set[concurrent.futures.Future[Any]] = set()
@@ -58,8 +59,10 @@ class ModelbusClient:
         )
         self._thread.start()
         self._client = AsyncModelbusClient(
-            bootstrap_servers, settings=settings, close_timeout_s=close_timeout_s
+            bootstrap_servers, settings=settings, close_timeout_s=close_timeout_s,
+            reply_topic=reply_topic,
         )
+        self.reply_topic = self._client.reply_topic
         self.close_bound_s = self._client.close_bound_s + GRACE_S + 2 * LOOP_STOP_TIMEOUT_S
         try:
             self._run(self._client.start())
@@ -93,15 +96,19 @@ class ModelbusClient:
                 self._calls.discard(future)
 
     def predict(
-        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0
+        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
+        wait: float | None = None,
     ) -> pa.Table:
+        """See ``AsyncModelbusClient.predict``: ``timeout`` is the model's deadline, ``wait``
+        how long this call waits for the answer (default: ``timeout``)."""
+        wait = timeout if wait is None else wait
         try:
             return self._run(
-                self._client.predict(model, data, version=version, timeout=timeout),
-                timeout + GRACE_S,
+                self._client.predict(model, data, version=version, timeout=timeout, wait=wait),
+                wait + GRACE_S,
             )
         except TimeoutError:  # the loop thread did not answer in time
-            raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
+            raise InferenceTimeout(f"no result for {model} within {wait}s") from None
 
     def predict_table(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,

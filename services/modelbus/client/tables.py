@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from modelbus_contract.arrow_codec import ipc_to_table as from_ipc_stream
@@ -17,7 +17,8 @@ def as_table(data: Any) -> pa.Table:
     """A pyarrow Table from a Table, a pandas DataFrame or a dict of columns."""
     if isinstance(data, pa.Table):
         return data
-    if isinstance(data, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # pandas is optional: a DataFrame means it is loaded
+    if pandas is not None and isinstance(data, pandas.DataFrame):
         return pa.Table.from_pandas(data, preserve_index=False)
     if isinstance(data, dict):
         return pa.table(data)

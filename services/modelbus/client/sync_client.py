@@ -23,6 +23,7 @@ from modelbus_delivery.logs import get_logger
 from .async_client import AsyncModelbusClient
 from .chunked_predict import DEFAULT_WINDOW
 from .results_listener import ClientClosed
+from .trace_context import request_trace_headers
 
 T = TypeVar("T")
 log = get_logger("client")
@@ -93,11 +94,16 @@ class ModelbusClient:
                 self._calls.discard(future)
 
     def predict(
-        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0
+        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
+        traceparent: str | None = None, tracestate: str | None = None,
     ) -> pa.Table:
+        # Read here: the current OpenTelemetry span is this thread's, not the loop thread's.
+        trace = request_trace_headers(traceparent, tracestate)
         try:
             return self._run(
-                self._client.predict(model, data, version=version, timeout=timeout),
+                self._client.predict(model, data, version=version, timeout=timeout,
+                                     traceparent=trace.get("traceparent"),
+                                     tracestate=trace.get("tracestate")),
                 timeout + GRACE_S,
             )
         except TimeoutError:  # the loop thread did not answer in time

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.support.kafka import produce, read_topic
 
-from modelbus.client import AsyncModelbusClient
+from modelbus.client import AsyncModelbusClient, ModelbusClient
 from modelbus.client.tables import to_ipc_stream
 from modelbus_contract.errors import ModelFailed
 from modelbus_contract.headers import header_dict
@@ -132,6 +132,23 @@ async def test_the_client_sends_the_current_spans_context(
     assert (consumer.context.trace_id, consumer.parent.span_id) == (
         span.get_span_context().trace_id, span.get_span_context().span_id
     )
+
+
+async def test_the_blocking_client_sends_the_calling_threads_span(
+    inference_stack: InferenceStack, exporter: InMemorySpanExporter,
+) -> None:
+    tracer = TracerProvider().get_tracer("caller")
+
+    def predict_in_a_span() -> tuple[int, int]:
+        with ModelbusClient(settings=inference_stack.settings) as mb, \
+                tracer.start_as_current_span("caller") as span:
+            mb.predict(TRICKY_MODEL, OK_INPUT, timeout=60)
+            return span.get_span_context().trace_id, span.get_span_context().span_id
+
+    trace_id, span_id = await asyncio.to_thread(predict_in_a_span)
+    (consumer,) = [s for s in exporter.get_finished_spans()
+                   if s.kind == SpanKind.CONSUMER and s.context.trace_id == trace_id]
+    assert consumer.parent is not None and consumer.parent.span_id == span_id
 
 
 async def test_an_error_result_and_the_dlq_copy_carry_the_traceparent(

@@ -46,6 +46,7 @@ class HeaderView:
 
     values: dict[str, str]
     problems: tuple[str, ...]
+    conflicting: frozenset[str] = frozenset()  # sent more than once with different values
 
     def get(self, name: str, default: str = "") -> str:
         return self.values.get(name, default)
@@ -57,6 +58,7 @@ def read_headers(headers: RawHeaders | None, known: Iterable[str] = REQUEST_HEAD
     values: dict[str, str] = {}
     seen: dict[str, int] = {}
     problems: list[str] = []
+    conflicting: set[str] = set()
     for key, value in headers or ():
         name = _text(key)
         if name is None:
@@ -65,8 +67,9 @@ def read_headers(headers: RawHeaders | None, known: Iterable[str] = REQUEST_HEAD
         seen[name] = seen.get(name, 0) + 1
         text = _text(value)
         if name not in wanted:
-            values.setdefault(name, (value or b"").decode("utf-8", "replace")
-                              if isinstance(value, bytes) else "")
+            lenient = (value or b"").decode("utf-8", "replace") if isinstance(value, bytes) else ""
+            if values.setdefault(name, lenient) != lenient:
+                conflicting.add(name)
             continue
         if text is None:
             problems.append(f"header {name!r} is not UTF-8: {_preview(value)}")
@@ -75,7 +78,7 @@ def read_headers(headers: RawHeaders | None, known: Iterable[str] = REQUEST_HEAD
                 problems.append(f"header {name!r} appears more than once with different values")
         else:
             values[name] = text
-    return HeaderView(values, tuple(problems))
+    return HeaderView(values, tuple(problems), frozenset(conflicting))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,16 @@ class RequestHeaders(BaseModel):
         default=None,
         description="Chunking, optional: how many chunks the request has (> chunk_index).",
     )
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C Trace Context `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); echoed "
+        "on every answer when valid, ignored (never an error) when not.",
+    )
+    tracestate: str | None = Field(
+        default=None,
+        description="W3C Trace Context `tracestate` (at most 512 characters of list-members); "
+        "echoed when valid and the `traceparent` is.",
+    )
 
 
 class ResultHeaders(BaseModel):
@@ -78,6 +88,12 @@ class ResultHeaders(BaseModel):
     chunk_id: str | None = Field(default=None, description="The request's, when it had one.")
     chunk_index: str | None = Field(default=None, description="The request's, when it had one.")
     chunk_count: str | None = Field(default=None, description="The request's, when it had one.")
+    traceparent: str | None = Field(
+        default=None, description="The request's, when it had a valid one.",
+    )
+    tracestate: str | None = Field(
+        default=None, description="The request's, when it and the traceparent were valid.",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,6 +28,7 @@ from modelbus_contract.errors import InferenceTimeout, InternalError, ModelbusEr
 from modelbus_delivery.logs import get_logger
 
 from .handler import Predictor
+from .tracing import current_span, note_batch
 
 log = get_logger("batching")
 
@@ -47,6 +49,7 @@ class _Pending:
     answer: asyncio.Future[pa.Table] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    span: Any = field(default_factory=current_span)  # the request's predict span, if traced
 
 
 @dataclass
@@ -210,6 +213,7 @@ class BatchingPredictor:
         self.batches += 1
         start = 0
         for p in batch:
+            note_batch(p.span, len(batch), rows)
             if not p.answer.done():
                 p.answer.set_result(output.slice(start, p.table.num_rows))
             start += p.table.num_rows

@@ -87,7 +87,7 @@ def error_result(
 
 
 def _position(envelope: Envelope) -> dict[str, str]:
-    """Where the request was, and the request headers every answer echoes (chunks)."""
+    """Where the request was, and the request headers every answer echoes (chunks, trace)."""
     echoed = dict(envelope.echoed)
     if envelope.position is None:
         return echoed

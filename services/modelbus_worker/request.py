@@ -26,6 +26,7 @@ from modelbus_contract.chunks import read_chunk_headers
 from modelbus_contract.errors import BadRequest, TooLarge
 from modelbus_contract.headers import HeaderView, answer_identity
 from modelbus_contract.messages import Parameter
+from modelbus_contract.trace_context import trace_headers
 
 from .reply_policy import ReplyPolicy
 
@@ -39,7 +40,7 @@ class Envelope:
     reply_to: str
     problems: tuple[str, ...] = ()
     position: tuple[int, int] | None = None  # the request's partition and offset
-    echoed: tuple[tuple[str, str], ...] = ()  # request headers the answer carries (chunks)
+    echoed: tuple[tuple[str, str], ...] = ()  # request headers the answer carries (chunks, trace)
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,13 @@ def read_envelope(
     position: tuple[int, int] | None = None,
 ) -> Envelope:
     """Correlation id (header, else key, else a new one), the topic to answer on and the
-    chunk headers to echo."""
+    chunk and valid trace headers to echo."""
     identity = answer_identity(key, headers)
     reply_to, refused = policy.check(headers.get("reply_to").strip())
     chunk = read_chunk_headers(headers)
     problems = [*headers.problems, *(p for p in (identity.problem, refused, chunk.problem) if p)]
     return Envelope(identity.key, identity.correlation_id, reply_to, tuple(problems), position,
-                    tuple(chunk.echoed.items()))
+                    (*chunk.echoed.items(), *trace_headers(headers).items()))
 
 
 def read_request(

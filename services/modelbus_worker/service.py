@@ -24,6 +24,7 @@ from .handler import Predictor, RequestHandler
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
+from .tracing import traced_handler, traced_predictor
 
 log = get_logger("worker")
 
@@ -67,7 +68,11 @@ class WorkerService:
                 session_timeout_ms=settings.kafka_session_timeout_ms,
                 heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
             ),
-            RequestHandler(self.catalog.entries, predictor, topics, policy, limits),
+            traced_handler(
+                RequestHandler(self.catalog.entries, traced_predictor(predictor), topics,
+                               policy, limits),
+                f"{settings.topic_prefix}worker",
+            ),
             WorkerQuarantine(topics, policy, settings.max_message_bytes),
             self._writer,
             backoff_for(settings),

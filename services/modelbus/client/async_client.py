@@ -44,6 +44,7 @@ from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
+from .trace_context import current_trace_headers, request_trace_headers
 
 log = get_logger("client")
 
@@ -180,6 +181,8 @@ class AsyncModelbusClient:
         timeout: float = 60.0,  # noqa: ASYNC109 - the request's deadline, sent to the worker
         correlation_id: str | None = None,
         wait: float | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> pa.Table:
         """Run ``data`` (Table, DataFrame or dict of columns) through ``model``.
 
@@ -192,9 +195,14 @@ class AsyncModelbusClient:
         ``InferenceTimeout`` when no result arrives within ``wait`` seconds (sending
         included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
         the result cannot be read.
+
+        ``traceparent``/``tracestate`` (W3C Trace Context; ValueError when not valid) go on
+        the request; without them, the current OpenTelemetry span's context does, if any.
         """
+        trace = request_trace_headers(traceparent, tracestate)
         _, table = await self._request(
-            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id, wait=wait
+            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id,
+            trace=trace, wait=wait,
         )
         return table
 
@@ -282,15 +290,20 @@ class AsyncModelbusClient:
         timeout: float,  # noqa: ASYNC109 - the request's deadline, sent to the worker
         correlation_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        trace: Mapping[str, str] | None = None,
         wait: float | None = None,
     ) -> tuple[dict[str, str], pa.Table]:
-        """Send one request; its result's headers and table, or the ``ModelbusError``."""
+        """Send one request; its result's headers and table, or the ``ModelbusError``.
+
+        ``trace``: its trace headers; default the current OpenTelemetry span's, if any.
+        """
         wait = timeout if wait is None else wait
         if self._closed:
             raise ClientClosed("the client is closed")
         cid = correlation_id or uuid.uuid4().hex
         headers = {
             **(extra_headers or {}),
+            **(current_trace_headers() if trace is None else trace),
             "model": model,
             "correlation_id": cid,
             "content-type": ARROW_STREAM,

@@ -23,6 +23,7 @@ from modelbus_delivery.logs import get_logger
 from .async_client import AsyncModelbusClient
 from .chunked_predict import DEFAULT_WINDOW
 from .results_listener import ClientClosed
+from .trace_context import request_trace_headers
 
 T = TypeVar("T")
 log = get_logger("client")
@@ -97,14 +98,19 @@ class ModelbusClient:
 
     def predict(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
-        wait: float | None = None,
+        wait: float | None = None, traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> pa.Table:
         """See ``AsyncModelbusClient.predict``: ``timeout`` is the model's deadline, ``wait``
         how long this call waits for the answer (default: ``timeout``)."""
         wait = timeout if wait is None else wait
+        # Read here: the current OpenTelemetry span is this thread's, not the loop thread's.
+        trace = request_trace_headers(traceparent, tracestate)
         try:
             return self._run(
-                self._client.predict(model, data, version=version, timeout=timeout, wait=wait),
+                self._client.predict(model, data, version=version, timeout=timeout, wait=wait,
+                                     traceparent=trace.get("traceparent"),
+                                     tracestate=trace.get("tracestate")),
                 wait + GRACE_S,
             )
         except TimeoutError:  # the loop thread did not answer in time

@@ -1,0 +1,163 @@
+"""OpenTelemetry spans of the worker, when OpenTelemetry is installed (``modelbus[otel]``).
+
+Each request gets a CONSUMER span ``process <requests topic>`` following the OTel messaging
+conventions, its parent the trace of the request's W3C ``traceparent``/``tracestate`` (when
+valid), and, when the model is called, a child INTERNAL span ``predict <model>``.
+
+Micro-batching: requests that arrive together share one model call. Each request still has
+its own ``predict`` span, child of its own consumer span; it lasts from handing the
+request's rows to the batcher until its rows come back, and says how many requests and rows
+the model call that answered it had (``modelbus.batch.requests``, ``modelbus.batch.rows``;
+1 and the request's own rows when it ran alone).
+
+Without OpenTelemetry, ``traced_handler`` and ``traced_predictor`` hand back what they
+were given and ``current_span`` is None: nothing is added per request. Spans go to the
+global tracer provider (set up by the operator, e.g. with ``opentelemetry-instrument``)
+unless one is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pyarrow as pa
+
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.headers import read_headers
+from modelbus_contract.trace_context import trace_headers
+from modelbus_delivery.records import Inbound, Outgoing
+
+from .handler import Predictor
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # pragma: no cover - the package works without the otel extra
+    trace = None  # type: ignore[assignment]
+
+Handler = Callable[[Inbound], Awaitable[list[Outgoing]]]
+
+INSTRUMENTATION = "modelbus.worker"
+MAX_KEY_ATTRIBUTE_BYTES = 256
+
+
+def enabled() -> bool:
+    """Whether OpenTelemetry is importable."""
+    return trace is not None
+
+
+def current_span() -> Any:
+    """The span current in this context (None without OpenTelemetry)."""
+    return None if trace is None else trace.get_current_span()
+
+
+def note_batch(span: Any, requests: int, rows: int) -> None:
+    """Record on a request's predict span the model call that answered it."""
+    if span is not None:
+        span.set_attribute("modelbus.batch.requests", requests)
+        span.set_attribute("modelbus.batch.rows", rows)
+
+
+def traced_handler(handler: Handler, consumer_group: str, tracer_provider: Any = None) -> Handler:
+    """``handler`` with a consumer span per request; ``handler`` itself without OTel."""
+    if trace is None:
+        return handler
+    return _TracedHandler(handler, consumer_group, trace.get_tracer(
+        INSTRUMENTATION, tracer_provider=tracer_provider))
+
+
+def traced_predictor(predictor: Predictor, tracer_provider: Any = None) -> Predictor:
+    """``predictor`` with a predict span per call; ``predictor`` itself without OTel."""
+    if trace is None:
+        return predictor
+    return _TracedPredictor(predictor, trace.get_tracer(
+        INSTRUMENTATION, tracer_provider=tracer_provider))
+
+
+def consumer_attributes(record: Inbound, consumer_group: str) -> dict[str, str | int]:
+    """The messaging attributes of a consumed request (pure)."""
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.consumer.group.name": consumer_group,
+        "messaging.kafka.consumer.group": consumer_group,
+        "messaging.kafka.offset": record.offset,
+        "messaging.message.body.size": len(record.value or b""),
+    }
+    if record.key is not None and len(record.key) <= MAX_KEY_ATTRIBUTE_BYTES:
+        with contextlib.suppress(UnicodeDecodeError):
+            attributes["messaging.kafka.message.key"] = record.key.decode("utf-8")
+    return attributes
+
+
+def answer_attributes(answers: list[Outgoing]) -> dict[str, str]:
+    """What the answer to a request says about it: message id, model, error code (pure)."""
+    result = next((out for out in answers if "status" in out.headers), None)
+    if result is None:
+        return {}
+    headers = result.headers
+    attributes = {
+        "messaging.message.id": headers.get("correlation_id", ""),
+        "modelbus.model": headers.get("model", ""),
+        "modelbus.model_version": headers.get("model_version", ""),
+    }
+    if headers.get("status") == "error":
+        attributes["error.type"] = headers.get("error_code", "internal")
+    return {k: v for k, v in attributes.items() if v}
+
+
+class _TracedHandler:
+    def __init__(self, handler: Handler, consumer_group: str, tracer: Any) -> None:
+        self._handler = handler
+        self._group = consumer_group
+        self._tracer = tracer
+        self._propagator = TraceContextTextMapPropagator()
+
+    async def __call__(self, record: Inbound) -> list[Outgoing]:
+        parent = self._propagator.extract(trace_headers(read_headers(record.headers)))
+        with self._tracer.start_as_current_span(
+            f"process {record.topic}", context=parent, kind=trace.SpanKind.CONSUMER,
+            attributes=consumer_attributes(record, self._group),
+        ) as span:
+            answers = await self._handler(record)
+            attributes = answer_attributes(answers)
+            span.set_attributes(attributes)
+            if "error.type" in attributes:
+                result = next(out for out in answers if "status" in out.headers)
+                span.set_status(trace.StatusCode.ERROR,
+                                result.headers.get("error_message", "")[:300])
+            return answers
+
+
+class _TracedPredictor:
+    def __init__(self, predictor: Predictor, tracer: Any) -> None:
+        self._predictor = predictor
+        self._tracer = tracer
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table:
+        rows = table.num_rows
+        with self._tracer.start_as_current_span(
+            f"predict {name}", kind=trace.SpanKind.INTERNAL,
+            attributes={"modelbus.model": name, "modelbus.model_version": version,
+                        "modelbus.request.rows": rows, "modelbus.batch.requests": 1,
+                        "modelbus.batch.rows": rows},
+            record_exception=True, set_status_on_exception=True,
+        ) as span:
+            try:
+                return await self._predictor.predict(name, version, table, timeout_s)
+            except ModelbusError as exc:
+                span.set_attribute("error.type", exc.code)
+                raise
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                raise
+
+    async def close(self) -> None:
+        await self._predictor.close()

@@ -27,6 +27,7 @@ SECRET_VARIABLES = (
     "MLFLOW_TRACKING_TOKEN",
     "MODELBUS_KAFKA_SASL_PASSWORD",
     "MODELBUS_KAFKA_SSL_PASSWORD",
+    "MODELBUS_WEBHOOK_SECRET",
 )
 # Shorter values would mask ordinary words and numbers.
 MIN_SECRET_LENGTH = 4

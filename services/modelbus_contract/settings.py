@@ -51,6 +51,14 @@ class ModelbusSettings(BaseSettings):
     poll_interval_s: float = Field(default=10.0, gt=0)
     mlflow_timeout_s: float = Field(default=20.0, gt=0, description="Per MLflow request.")
     registry_page_size: int = Field(default=100, ge=1, le=1000)
+    webhook_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of discovery's MLflow-webhook receiver; 0: no receiver (polling only).",
+    )
+    webhook_host: str = Field(default="127.0.0.1", description="Interface the receiver binds.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret of the MLflow webhook; needed with a port."
+    )
     retry_initial_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=5.0, gt=0)
 

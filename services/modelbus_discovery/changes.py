@@ -47,8 +47,14 @@ def fold(known: dict[str, DiscoveryEvent], event: DiscoveryEvent) -> None:
     known[event.key] = event
 
 
-def diff(known: dict[str, DiscoveryEvent], current: list[VersionSnapshot]) -> list[DiscoveryEvent]:
-    """Events that bring ``known`` in line with ``current`` (found, updated, removed)."""
+def diff(
+    known: dict[str, DiscoveryEvent], current: list[VersionSnapshot], model: str | None = None
+) -> list[DiscoveryEvent]:
+    """Events that bring ``known`` in line with ``current`` (found, updated, removed).
+
+    With ``model``, ``current`` lists that registered model alone: only its versions can
+    be removed.
+    """
     events: list[DiscoveryEvent] = []
     seen: set[str] = set()
     for snap in sorted(current, key=lambda s: (s.name, version_order(s.version))):
@@ -76,7 +82,7 @@ def diff(known: dict[str, DiscoveryEvent], current: list[VersionSnapshot]) -> li
             )
         )
     for key, previous in sorted(known.items()):
-        if key not in seen and previous.kind != "removed":
+        if key not in seen and previous.kind != "removed" and model in (None, previous.name):
             events.append(
                 previous.model_copy(
                     update={"kind": "removed", "fingerprint": "", "emitted_at": utc_now()}

@@ -66,6 +66,29 @@ class MlflowRegistry:
             if mv.status == "READY"
         ]
 
+    def tagged_versions_of(self, name: str) -> list[VersionSnapshot]:
+        """The READY versions of registered model ``name`` alone that carry the tag (through
+        the model or their own tags); none when the model is gone."""
+        models = [
+            rm
+            for rm in self._client.search_registered_models(
+                filter_string=f"name = {_quote(name)}"
+            )
+            if rm.name == name
+        ]
+        if not models:
+            return []
+        model_tagged = self._tag in (models[0].tags or {})
+        return [
+            self._snapshot(models[0], mv)
+            for mv in _paged(
+                self._client.search_model_versions,
+                self._page_size,
+                filter_string=f"name = {_quote(name)}",
+            )
+            if mv.status == "READY" and (model_tagged or self._tag in (mv.tags or {}))
+        ]
+
     @staticmethod
     def _snapshot(rm: Any, mv: Any) -> VersionSnapshot:
         aliases = rm.aliases or {}

@@ -28,6 +28,7 @@ from modelbus_delivery.topics import (
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
+from .webhook_receiver import WebhookReceiver, receiver_for
 
 log = get_logger("discovery")
 
@@ -36,6 +37,8 @@ class Registry(Protocol):
     """Port: the registry listing (blocking; called off the event loop)."""
 
     def tagged_versions(self) -> list[VersionSnapshot]: ...
+
+    def tagged_versions_of(self, name: str) -> list[VersionSnapshot]: ...
 
 
 class DiscoveryService:
@@ -57,6 +60,10 @@ class DiscoveryService:
             name="discovery",
         )
         self.scans = 0  # completed listings, for operators and tests
+        self.model_scans = 0  # completed listings of one model (asked for by a webhook)
+        self._models_to_scan: set[str] = set()
+        self._full_scan_asked = False
+        self._webhooks: WebhookReceiver | None = receiver_for(settings, self.scan_model_soon)
         self.consecutive_failures = 0
 
     async def start(self) -> None:
@@ -83,6 +90,8 @@ class DiscoveryService:
         log.info("discovery_started", topic=self._topic, known_versions=len(self._known))
         self._task = asyncio.create_task(self._run(), name="discovery-loop")
         self.guard.start()
+        if self._webhooks is not None:
+            await self._webhooks.start()
 
     async def _topic_lost(self) -> None:
         log.warning("discovered_topic_lost", forgotten_versions=len(self._known))
@@ -90,14 +99,22 @@ class DiscoveryService:
         self.rescan_now()
 
     def rescan_now(self) -> None:
-        """Skip the rest of the current wait (e.g. a registry webhook arrived)."""
+        """Skip the rest of the current wait: list the whole registry now."""
+        self._full_scan_asked = True
         self._wake.set()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def scan_model_soon(self, name: str) -> None:
+        """List registered model ``name`` alone between polls (a registry webhook named it)."""
+        self._models_to_scan.add(name)
+        self._wake.set()
+
     async def stop(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.stop()
         await self.guard.stop()
         if self._task is not None:
             self._task.cancel()
@@ -164,6 +181,30 @@ class DiscoveryService:
         return True
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
+        """Wait ``seconds`` or until ``rescan_now``; models named by webhooks meanwhile are
+        scanned here, inside the loop, so that no two listings ever overlap."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(remaining, 0))
+            except TimeoutError:
+                self._models_to_scan.clear()  # the full listing that follows covers them
+                return
+            self._wake.clear()
+            if self._full_scan_asked:
+                self._full_scan_asked = False
+                return
+            await self._scan_models()
+
+    async def _scan_models(self) -> None:
+        while self._models_to_scan:
+            name = self._models_to_scan.pop()
+            try:
+                snapshots = await asyncio.to_thread(self._registry.tagged_versions_of, name)
+            except Exception as exc:  # the next poll lists it anyway
+                log.warning("model_scan_failed", model=name,
+                            error=f"{type(exc).__name__}: {str(exc)[:300]}")
+                continue
+            if await self._publish(diff(self._known, snapshots, model=name)):
+                self.model_scans += 1

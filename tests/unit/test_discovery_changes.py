@@ -48,3 +48,14 @@ def test_alias_change_is_an_update() -> None:
     moved = VersionSnapshot(name="m", version="1", model_tags={"datagrok": ""}, aliases=("prod",))
     events = diff(known, [moved])
     assert [(e.kind, e.aliases) for e in events] == [("updated", ["prod"])]
+
+
+def test_listing_of_one_model_removes_only_versions_of_that_model() -> None:
+    known: dict[str, DiscoveryEvent] = {}
+    other = VersionSnapshot(name="other", version="1", model_tags={"datagrok": ""})
+    _apply(known, diff(known, [_snap("1"), _snap("2"), other]))
+    events = diff(known, [_snap("1")], model="m")
+    assert [(e.kind, e.name, e.version) for e in events] == [("removed", "m", "2")]
+    _apply(known, events)
+    assert [(e.kind, e.key) for e in diff(known, [], model="other")] == [("removed", "other/1")]
+    assert diff(known, [_snap("1")], model="m") == []

@@ -61,6 +61,20 @@ def _parse_services(value: str) -> tuple[str, ...]:
     help="Worker processes to run; they share the requests as one Kafka consumer group.",
 )
 @click.option("--demo", is_flag=True, help="Register the demo models once the stack is up.")
+@click.option(
+    "--webhooks/--no-webhooks",
+    default=True,
+    show_default=True,
+    help="Have MLflow call discovery on every model-version change (instant discovery; "
+    "polling stays as the backstop).",
+)
+@click.option(
+    "--webhook-url",
+    metavar="URL",
+    default=None,
+    help="With --external-mlflow: register the webhook with that server at this URL, which "
+    "must reach discovery's receiver (it listens on --host at the URL's port).",
+)
 def up(
     data_dir: Path,
     kafka_port: int,
@@ -71,6 +85,8 @@ def up(
     services: str,
     workers: int,
     demo: bool,
+    webhooks: bool,
+    webhook_url: str | None,
 ) -> None:
     """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
     configure_logging(load_settings().log_level)
@@ -84,5 +100,7 @@ def up(
         services=_parse_services(services),
         workers=workers,
         demo=demo,
+        webhooks=webhooks,
+        webhook_url=webhook_url,
     )
     sys.exit(code)

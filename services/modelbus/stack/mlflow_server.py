@@ -22,6 +22,21 @@ def mlflow_healthy(tracking_uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def local_webhook_env(encryption_key: str) -> dict[str, str]:
+    """MLflow server variables for webhooks to a receiver on this machine or network.
+
+    MLflow refuses plain ``http`` and private or loopback addresses by default (SSRF
+    protection); a server that is itself local may call them. A webhook list cached for
+    a second lets a moved webhook take effect at once.
+    """
+    return {
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": encryption_key,
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+    }
+
+
 class EmbeddedMlflow(EmbeddedServer):
     """An ``mlflow server`` child process keeping its state under ``data_dir``.
 
@@ -29,6 +44,10 @@ class EmbeddedMlflow(EmbeddedServer):
     (served through the server, so clients need no shared filesystem); the log goes to
     ``data_dir/logs/mlflow.log``. Stopping and starting again on the same ``data_dir``
     keeps every experiment and model version.
+
+    With ``webhook_key`` (a Fernet key, kept with the data so that stored webhook secrets
+    stay readable across restarts) the server delivers registry webhooks to local
+    ``http`` URLs such as discovery's receiver.
     """
 
     name = "mlflow"
@@ -42,11 +61,13 @@ class EmbeddedMlflow(EmbeddedServer):
         data_dir: Path | str,
         host: str = "127.0.0.1",
         allowed_hosts: Sequence[str] = (),
+        webhook_key: str | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.data_dir = Path(data_dir).resolve()
         self.allowed_hosts = tuple(allowed_hosts)
+        self.webhook_key = webhook_key
         self.log_path = self.data_dir / "logs" / "mlflow.log"
         self._process: ChildProcess | None = None
 
@@ -87,6 +108,8 @@ class EmbeddedMlflow(EmbeddedServer):
         # embedded stack does not use and costs seven extra processes.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         env.pop("MLFLOW_TRACKING_URI", None)
+        if self.webhook_key:
+            env.update(local_webhook_env(self.webhook_key))
         return env
 
     def _ready(self) -> bool:

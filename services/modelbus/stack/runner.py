@@ -18,6 +18,7 @@ from modelbus.stack.errors import StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.process import ChildProcess
 from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
+from modelbus.stack.webhook import plan_webhook, register_or_warn
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
 
@@ -106,6 +107,8 @@ def run_stack(
     services: Sequence[str] = DEFAULT_SERVICES,
     workers: int = 1,
     demo: bool = False,
+    webhooks: bool = True,
+    webhook_url: str | None = None,
     argv_for: Callable[[str], list[str]] = service_argv,
     startup_timeout: float = 120.0,
     backoff: Backoff | None = None,
@@ -120,6 +123,10 @@ def run_stack(
     backoff. Returns 0 after a requested stop; startup problems (e.g. a busy port) print
     one line to stderr and return 1. Must be called from the main thread (it installs
     signal handlers).
+
+    With ``webhooks``, discovery gets a receiver that MLflow calls on every model-version
+    change, registered with the embedded MLflow, or with an external one only when
+    ``webhook_url`` says how that server reaches the receiver.
     """
     out = out or sys.stdout
     data = Path(data_dir).resolve()
@@ -135,6 +142,11 @@ def run_stack(
     supervisor = Supervisor(backoff)
     try:
         data.mkdir(parents=True, exist_ok=True)
+        webhook = (
+            plan_webhook(data, host, webhook_url)
+            if webhooks and "discovery" in services and (webhook_url or not external_mlflow)
+            else None
+        )
         if external_kafka:
             wait_external_kafka(external_kafka, startup_timeout)
             bootstrap = external_kafka
@@ -147,7 +159,10 @@ def run_stack(
             wait_external_mlflow(external_mlflow, startup_timeout)
             tracking_uri = external_mlflow
         else:
-            mlflow = EmbeddedMlflow(mlflow_port, data, host=host)
+            mlflow = EmbeddedMlflow(
+                mlflow_port, data, host=host,
+                webhook_key=webhook.keys.encryption_key if webhook else None,
+            )
             supervisor.add("mlflow", _MlflowWithTimeout(mlflow, startup_timeout))
             tracking_uri = mlflow.tracking_uri
         env = {
@@ -158,8 +173,12 @@ def run_stack(
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
         for service, name in service_processes(services, workers):
-            process = ChildProcess(name, argv_for(service), env=env)
+            own_env = (env | webhook.discovery_env()) if webhook and service == "discovery" else env
+            process = ChildProcess(name, argv_for(service), env=own_env)
             supervisor.add(name, ServiceComponent(name, process))
+        if webhook is not None and not register_or_warn(webhook, tracking_uri):
+            print("modelbus up: note: the MLflow webhook could not be registered (see the "
+                  "log); new versions are found by polling only", file=sys.stderr, flush=True)
         out.write(
             f"kafka bootstrap servers: {bootstrap}\n"
             f"mlflow tracking uri: {tracking_uri}\n"

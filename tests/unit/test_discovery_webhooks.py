@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mlflow.webhooks.delivery import _generate_hmac_signature
@@ -194,3 +195,12 @@ def test_any_signed_json_payload_is_answered_never_raises(
         assert (verdict.status, verdict.model) == ((202, data["name"]) if named else (400, None))
     else:
         assert (verdict.status, verdict.model) == (200, None)
+
+
+def test_a_receiver_needs_a_secret_and_port_zero_means_none() -> None:
+    from modelbus_contract.settings import ModelbusSettings
+    from modelbus_discovery.webhook_receiver import receiver_for
+
+    with pytest.raises(ValueError, match="MODELBUS_WEBHOOK_SECRET"):
+        receiver_for(ModelbusSettings(webhook_port=8080, webhook_secret=None), print)
+    assert receiver_for(ModelbusSettings(webhook_port=0, webhook_secret="s"), print) is None

@@ -107,12 +107,12 @@ def run_stack(
     services: Sequence[str] = DEFAULT_SERVICES,
     workers: int = 1,
     demo: bool = False,
-    webhooks: bool = True,
-    webhook_url: str | None = None,
     argv_for: Callable[[str], list[str]] = service_argv,
     startup_timeout: float = 120.0,
     backoff: Backoff | None = None,
     out: TextIO | None = None,
+    webhooks: bool = True,
+    webhook_url: str | None = None,
 ) -> int:
     """Run broker, MLflow and the services until SIGINT/SIGTERM/SIGHUP; return the exit code.
 
@@ -142,11 +142,6 @@ def run_stack(
     supervisor = Supervisor(backoff)
     try:
         data.mkdir(parents=True, exist_ok=True)
-        webhook = (
-            plan_webhook(data, host, webhook_url)
-            if webhooks and "discovery" in services and (webhook_url or not external_mlflow)
-            else None
-        )
         if external_kafka:
             wait_external_kafka(external_kafka, startup_timeout)
             bootstrap = external_kafka
@@ -155,6 +150,11 @@ def run_stack(
             supervisor.add("kafka", broker)
             bootstrap = broker.bootstrap_servers
             print(IN_MEMORY_NOTE, file=sys.stderr, flush=True)
+        webhook = (
+            plan_webhook(data, host, webhook_url)
+            if webhooks and "discovery" in services and (webhook_url or not external_mlflow)
+            else None
+        )
         if external_mlflow:
             wait_external_mlflow(external_mlflow, startup_timeout)
             tracking_uri = external_mlflow
@@ -170,11 +170,11 @@ def run_stack(
             "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PYTHONUNBUFFERED": "1",
+            **(webhook.discovery_env() if webhook else {}),  # read by discovery alone
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
         for service, name in service_processes(services, workers):
-            own_env = (env | webhook.discovery_env()) if webhook and service == "discovery" else env
-            process = ChildProcess(name, argv_for(service), env=own_env)
+            process = ChildProcess(name, argv_for(service), env=env)
             supervisor.add(name, ServiceComponent(name, process))
         if webhook is not None and not register_or_warn(webhook, tracking_uri):
             print("modelbus up: note: the MLflow webhook could not be registered (see the "

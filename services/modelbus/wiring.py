@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.ops_http import OpsSource, ops_endpoint
 
 if TYPE_CHECKING:
     from modelbus_catalog.service import CatalogService
@@ -46,8 +47,27 @@ def build_catalog(settings: ModelbusSettings) -> CatalogService:
 
 def build_worker(settings: ModelbusSettings) -> WorkerService:
     configure_mlflow_client(settings)
+    from modelbus_worker.metrics import WorkerMetrics
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.service import WorkerService
 
-    pool = ContainerPool(tracking_uri=settings.mlflow_tracking_uri)
-    return WorkerService(settings, pool, max_timeout_s=pool.settings.request_timeout_s)
+    metrics = WorkerMetrics()
+    pool = ContainerPool(
+        tracking_uri=settings.mlflow_tracking_uri, on_start=metrics.container_started
+    )
+    return WorkerService(
+        settings, pool, max_timeout_s=pool.settings.request_timeout_s, metrics=metrics,
+        containers=pool,
+    )
+
+
+class RunnableService(OpsSource, Protocol):
+    async def run_forever(self) -> None: ...
+
+
+async def run_with_metrics(
+    name: str, service: RunnableService, settings: ModelbusSettings
+) -> None:
+    """Run ``service`` with its metrics endpoint on ``settings.metrics_port`` (0: none)."""
+    async with ops_endpoint(service, settings.metrics_host, settings.metrics_port, name):
+        await service.run_forever()

@@ -6,15 +6,18 @@ import asyncio
 from typing import Protocol
 
 import structlog
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.redact import redact
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.dlq import dlq_copy, dlq_note
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
@@ -22,6 +25,7 @@ from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_conn
 from modelbus_delivery.writer import TopicWriter
 
 from .entry import ModelFacts, build_entry
+from .metrics import CatalogMetrics
 from .reader import ModelUnreadable
 
 log = get_logger("catalog")
@@ -61,8 +65,13 @@ class CatalogService:
     removes); a discovery event's offset is committed only once its entry is published.
     """
 
-    def __init__(self, settings: ModelbusSettings, reader: ModelReader) -> None:
+    def __init__(
+        self, settings: ModelbusSettings, reader: ModelReader,
+        metrics: CatalogMetrics | None = None,
+    ) -> None:
         self._settings = settings
+        self.metrics = metrics or CatalogMetrics()
+        self.last_read_ok: bool | None = None  # the last MLflow read reached MLflow
         self._reader = reader
         self._topics = topics = settings.topics
         self._catalog_topic = topics.catalog
@@ -84,6 +93,25 @@ class CatalogService:
             backoff_for(settings),
         )
         self._guard: TopicGuard | None = None
+        # The catalog topic as it is (every partition), for the entries-by-status gauge.
+        self.view = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def readiness_checks(self) -> dict[str, Check]:
+        return {
+            "kafka": lambda: kafka_ready(self._guard, self.runtime.running),
+            "mlflow": lambda: self.last_read_ok is not False,
+        }
+
+    async def refresh_metrics(self) -> None:
+        self.metrics.set_entries(self.view.entries.values())
+
+    async def _topics_lost(self) -> None:
+        await self.runtime.refresh_metadata()
+        await self.view.reread()
 
     async def start(self) -> None:
         servers = self._settings.kafka_bootstrap_servers
@@ -93,9 +121,10 @@ class CatalogService:
             "kafka", lambda: ensure_topics(self._kafka, specs), backoff, bootstrap_servers=servers
         )
         await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
+        await retry_until_connected("kafka", self.view.start, backoff, bootstrap_servers=servers)
         await retry_until_connected("kafka", self.runtime.start, backoff, bootstrap_servers=servers)
-        # Re-created if lost, and the consumer then sees the new topic as it is.
-        self._guard = TopicGuard(self._kafka, specs, self.runtime.refresh_metadata, name="catalog")
+        # Re-created if lost, and the consumer and the view then see the new topic as it is.
+        self._guard = TopicGuard(self._kafka, specs, self._topics_lost, name="catalog")
         self._guard.start()
         log.info("catalog_started", topic=self._catalog_topic)
 
@@ -103,6 +132,7 @@ class CatalogService:
         if self._guard is not None:
             await self._guard.stop()
         await self.runtime.stop()
+        await self.view.stop()
         await self._writer.stop()
         log.info("catalog_stopped")
 
@@ -145,11 +175,16 @@ class CatalogService:
         unexpected = 0
         while True:
             try:
-                return await asyncio.to_thread(self._reader.read, event.name, event.version)
+                facts = await asyncio.to_thread(self._reader.read, event.name, event.version)
+                self.last_read_ok = True
+                return facts
             except ModelUnreadable as exc:
+                self.last_read_ok = True
                 return ModelFacts(problems=[redact(f"model files unreadable: {exc}")])
             except Exception as exc:
-                if not _is_connection_error(exc):
+                unreachable = _is_connection_error(exc)
+                self.last_read_ok = not unreachable
+                if not unreachable:
                     unexpected += 1
                     if unexpected >= MAX_UNEXPECTED_FAILURES:
                         return ModelFacts(problems=[redact(f"reading the model failed: {exc}")])

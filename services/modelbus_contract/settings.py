@@ -104,6 +104,13 @@ class ModelbusSettings(BaseSettings):
         default=2, ge=1, description="Batches of one model version running at once."
     )
     log_level: str = "INFO"
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the service's /metrics, /healthz and /readyz endpoint; 0: off.",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Interface the metrics endpoint listens on."
+    )
 
     @property
     def topics(self) -> Topics:

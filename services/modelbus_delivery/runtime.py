@@ -200,6 +200,29 @@ class DeliveryRuntime:
         """The partitions this member holds now."""
         return set(self._consumer.assignment()) if self._consumer is not None else set()
 
+    @property
+    def in_flight(self) -> int:
+        """Records being handled now."""
+        return len(self._tasks)
+
+    async def partition_lag(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, the records not yet committed: the broker's end offset
+        as of the last fetch minus where the partition would be committed now (no request
+        to the broker; a partition not fetched yet is left out)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lag: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            position = self.tracker.position(tp)
+            if position is None:
+                with contextlib.suppress(KafkaError, TimeoutError):  # known: no wait
+                    position = await asyncio.wait_for(consumer.position(tp), 0.1)
+            if end is not None and position is not None:
+                lag[tp] = max(end - position, 0)
+        return lag
+
     async def refresh_metadata(self) -> None:
         """Read the topics' metadata again now, e.g. after topics were made again: a
         partition count that changed rebalances the group, so that every partition of the

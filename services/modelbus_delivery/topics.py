@@ -170,9 +170,15 @@ class TopicGuard:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.losses = 0  # broker data losses noticed, for operators and tests
+        self.last_ok: float | None = None  # time.monotonic() of the last check that worked
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-topic-guard")
+
+    def broker_seen_within(self, seconds: float) -> bool:
+        """Whether a check reached the broker in the last ``seconds`` (a readiness signal:
+        the guard looks every ``interval_s``)."""
+        return self.last_ok is not None and time.monotonic() - self.last_ok <= seconds
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -192,6 +198,7 @@ class TopicGuard:
             try:
                 async with asyncio.timeout(max(10.0, self.interval_s)):
                     lost = await self.check()
+                self.last_ok = time.monotonic()
                 if lost:
                     self.losses += 1
                     log.warning("broker_data_lost", service=self._name, topics=lost)

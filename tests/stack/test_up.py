@@ -39,6 +39,8 @@ class UpProcess:
         env = {**os.environ, "MODELBUS_POLL_INTERVAL_S": str(POLL_INTERVAL_S)}
         for name in ("MODELBUS_TOPIC_PREFIX", "MODELBUS_KAFKA_BOOTSTRAP_SERVERS"):
             env.pop(name, None)
+        if "--metrics-port" not in args:  # the default ports may be another stack's
+            args = [*args, "--metrics-port", "0"]
         self.stderr_path = stderr_path
         self._stderr = stderr_path.open("wb")
         self.proc = subprocess.Popen(

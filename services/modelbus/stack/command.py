@@ -60,6 +60,14 @@ def _parse_services(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Worker processes to run; they share the requests as one Kafka consumer group.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=9400,
+    show_default=True,
+    help="First port of the services' /metrics, /healthz and /readyz endpoints: one port "
+    "each, consecutive in start order; 0: none.",
+)
 @click.option("--demo", is_flag=True, help="Register the demo models once the stack is up.")
 @click.option(
     "--webhooks/--no-webhooks",
@@ -84,6 +92,7 @@ def up(
     external_mlflow: str | None,
     services: str,
     workers: int,
+    metrics_port: int,
     demo: bool,
     webhooks: bool,
     webhook_url: str | None,
@@ -99,6 +108,7 @@ def up(
         external_mlflow=external_mlflow,
         services=_parse_services(services),
         workers=workers,
+        metrics_port=metrics_port,
         demo=demo,
         webhooks=webhooks,
         webhook_url=webhook_url,

@@ -14,8 +14,9 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
-from modelbus.stack.errors import StackError, StartupError
+from modelbus.stack.errors import PortInUseError, StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
+from modelbus.stack.ports import port_in_use
 from modelbus.stack.process import ChildProcess
 from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
 from modelbus.stack.webhook import plan_webhook, register_or_warn
@@ -57,6 +58,18 @@ def service_processes(services: Sequence[str], workers: int) -> list[tuple[str, 
         else:
             processes.append((service, service))
     return processes
+
+
+def metrics_ports(processes: Sequence[tuple[str, str]], first: int) -> dict[str, int]:
+    """Process name → its metrics port: consecutive from ``first`` (0: none at all)."""
+    if first == 0:
+        return {}
+    return {name: first + index for index, (_, name) in enumerate(processes)}
+
+
+def metrics_url(host: str, port: int) -> str:
+    """Where a user reaches an endpoint listening on ``host`` (every interface: loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/metrics"
 
 
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:
@@ -107,6 +120,7 @@ def run_stack(
     services: Sequence[str] = DEFAULT_SERVICES,
     workers: int = 1,
     demo: bool = False,
+    metrics_port: int = 0,
     argv_for: Callable[[str], list[str]] = service_argv,
     startup_timeout: float = 120.0,
     backoff: Backoff | None = None,
@@ -118,10 +132,12 @@ def run_stack(
 
     Embedded components are skipped when an external endpoint is given. Once all is
     started, prints the endpoints and ``modelbus is up (Ctrl-C to stop)`` to ``out``
-    (stdout) exactly once. ``workers`` worker processes are run (``worker-1``, … when more
-    than one), members of one consumer group. Crashed children are restarted with
-    backoff. Returns 0 after a requested stop; startup problems (e.g. a busy port) print
-    one line to stderr and return 1. Must be called from the main thread (it installs
+    (stdout) exactly once, after one ``NAME metrics: URL`` line per service process when
+    ``metrics_port`` is not 0 (consecutive ports from it, in start order). ``workers``
+    worker processes are run (``worker-1``, … when more than one), members of one
+    consumer group. Crashed children are restarted with backoff. Returns 0 after a
+    requested stop; startup problems (e.g. a busy port) print one line to stderr and
+    return 1. Must be called from the main thread (it installs
     signal handlers).
 
     With ``webhooks``, discovery gets a receiver that MLflow calls on every model-version
@@ -142,6 +158,11 @@ def run_stack(
     supervisor = Supervisor(backoff)
     try:
         data.mkdir(parents=True, exist_ok=True)
+        processes = service_processes(services, workers)
+        ports = metrics_ports(processes, metrics_port)
+        for name, port in ports.items():
+            if port_in_use(port, host):
+                raise PortInUseError(f"{name} metrics", host, port)
         if external_kafka:
             wait_external_kafka(external_kafka, startup_timeout)
             bootstrap = external_kafka
@@ -173,8 +194,10 @@ def run_stack(
             **(webhook.discovery_env() if webhook else {}),  # read by discovery alone
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
-        for service, name in service_processes(services, workers):
-            process = ChildProcess(name, argv_for(service), env=env)
+        for service, name in processes:
+            metrics_env = {"MODELBUS_METRICS_PORT": str(ports.get(name, 0)),
+                           "MODELBUS_METRICS_HOST": host}
+            process = ChildProcess(name, argv_for(service), env={**env, **metrics_env})
             supervisor.add(name, ServiceComponent(name, process))
         if webhook is not None and not register_or_warn(webhook, tracking_uri):
             print("modelbus up: note: the MLflow webhook could not be registered (see the "
@@ -182,7 +205,9 @@ def run_stack(
         out.write(
             f"kafka bootstrap servers: {bootstrap}\n"
             f"mlflow tracking uri: {tracking_uri}\n"
-            "modelbus is up (Ctrl-C to stop)\n"
+            + "".join(f"{name} metrics: {metrics_url(host, port)}\n"
+                      for name, port in ports.items())
+            + "modelbus is up (Ctrl-C to stop)\n"
         )
         out.flush()
         log.info("stack_up", data_dir=str(data),

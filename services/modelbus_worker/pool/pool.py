@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +34,8 @@ from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
 log = get_logger("modelbus_worker.pool")
 
 _OFFLOAD_BYTES = 1 << 20  # encode/decode bigger payloads off the event loop
+# Told of every cold start that ended: model, version, whether it worked, its seconds.
+StartObserver = Callable[[str, str, bool, float], None]
 
 
 class ContainerPool:
@@ -50,8 +53,10 @@ class ContainerPool:
         settings: ContainerSettings | None = None,
         docker_client: Any | None = None,
         tracking_uri: str | None = None,
+        on_start: StartObserver | None = None,
     ) -> None:
         self.settings = settings or ContainerSettings()
+        self._on_start = on_start
         client = make_docker_client(docker_client)
         self.docker = DockerContainers(client, self.settings)
         uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
@@ -70,6 +75,18 @@ class ContainerPool:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    def container_counts(self) -> dict[str, int]:
+        """Containers by state: ``warm``, ``starting`` and ready ``standby`` runtimes."""
+        standby = sum(len(ids) for ids in self.starter.standbys.container_ids().values())
+        return {"warm": len(self._warm), "starting": len(self._starting), "standby": standby}
+
+    def engine_reachable(self) -> bool:
+        """Whether the Docker engine answers a ping (blocking: call it off the event loop)."""
+        try:
+            return bool(self.docker.client.ping())
+        except Exception:
+            return False
 
     def running(self) -> dict[str, str]:
         """``name/version`` → container id of every warm container."""
@@ -179,11 +196,13 @@ class ContainerPool:
         capacity = self.settings.max_containers - len(self._starting)
         for victim in lru_victims(self._views(), capacity):
             await self._evict(victim, "lru")
+        started = time.monotonic()
         try:
             warm = await self.starter.start(key, name, version)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            self._started(name, version, False, started)
             reason = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:2000]
             self._failed[key] = failure = remember_failure(
                 self._failed.get(key), reason, time.monotonic()
@@ -193,11 +212,16 @@ class ContainerPool:
                         retry_in_s=round(failure.retry_at - time.monotonic(), 1))
             raise
         self._failed.pop(key, None)
+        self._started(name, version, True, started)
         if self._closed:
             await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
             raise InternalError("the container pool closed while the model was starting")
         self._warm[key] = warm
         return warm
+
+    def _started(self, name: str, version: str, ok: bool, since: float) -> None:
+        if self._on_start is not None:
+            self._on_start(name, version, ok, time.monotonic() - since)
 
     def _views(self) -> list[SlotView]:
         return [SlotView(k, c.last_used, c.in_flight) for k, c in self._warm.items()]

@@ -1,0 +1,108 @@
+"""The worker's Prometheus metrics, in its own registry, with bounded label values.
+
+``model`` and ``version`` label a series only for names the catalog knows: any other name a
+request carries is counted as ``_unknown``, so that no sender can create series at will.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelbus_contract.messages import CatalogEntry
+from modelbus_delivery.consumer_metrics import ConsumerMetrics
+
+UNKNOWN = "_unknown"
+CONTAINER_STATES = ("warm", "starting", "standby")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0, 60.0)
+COLD_START_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144,
+               1048576)
+
+
+def model_labels(
+    entries: Mapping[str, CatalogEntry], model: str, version: str
+) -> tuple[str, str]:
+    """``(model, version)`` as labels: ``_unknown`` for a name the catalog does not know,
+    and for a version it does not list under that name (``""``: none was resolved)."""
+    if version and f"{model}/{version}" in entries:
+        return model, version
+    if not any(e.name == model for e in entries.values()):
+        return UNKNOWN, UNKNOWN if version else ""
+    return model, UNKNOWN if version else ""
+
+
+class WorkerMetrics:
+    """Everything the worker measures; a fresh registry unless one is given."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry = registry or CollectorRegistry()
+        per_model = ["model", "version"]
+        self.requests = Counter(
+            "modelbus_requests", "Requests answered, by outcome.",
+            [*per_model, "status", "error_code"], registry=registry,
+        )
+        self.duration = Histogram(
+            "modelbus_request_duration_seconds",
+            "From the worker taking a request to its answer being ready.",
+            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.queue = Histogram(
+            "modelbus_request_queue_duration_seconds",
+            "From the request's record timestamp to the worker taking it (time on the topic).",
+            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.predict = Histogram(
+            "modelbus_request_predict_duration_seconds",
+            "The model's part of a request: waiting for its batch, then the container's predict.",
+            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.batch_rows = Histogram(
+            "modelbus_batch_rows", "Rows of each predict sent to a model container.",
+            per_model, buckets=ROW_BUCKETS, registry=registry,
+        )
+        self.containers = Gauge(
+            "modelbus_containers", "Model containers by state.", ["state"], registry=registry
+        )
+        for state in CONTAINER_STATES:
+            self.containers.labels(state).set(0)
+        self.container_starts = Counter(
+            "modelbus_container_starts", "Cold starts of a model version's container.",
+            [*per_model, "result"], registry=registry,
+        )
+        self.cold_start = Histogram(
+            "modelbus_cold_start_seconds",
+            "Cold starts that succeeded: image, container and model load.",
+            per_model, buckets=COLD_START_BUCKETS, registry=registry,
+        )
+        self.consumer = ConsumerMetrics(registry)
+
+    def answered(
+        self, model: str, version: str, status: str, error_code: str,
+        seconds: float, queued_s: float | None,
+    ) -> None:
+        """One answer (labels already bounded)."""
+        self.requests.labels(model, version, status, error_code).inc()
+        self.duration.labels(model, version).observe(seconds)
+        if queued_s is not None:
+            self.queue.labels(model, version).observe(queued_s)
+
+    def request_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
+        self.predict.labels(model, version).observe(seconds)
+
+    def batch_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
+        self.batch_rows.labels(model, version).observe(rows)
+
+    def container_started(self, model: str, version: str, ok: bool, seconds: float) -> None:
+        self.container_starts.labels(model, version, "ok" if ok else "error").inc()
+        if ok:
+            self.cold_start.labels(model, version).observe(seconds)
+
+    def set_containers(self, counts: Mapping[str, int]) -> None:
+        for state in CONTAINER_STATES:
+            self.containers.labels(state).set(counts.get(state, 0))
+
+
+PredictObserver = Callable[[str, str, int, float], None]

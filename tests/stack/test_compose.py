@@ -94,6 +94,18 @@ def test_services_point_at_kafka_and_mlflow(config: dict[str, Any], service: str
     assert spec["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
+@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
+def test_services_serve_metrics_and_are_healthy_when_ready(
+    config: dict[str, Any], service: str
+) -> None:
+    spec = config["services"][service]
+    assert spec["environment"]["MODELBUS_METRICS_PORT"] == "9400"
+    probe = spec["healthcheck"]["test"]
+    assert probe[:3] == ["CMD", "python", "-c"]
+    assert "http://localhost:9400/readyz" in probe[3]
+    assert "ports" not in spec  # scraped on the compose network, not published
+
+
 @pytest.mark.parametrize("service", ["worker", "worker-2"])
 def test_the_workers_reach_the_docker_engine_and_a_shared_cache(
     config: dict[str, Any], service: str

@@ -109,6 +109,8 @@ async def test_a_table_twenty_times_the_record_limit_is_answered_in_order(
     code, stdout, stderr = await _cli(
         stack, "predict", "--model", stack.demo[1].name, str(source), "-o", str(out),
         "--errors", str(tmp_path / "errors.parquet"),
+        # Its answers are read below on the results topic, not on a reply topic of its own.
+        MODELBUS_CLIENT_REPLY_TOPIC=stack.settings.topics.results,
     )
 
     assert code == 0, stderr

@@ -65,7 +65,7 @@ def receiver_url(webhook_mlflow: EmbeddedMlflow) -> str:
     first = register_webhook(webhook_mlflow.tracking_uri, f"http://127.0.0.1:1{WEBHOOK_PATH}",
                              "old-secret")
     assert register_webhook(webhook_mlflow.tracking_uri, url, SECRET) == first
-    client = MlflowClient(webhook_mlflow.tracking_uri)
+    client = MlflowClient(webhook_mlflow.tracking_uri, webhook_mlflow.tracking_uri)
     ours = [w for w in client.list_webhooks() if w.name == WEBHOOK_NAME]
     assert [(w.url, sorted(str(e) for e in w.events)) for w in ours] == [
         (url, ["model_version.created", "model_version_alias.created",

@@ -423,7 +423,7 @@ def depset_status(pool: ContainerPool) -> str:
 
 
 async def time_split(
-    settings: ModelbusSettings, round_trips: dict[str, float]
+    settings: ModelbusSettings, reply_topic: str, round_trips: dict[str, float]
 ) -> tuple[list[float], list[float]]:
     """Where one-at-a-time round trips went, from the records' CreateTime stamps (ms):
     request produced → result produced (in: broker, worker, container) and the rest (out:
@@ -433,7 +433,7 @@ async def time_split(
                 r.timestamp for r in records}
 
     sent = stamps(await read_to_end(settings.kafka_bootstrap_servers, settings.topics.requests))
-    done = stamps(await read_to_end(settings.kafka_bootstrap_servers, settings.topics.results))
+    done = stamps(await read_to_end(settings.kafka_bootstrap_servers, reply_topic))
     inside, rest = [], []
     for cid, total in round_trips.items():
         if cid in sent and cid in done:
@@ -639,7 +639,9 @@ async def run(
         phase_done("one at a time", before)
         with contextlib.suppress(TimeoutError):  # informative only
             async with asyncio.timeout(60):
-                res.split_worker, res.split_client = await time_split(settings, single_cids)
+                res.split_worker, res.split_client = await time_split(
+                    settings, bus.reply_topic, single_cids
+                )
 
         before = res.check.errors.copy()
         for i in range(1 + plan.big):  # the first of each is a warm-up

@@ -13,7 +13,8 @@ the model call that answered it had (``modelbus.batch.requests``, ``modelbus.bat
 Without OpenTelemetry, ``traced_handler`` and ``traced_predictor`` hand back what they
 were given and ``current_span`` is None: nothing is added per request. Spans go to the
 global tracer provider (set up by the operator, e.g. with ``opentelemetry-instrument``)
-unless one is given.
+unless one is given; while no global provider is set (OpenTelemetry comes with MLflow, so
+it is usually importable), a request goes straight through: no header parsing, no span.
 """
 
 from __future__ import annotations
@@ -64,16 +65,28 @@ def traced_handler(handler: Handler, consumer_group: str, tracer_provider: Any =
     """``handler`` with a consumer span per request; ``handler`` itself without OTel."""
     if trace is None:
         return handler
-    return _TracedHandler(handler, consumer_group, trace.get_tracer(
-        INSTRUMENTATION, tracer_provider=tracer_provider))
+    return _TracedHandler(handler, consumer_group, _Tracing(tracer_provider))
 
 
 def traced_predictor(predictor: Predictor, tracer_provider: Any = None) -> Predictor:
     """``predictor`` with a predict span per call; ``predictor`` itself without OTel."""
     if trace is None:
         return predictor
-    return _TracedPredictor(predictor, trace.get_tracer(
-        INSTRUMENTATION, tracer_provider=tracer_provider))
+    return _TracedPredictor(predictor, _Tracing(tracer_provider))
+
+
+class _Tracing:
+    """The tracer of a given provider, else of the global one once one is set."""
+
+    def __init__(self, tracer_provider: Any) -> None:
+        self._given = tracer_provider is not None
+        self.tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider)
+
+    def on(self) -> bool:
+        """Whether spans would be recorded anywhere (a few µs; a span costs ~100)."""
+        return self._given or not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+        )
 
 
 def consumer_attributes(record: Inbound, consumer_group: str) -> dict[str, str | int]:
@@ -112,15 +125,17 @@ def answer_attributes(answers: list[Outgoing]) -> dict[str, str]:
 
 
 class _TracedHandler:
-    def __init__(self, handler: Handler, consumer_group: str, tracer: Any) -> None:
+    def __init__(self, handler: Handler, consumer_group: str, tracing: _Tracing) -> None:
         self._handler = handler
         self._group = consumer_group
-        self._tracer = tracer
+        self._tracing = tracing
         self._propagator = TraceContextTextMapPropagator()
 
     async def __call__(self, record: Inbound) -> list[Outgoing]:
+        if not self._tracing.on():
+            return await self._handler(record)
         parent = self._propagator.extract(trace_headers(read_headers(record.headers)))
-        with self._tracer.start_as_current_span(
+        with self._tracing.tracer.start_as_current_span(
             f"process {record.topic}", context=parent, kind=trace.SpanKind.CONSUMER,
             attributes=consumer_attributes(record, self._group),
         ) as span:
@@ -135,15 +150,17 @@ class _TracedHandler:
 
 
 class _TracedPredictor:
-    def __init__(self, predictor: Predictor, tracer: Any) -> None:
+    def __init__(self, predictor: Predictor, tracing: _Tracing) -> None:
         self._predictor = predictor
-        self._tracer = tracer
+        self._tracing = tracing
 
     async def predict(
         self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
     ) -> pa.Table:
+        if not self._tracing.on():
+            return await self._predictor.predict(name, version, table, timeout_s)
         rows = table.num_rows
-        with self._tracer.start_as_current_span(
+        with self._tracing.tracer.start_as_current_span(
             f"predict {name}", kind=trace.SpanKind.INTERNAL,
             attributes={"modelbus.model": name, "modelbus.model_version": version,
                         "modelbus.request.rows": rows, "modelbus.batch.requests": 1,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -208,6 +209,32 @@ async def test_without_opentelemetry_nothing_is_wrapped(monkeypatch: pytest.Monk
     assert batching.batches == 1
     (answer,) = await handler(_record(GOOD, traceparent=TRACEPARENT))
     assert answer.headers["traceparent"] == TRACEPARENT  # echoing needs no OpenTelemetry
+
+
+async def test_without_a_tracer_provider_a_request_goes_straight_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in a worker whose operator set up no tracing (OpenTelemetry itself is importable:
+    # it comes with MLflow). An earlier test of the session may have set the global one.
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    seen: list[bool] = []
+
+    class Model(LinearPredictor):
+        async def predict(
+            self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+        ) -> pa.Table:
+            seen.append(trace.get_current_span().get_span_context().is_valid)
+            return await super().predict(name, version, table, timeout_s)
+
+    handler = RequestHandler(
+        {ENTRY.key: ENTRY}, tracing.traced_predictor(Model()), TOPICS, POLICY, LIMITS
+    )
+    (answer,) = await tracing.traced_handler(handler, GROUP)(
+        _record(GOOD, traceparent=TRACEPARENT)
+    )
+    assert answer.headers["status"] == "ok"
+    assert answer.headers["traceparent"] == TRACEPARENT
+    assert seen == [False]  # no span was started, not even a non-recording one
 
 
 def test_answer_attributes_of_no_answer_are_none() -> None:

@@ -36,10 +36,9 @@ class OffsetTracker:
     def committable(self) -> dict[Hashable, int]:
         """Positions that moved since the last ``mark_committed``."""
         out = {}
-        for partition, upto in self._next.items():
-            pending = self._in_flight.get(partition)
-            position = min(pending) if pending else upto
-            if position > self._committed.get(partition, -1):
+        for partition in self._next:
+            position = self.position(partition)
+            if position is not None and position > self._committed.get(partition, -1):
                 out[partition] = position
         return out
 

@@ -56,6 +56,14 @@ class ModelFailed(ModelbusError):
     code = "model_failed"
 
 
+class ModelUnavailable(ModelbusError):
+    """The model version cannot be served here: its requirements cannot be resolved or
+    installed, or no interpreter of its Python version can run it. The message leads with
+    the decisive reason; the model's owner, not modelbus, has to act."""
+
+    code = "model_unavailable"
+
+
 class InferenceTimeout(ModelbusError):
     """No answer within the request's deadline."""
 
@@ -82,6 +90,7 @@ ERRORS_BY_CODE: dict[str, type[ModelbusError]] = {
         SchemaMismatch,
         ModelInvalid,
         ModelFailed,
+        ModelUnavailable,
         InferenceTimeout,
         TooLarge,
         InternalError,

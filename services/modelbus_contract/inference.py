@@ -12,6 +12,7 @@ ErrorCode = Literal[
     "bad_request",
     "schema_mismatch",
     "model_failed",
+    "model_unavailable",
     "timeout",
     "too_large",
     "internal",

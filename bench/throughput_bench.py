@@ -411,12 +411,13 @@ def new_version(tracking_uri: str, name: str, of: str) -> str:
 def depset_status(pool: ContainerPool) -> str:
     from modelbus_worker.images.depset import depset_salt
     from modelbus_worker.images.docker_build import image_exists
+    from modelbus_worker.images.interpreter import default_interpreter
     from modelbus_worker.images.requirements import depset_tag, normalize_requirements
 
     try:
         client, s = pool.docker.client, pool.settings
         tag = depset_tag(normalize_requirements(REQUIREMENTS),
-                         depset_salt(client, s, s.base_image_tag))
+                         depset_salt(client, default_interpreter(s), s.base_image_tag))
         return f"{tag} ({'cached' if image_exists(client, tag) else 'NOT cached: built now'})"
     except Exception as exc:  # informative only
         return f"unknown ({type(exc).__name__}: {exc})"

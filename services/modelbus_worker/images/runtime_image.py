@@ -22,6 +22,7 @@ from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import ensure_base_image
 from modelbus_worker.images.depset import ensure_depset_image
 from modelbus_worker.images.docker_build import build_image, image_exists
+from modelbus_worker.images.interpreter import default_interpreter
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
 from modelbus_worker.pool.settings import ContainerSettings
@@ -103,8 +104,9 @@ def runtime_image_for(
         if tag is not None and image_exists(client, tag):
             return tag
     with build_lock or nullcontext():
+        interpreter = default_interpreter(settings)
         base = ensure_base_image(client, settings)
-        depset = ensure_depset_image(client, settings, requirements, base)
+        depset = ensure_depset_image(client, settings, requirements, base, interpreter)
         tag = ensure_runtime_image(client, settings, depset)
     if known is not None:
         known[normalized] = tag

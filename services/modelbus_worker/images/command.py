@@ -6,6 +6,7 @@ import sys
 import time
 
 import click
+from docker.errors import DockerException
 
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
@@ -63,3 +64,37 @@ def model(name: str, version: str, tracking_uri: str | None) -> None:
     click.echo(f"{prepared.image}  (model files: {prepared.model_dir}; "
                f"{time.monotonic() - started:.1f}s)", err=True)
     click.echo(prepared.image)
+
+
+@images.command("prune")
+@click.option("--unused-for", "unused_for", default=None, metavar="DURATION",
+              help="Remove what was unused this long: 30m, 12h, 7d "
+              "(default: MODELBUS_WORKER_IMAGE_MAX_IDLE, 7d).")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@click.option("--all-unused", is_flag=True,
+              help="Also the base and root-file-system images (rebuilt by debootstrap).")
+def prune(unused_for: str | None, dry_run: bool, all_unused: bool) -> None:
+    """Remove runtime, dependency-set and model images, build leftovers, wheelhouses and
+    cached model files unused for a while; never an image a container (running or
+    stopped) uses. Prints one line per item and the bytes freed."""
+    from modelbus_worker.images.docker_build import docker_client
+    from modelbus_worker.images.prune import PrunedItem
+    from modelbus_worker.images.prune import prune as run_prune
+    from modelbus_worker.images.quantities import format_duration, format_size, parse_duration
+
+    verb = "would remove" if dry_run else "removed"
+
+    def report(item: PrunedItem) -> None:
+        click.echo(f"{verb} {item.kind} {item.name}  {format_size(item.size)}  "
+                   f"unused for {format_duration(item.idle_s)}")
+
+    try:
+        settings = ContainerSettings()
+        max_idle = parse_duration(unused_for) if unused_for else settings.image_max_idle
+        freed = run_prune(docker_client(), settings, max_idle, include_base=all_unused,
+                          dry_run=dry_run, report=report)
+    except (ModelbusError, OSError, ValueError, DockerException) as exc:
+        _fail(exc)
+        return
+    total = "would free" if dry_run else "freed"
+    click.echo(f"{total} {format_size(freed)} ({freed} bytes)")

@@ -9,6 +9,14 @@ import docker
 import docker.errors
 
 from modelbus_contract.errors import InternalError
+from modelbus_delivery.logs import get_logger
+
+log = get_logger("modelbus_worker.images.docker_build")
+
+# Labels of the intermediate stage of a multi-stage build: which stage, and which build,
+# so that exactly that build's leftover is removed once it is done.
+STAGE_LABEL = "modelbus.stage"
+BUILD_LABEL = "modelbus.build"
 
 
 class ImageBuildFailed(InternalError):
@@ -58,6 +66,21 @@ def build_image(
         ) from exc
     except docker.errors.APIError as exc:
         raise ImageBuildFailed(f"building {tag} failed: {exc}") from exc
+
+
+def remove_build_stages(client: Any, build_id: str) -> int:
+    """Remove the untagged stage images a build labelled ``modelbus.build=<build_id>``
+    (and the intermediates below them); returns how many. Failures are logged: a leftover
+    is for ``modelbus images prune``, not a reason to fail the build."""
+    removed = 0
+    try:
+        for image in client.images.list(filters={"label": f"{BUILD_LABEL}={build_id}"}):
+            if not image.tags:
+                client.images.remove(image.id)
+                removed += 1
+    except docker.errors.DockerException as exc:
+        log.warning("build stage not removed", build=build_id, error=str(exc))
+    return removed
 
 
 def docker_client(client: Any | None = None) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 from modelbus_contract.errors import InternalError, ModelNotFound
 from modelbus_delivery.logs import get_logger
+from modelbus_worker.images.usage import MODEL_FILES, UsageRecords
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.model_files")
@@ -77,6 +78,7 @@ def fetch_model_files(
         _download(client, settings, name, version, tracking_uri, entry)
         timings["download_s"] = round(time.monotonic() - mark, 3)
     requirements = (entry / REQUIREMENTS_FILE).read_text().splitlines()
+    UsageRecords(settings.cache_dir).touch_entry(MODEL_FILES, entry.name)
     return ModelFiles(entry / "model", requirements, timings)
 
 

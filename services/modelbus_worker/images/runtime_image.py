@@ -22,9 +22,11 @@ from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import ensure_base_image
 from modelbus_worker.images.depset import ensure_depset_image
 from modelbus_worker.images.docker_build import build_image, image_exists
+from modelbus_worker.images.image_store import keep_under_budget
 from modelbus_worker.images.interpreter import default_interpreter
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
+from modelbus_worker.images.usage import UsageRecords
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.runtime")
@@ -85,6 +87,7 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
         shutil.rmtree(context, ignore_errors=True)
     log.info("runtime image built", tag=tag, depset=depset,
              seconds=round(time.monotonic() - started, 2))
+    keep_under_budget(client, settings, keep=tag)
     return tag
 
 
@@ -102,6 +105,7 @@ def runtime_image_for(
     if known is not None:
         tag = known.get(normalized)
         if tag is not None and image_exists(client, tag):
+            UsageRecords(settings.cache_dir).touch_image(tag)
             return tag
     with build_lock or nullcontext():
         interpreter = default_interpreter(settings)
@@ -110,6 +114,7 @@ def runtime_image_for(
         tag = ensure_runtime_image(client, settings, depset)
     if known is not None:
         known[normalized] = tag
+    UsageRecords(settings.cache_dir).touch_image(tag)
     return tag
 
 

@@ -14,6 +14,7 @@ from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.base import RUNTIME_UID
 from modelbus_worker.images.model_files import link_tree
 from modelbus_worker.images.requirements import sanitize_tag_part
+from modelbus_worker.images.usage import UsageRecords
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.pool.containers")
@@ -38,6 +39,7 @@ class DockerContainers:
         self.client = client
         self.settings = settings
         self.owner = owner_id()
+        self.usage = UsageRecords(settings.cache_dir)
 
     def make_socket_dir(self) -> Path:
         """A fresh host directory the container (uid 10001) can create its socket in."""
@@ -78,6 +80,7 @@ class DockerContainers:
             volumes={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
             labels={LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_KEY: key},
         )
+        self.usage.touch_image(image)
         return str(container.id)
 
     def status(self, container_id: str) -> str:

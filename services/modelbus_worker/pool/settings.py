@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelbus_worker.images.quantities import parse_budget, parse_duration
 
 
 class ContainerSettings(BaseSettings):
@@ -29,6 +32,17 @@ class ContainerSettings(BaseSettings):
     container_glibc: str = "2.36"
     container_arch: str = "x86_64"
     pip_timeout_s: float = Field(default=900.0, gt=0)
+
+    # Disk
+    image_max_idle: float = Field(
+        default=7 * 86400.0, gt=0,
+        description="`modelbus images prune` removes what was unused this long (30m, 12h, 7d).",
+    )
+    image_budget: int | None = Field(
+        default=None,
+        description="Bytes (500m, 20g) our images may take; after a build the least recently "
+        "used unused ones are removed beyond it. Unset/0: no budget.",
+    )
 
     # Containers
     max_containers: int = Field(default=4, ge=1)
@@ -54,6 +68,18 @@ class ContainerSettings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("image_max_idle", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("image_budget", mode="before")
+    @classmethod
+    def _budget(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_budget(value)
+        return None if value == 0 else value
 
     @property
     def socket_root(self) -> Path:

@@ -94,7 +94,7 @@ def log_xgboost(tracking_uri: str, name: str) -> None:
     # xgboost's own dependencies (numpy, scipy) are the project's; its NCCL is for GPUs.
     ensure_host_package("xgboost", "xgboost", no_deps=True)
     import mlflow
-    import xgboost
+    import xgboost  # type: ignore[import-not-found,unused-ignore]
     from mlflow.models import infer_signature
 
     x, y = training_data()
@@ -110,7 +110,7 @@ def log_pytorch(tracking_uri: str, name: str) -> None:
     ensure_host_package("torch", "torch", no_deps=False)
     import mlflow
     import numpy as np
-    import torch
+    import torch  # type: ignore[import-not-found,unused-ignore]
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
@@ -207,7 +207,10 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
             "poll_interval_s": 1.0,
         })
         uri = settings.mlflow_tracking_uri
-        pool = ContainerPool(ContainerSettings(), tracking_uri=uri)
+        # The first request waits for wheels and image builds: no 60 s request cap here.
+        container_settings = ContainerSettings(request_timeout_s=COLD_TIMEOUT_S,
+                                               start_timeout_s=COLD_TIMEOUT_S)
+        pool = ContainerPool(container_settings, tracking_uri=uri)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
         worker = WorkerService(settings, pool)  # worker.stop() closes the pool
         bus = AsyncModelbusClient(settings=settings)
@@ -225,7 +228,11 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
                 result.depset_cached = await asyncio.to_thread(
                     depset_cached, docker_client, result.requirements)
                 key = f"{name}/1"
-                if not await view.wait_until(lambda entries, k=key: k in entries, 120):
+
+                def listed(entries: dict[str, Any], key: str = key) -> bool:
+                    return key in entries
+
+                if not await view.wait_until(listed, 120):
                     raise RuntimeError(f"{key} not in the catalog after 120 s")
                 entry = view.entries[key]
                 print(f"{key}: catalog {entry.status}"

@@ -212,7 +212,8 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
                                                start_timeout_s=COLD_TIMEOUT_S)
         pool = ContainerPool(container_settings, tracking_uri=uri)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
-        worker = WorkerService(settings, pool)  # worker.stop() closes the pool
+        # worker.stop() closes the pool
+        worker = WorkerService(settings, pool, max_timeout_s=COLD_TIMEOUT_S)
         bus = AsyncModelbusClient(settings=settings)
         view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
         for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
@@ -259,13 +260,14 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
 
 
 def format_size(size: int) -> str:
-    return f"{size / 1024**3:.2f} GB" if size >= 1024**3 else f"{size / 1024**2:.0f} MB"
+    """Decimal units, as ``docker images`` prints them."""
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
 
 
 def format_row(r: Measured) -> str:
     if r.error:
         return f"| {r.flavor} | {r.model} | FAILED: {r.error} | | | |"
-    build = "incl. wheels + image builds" if not r.depset_cached else "images cached"
+    build = "dependency-set + runtime image built" if not r.depset_cached else "images cached"
     return (f"| {r.flavor} | `{r.image}` | {format_size(r.image_bytes)} | "
             f"{r.first_s:.1f} s ({build}) | {r.warm_p50_ms:.1f} ms | {r.warm_p99_ms:.1f} ms |")
 

@@ -126,6 +126,8 @@ def test_prune_removes_unused_images_and_cache_entries_but_not_those_in_use(
         usage.touch_image(depset, at=long_ago)
         usage.touch_image(runtime, at=long_ago)
     busy = run_sleeper(docker_client, tags["runtime-busy"], test_id)
+    usage.touch_image(f"modelbus/runtime:test-{test_id}-gone")  # records of what is gone
+    usage.touch_entry(WHEELHOUSE, "gone")
     entries = {}
     for kind, name, size, days in ((WHEELHOUSE, "idle", 3000, 4001), (WHEELHOUSE, "fresh", 10, 0),
                                    (MODEL_FILES, "idle", 500, 4000), (MODEL_FILES, "fresh", 10, 0)):
@@ -158,6 +160,8 @@ def test_prune_removes_unused_images_and_cache_entries_but_not_those_in_use(
         (WHEELHOUSE, "idle"): False, (WHEELHOUSE, "fresh"): True,
         (MODEL_FILES, "idle"): False, (MODEL_FILES, "fresh"): True}
     assert sorted(usage.image_times()) == [tags["depset-busy"], tags["runtime-busy"]]
+    assert usage.entry_names(WHEELHOUSE) == ["fresh"]
+    assert usage.entry_names(MODEL_FILES) == ["fresh"]
     busy.reload()
     assert busy.status == "running"
 

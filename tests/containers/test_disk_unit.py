@@ -76,6 +76,8 @@ def test_usage_records_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "usage" / "images" / "modelbus+runtime:abc").is_file()
     assert usage.entry_time(MODEL_FILES, "k1") == 7 * DAY
     assert usage.entry_time(MODEL_FILES, "k2") is None
+    assert usage.entry_names(MODEL_FILES) == ["k1"]
+    assert usage.entry_names("wheelhouse") == []
     usage.forget_image("modelbus/runtime:abc")
     usage.forget_entry(MODEL_FILES, "k1")
     usage.forget_entry(MODEL_FILES, "k1")  # twice is fine

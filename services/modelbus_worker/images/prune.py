@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelbus_worker.images.image_store import read_store, remove_image
-from modelbus_worker.images.retention import BASE_KINDS, PRUNED_KINDS, plan_prune
+from modelbus_worker.images.retention import BASE_KINDS, PRUNED_KINDS, Store, plan_prune
 from modelbus_worker.images.usage import MODEL_FILES, WHEELHOUSE, UsageRecords
 from modelbus_worker.pool.settings import ContainerSettings
 
@@ -76,6 +76,18 @@ def cache_entries(settings: ContainerSettings, usage: UsageRecords) -> list[Cach
     return entries
 
 
+def forget_gone(usage: UsageRecords, store: Store, settings: ContainerSettings) -> None:
+    """Drop the usage records of images and cache entries that exist no more."""
+    tags = {tag for image in store.images.values() for tag in image.tags}
+    for tag in set(usage.image_times()) - tags:
+        usage.forget_image(tag)
+    for kind, root in ((WHEELHOUSE, settings.wheelhouse_root),
+                       (MODEL_FILES, settings.model_cache_root)):
+        for name in usage.entry_names(kind):
+            if not (root / name).exists():
+                usage.forget_entry(kind, name)
+
+
 def prune(
     client: Any,
     settings: ContainerSettings,
@@ -90,7 +102,10 @@ def prune(
     now = time.time()
     kinds = PRUNED_KINDS | BASE_KINDS if include_base else PRUNED_KINDS
     freed = 0
-    for image in plan_prune(read_store(client, usage), kinds, now, max_idle_s):
+    store = read_store(client, usage)
+    if not dry_run:
+        forget_gone(usage, store, settings)
+    for image in plan_prune(store, kinds, now, max_idle_s):
         if dry_run or remove_image(client, usage, image.image_id, image.tags):
             freed += image.size
             report(PrunedItem(image.kind, image.name, image.size, image.idle_s))

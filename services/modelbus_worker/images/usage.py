@@ -58,6 +58,11 @@ class UsageRecords:
         except FileNotFoundError:
             return None
 
+    def entry_names(self, kind: str) -> list[str]:
+        """The cache entries of ``kind`` with a usage record."""
+        folder = self.root / kind
+        return sorted(item.name for item in folder.iterdir()) if folder.is_dir() else []
+
     def forget_image(self, tag: str) -> None:
         (self.root / IMAGES / _file_name(tag)).unlink(missing_ok=True)
 

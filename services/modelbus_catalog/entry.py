@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelbus_contract.interpreters import (
+    InterpreterSettings,
+    place,
+    python_minor,
+    suite_offers,
+    template_offer,
+)
 from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, Parameter
 
 from .signature import SignatureColumn, SignatureError, parse_side
@@ -21,11 +28,23 @@ class ModelFacts:
     problems: list[str] = field(default_factory=list)
 
 
-def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok") -> CatalogEntry:
-    """Merge signature and tags into one entry; never raises on bad tags or signatures."""
+def build_entry(
+    event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok",
+    interpreters: InterpreterSettings | None = None,
+) -> CatalogEntry:
+    """Merge signature and tags into one entry; never raises on bad tags or signatures.
+
+    With ``interpreters`` (what workers offer), a model logged with a Python no worker
+    has gets a problem saying which one it runs under instead, or that it cannot run.
+    """
     tags = merge_tags(event.model_tags, event.version_tags)
     parsed = parse_annotations(tags, tag)
     problems = [*facts.problems, *parsed.problems]
+    pyfunc = facts.flavors.get("python_function") or {}
+    if interpreters is not None:
+        problem = python_problem(pyfunc.get("python_version"), facts.flavors, interpreters)
+        if problem is not None:
+            problems.append(problem)
     if facts.signature is None:
         problems.append("the model has no signature: parameters come from tags only")
     sides: dict[Kind, list[Parameter]] = {}
@@ -42,7 +61,6 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         problems.append(
             f"inputs {unnamed} have no name: add {tag}-inputs-INDEX-name tags"
         )
-    pyfunc = facts.flavors.get("python_function") or {}
     return CatalogEntry(
         name=event.name,
         version=event.version,
@@ -61,6 +79,23 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         batching=batching_allowed(tags, problems),
         shards=shard_count(tags, problems),
     )
+
+
+def python_problem(
+    logged: object, flavors: dict[str, Any], interpreters: InterpreterSettings
+) -> str | None:
+    """The problem of a version whose Python no offered interpreter matches, if any.
+
+    A template image (``MODELBUS_WORKER_BASE_IMAGE_TEMPLATE``) is taken to offer every
+    Python: whether it can be pulled is only known where a worker tries.
+    """
+    python = python_minor(logged)
+    offers = suite_offers(interpreters)
+    if python is None or not offers:
+        return None
+    template = template_offer(interpreters, python)
+    placement = place(python, flavors, offers, template)
+    return f"python: {placement.problem}" if placement.problem else None
 
 
 SHARDS_TAG = "modelbus.shards"

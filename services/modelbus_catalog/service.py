@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
+from modelbus_contract.interpreters import InterpreterSettings
 from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.redact import redact
 from modelbus_contract.settings import ModelbusSettings
@@ -68,8 +69,11 @@ class CatalogService:
     def __init__(
         self, settings: ModelbusSettings, reader: ModelReader,
         metrics: CatalogMetrics | None = None,
+        interpreters: InterpreterSettings | None = None,
     ) -> None:
         self._settings = settings
+        # What workers offer (the same MODELBUS_WORKER_ settings they read).
+        self._interpreters = interpreters or InterpreterSettings()
         self.metrics = metrics or CatalogMetrics()
         self.last_read_ok: bool | None = None  # the last MLflow read reached MLflow
         self._reader = reader
@@ -160,7 +164,7 @@ class CatalogService:
                 log.info("catalog_entry_removed")
                 return Outgoing(self._catalog_topic, event.key.encode(), None)
             facts = await self._read_facts(event)
-            entry = build_entry(event, facts, self._settings.datagrok_tag)
+            entry = build_entry(event, facts, self._settings.datagrok_tag, self._interpreters)
             log.info(
                 "catalog_entry_built", status=entry.status, problems=len(entry.problems),
                 inputs=[p.name for p in entry.inputs], outputs=[p.name for p in entry.outputs],

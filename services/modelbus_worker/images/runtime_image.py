@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.base import ensure_base_image
+from modelbus_worker.images.base import ensure_base_image, image_available
 from modelbus_worker.images.depset import ensure_depset_image
 from modelbus_worker.images.docker_build import build_image, image_exists
-from modelbus_worker.images.interpreter import default_interpreter
+from modelbus_worker.images.interpreter import Interpreter, default_interpreter, interpreter_for
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
 from modelbus_worker.pool.settings import ContainerSettings
@@ -88,28 +88,33 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
     return tag
 
 
+KnownImages = MutableMapping[tuple[Interpreter, tuple[str, ...]], str]
+
+
 def runtime_image_for(
     client: Any,
     settings: ContainerSettings,
     requirements: list[str],
     build_lock: AbstractContextManager[Any] | None = None,
-    known: MutableMapping[tuple[str, ...], str] | None = None,
+    known: KnownImages | None = None,
+    interpreter: Interpreter | None = None,
 ) -> str:
-    """The runtime image for a model with these pip requirements (base, depset and runtime
-    images built if missing, under ``build_lock``). ``known`` remembers the answer per
-    normalized requirements, so a cached image costs one check."""
-    normalized = tuple(normalize_requirements(requirements))
+    """The runtime image for a model with these pip requirements under ``interpreter``
+    (default: the default one); base, depset and runtime images are built if missing,
+    under ``build_lock``. ``known`` remembers the answer per interpreter and normalized
+    requirements, so a cached image costs one check."""
+    interpreter = interpreter or default_interpreter(settings)
+    key = (interpreter, tuple(normalize_requirements(requirements)))
     if known is not None:
-        tag = known.get(normalized)
+        tag = known.get(key)
         if tag is not None and image_exists(client, tag):
             return tag
     with build_lock or nullcontext():
-        interpreter = default_interpreter(settings)
-        base = ensure_base_image(client, settings)
+        base = ensure_base_image(client, settings, interpreter)
         depset = ensure_depset_image(client, settings, requirements, base, interpreter)
         tag = ensure_runtime_image(client, settings, depset)
     if known is not None:
-        known[normalized] = tag
+        known[key] = tag
     return tag
 
 
@@ -131,11 +136,15 @@ def prepare_model(
     version: str,
     tracking_uri: str,
     build_lock: AbstractContextManager[Any] | None = None,
-    known: MutableMapping[tuple[str, ...], str] | None = None,
+    known: KnownImages | None = None,
 ) -> PreparedModel:
-    """Registry lookup, files (downloaded once) and the runtime image of a version."""
+    """Registry lookup, files (downloaded once), the interpreter the version's Python asks
+    for, and its runtime image. Raises ModelUnavailable when no interpreter can load it."""
     files = fetch_model_files(settings, name, version, tracking_uri)
     mark = time.monotonic()
-    image = runtime_image_for(client, settings, files.requirements, build_lock, known)
+    interpreter = interpreter_for(
+        files.model_dir, settings, lambda image: image_available(client, image))
+    image = runtime_image_for(
+        client, settings, files.requirements, build_lock, known, interpreter)
     timings = {**files.timings, "depset_s": round(time.monotonic() - mark, 3)}
     return PreparedModel(name, version, files.model_dir, image, timings)

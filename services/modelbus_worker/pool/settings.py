@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from modelbus_contract.interpreters import InterpreterSettings
 
 
-class ContainerSettings(BaseSettings):
-    """How runtime images are built and how model containers are run and kept warm."""
+class ContainerSettings(InterpreterSettings):
+    """How runtime images are built and how model containers are run and kept warm
+    (the interpreters models may run under: see ``InterpreterSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="MODELBUS_WORKER_", extra="ignore")
 
@@ -19,14 +22,16 @@ class ContainerSettings(BaseSettings):
         description="Use this image (present locally or pullable, e.g. python:3.11-slim) as "
         "the base instead of building the offline Debian one.",
     )
-    base_image_tag: str = "modelbus/base:bookworm-py311"
     debian_mirror: str | None = Field(
         default=None, description="Mirror for debootstrap; default: read from apt's sources."
     )
-    debian_suite: str = "bookworm"
     cache_dir: Path = Path("~/.cache/modelbus")
-    container_python: str = "3.11"
-    container_glibc: str = "2.36"
+    container_python: str = Field(
+        default="3.11", description="Python of the image named by `base_image`."
+    )
+    container_glibc: str = Field(
+        default="2.36", description="glibc of `base_image` and of template images."
+    )
     container_arch: str = "x86_64"
     pip_timeout_s: float = Field(default=900.0, gt=0)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from modelbus_contract.errors import InternalError, ModelFailed
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.runtime_image import PreparedModel, prepare_model
+from modelbus_worker.images.runtime_image import KnownImages, PreparedModel, prepare_model
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.settings import ContainerSettings
@@ -54,7 +54,7 @@ class Starter:
         self.standbys = StandbyPool(settings, docker)
         # Builds share base and depset images; one at a time avoids building one twice.
         self._build_lock = threading.Lock()
-        self._known_images: dict[tuple[str, ...], str] = {}
+        self._known_images: KnownImages = {}
         # Image work (lookups, and builds waiting on the lock) gets threads of its own, so
         # many cold starts never take the default executor's few threads from warm requests.
         self._image_executor = ThreadPoolExecutor(

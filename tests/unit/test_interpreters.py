@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from modelbus_catalog.entry import python_problem
 from modelbus_contract.errors import ModelUnavailable
@@ -20,10 +21,12 @@ from modelbus_contract.interpreters import (
     template_offer,
 )
 from modelbus_worker.images.base import base_tag
+from modelbus_worker.images.command import images
 from modelbus_worker.images.interpreter import (
     Interpreter,
     default_interpreter,
     interpreter_for,
+    interpreter_of_python,
     logged_python,
 )
 from modelbus_worker.pool.settings import ContainerSettings
@@ -182,3 +185,23 @@ def test_an_explicit_base_image_is_the_default_interpreter(tmp_path: Path) -> No
         == default_interpreter(settings)
     assert interpreter_for(_model_dir(tmp_path, PYTHON_MODEL, "3.13.3"), settings).suite \
         == "trixie"
+
+
+def test_interpreter_of_python(tmp_path: Path) -> None:
+    settings = ContainerSettings(cache_dir=tmp_path)
+    assert interpreter_of_python(settings, "3.13") == Interpreter(
+        "3.13", "2.41", "x86_64", suite="trixie")
+    with pytest.raises(ModelUnavailable, match=r"^no interpreter offers Python 3\.12 \(offered: "
+                       r"3\.11 \(Debian bookworm\), 3\.13 \(Debian trixie\);"):
+        interpreter_of_python(settings, "3.12")
+    templated = ContainerSettings(cache_dir=tmp_path, base_image_template="py:{python}")
+    assert interpreter_of_python(templated, "3.12.1").image == "py:3.12"
+
+
+def test_images_base_of_a_python_nobody_offers_is_one_error_line() -> None:
+    result = CliRunner().invoke(images, ["base", "--python", "3.12"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "error: no interpreter offers Python 3.12 (offered: 3.11 (Debian bookworm), 3.13 "
+        "(Debian trixie); see MODELBUS_WORKER_PYTHON_SUITES and _BASE_IMAGE_TEMPLATE)"
+    ]

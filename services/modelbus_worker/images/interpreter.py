@@ -65,6 +65,20 @@ def default_interpreter(settings: ContainerSettings) -> Interpreter:
     return Interpreter(python, glibc, settings.container_arch, suite=settings.debian_suite)
 
 
+def interpreter_of_python(settings: ContainerSettings, python: str) -> Interpreter:
+    """The interpreter offered for Python ``python`` (X.Y); ModelUnavailable if none is."""
+    minor = python_minor(python)
+    for offer in offers(settings):
+        if offer.python == minor:
+            return _interpreter(offer, settings)
+    template = template_offer(settings, minor or python, settings.container_glibc)
+    if minor is not None and template is not None:
+        return _interpreter(template, settings)
+    offered = ", ".join(o.describe() for o in offers(settings))
+    raise ModelUnavailable(f"no interpreter offers Python {python} (offered: {offered}; "
+                           "see MODELBUS_WORKER_PYTHON_SUITES and _BASE_IMAGE_TEMPLATE)")
+
+
 def logged_python(model_dir: Path) -> tuple[str | None, dict[str, Any]]:
     """The Python minor version a model was logged with and its MLmodel flavors."""
     flavors: dict[str, Any] = {}

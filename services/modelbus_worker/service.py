@@ -43,6 +43,12 @@ class Containers(Protocol):
 
     def engine_reachable(self) -> bool: ...
 
+    def starting(self, name: str, version: str) -> bool: ...
+
+
+def _never(name: str, version: str) -> bool:
+    return False
+
 
 class WorkerService:
     """Consumes the requests topic and publishes results, error results and DLQ copies."""
@@ -67,7 +73,10 @@ class WorkerService:
                 settings.worker_batch_max_rows,
                 settings.worker_batches_in_flight,
             )
-            predictor = BatchingPredictor(predictor, batch, batchable=self._batching_allowed)
+            predictor = BatchingPredictor(
+                predictor, batch, batchable=self._batching_allowed,
+                starting=containers.starting if containers is not None else _never,
+            )
         self._predictor = predictor
         policy = ReplyPolicy.from_settings(settings)
         limits = RequestLimits(

@@ -35,7 +35,7 @@ async def flavor_stack(
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     pool = ContainerPool(ContainerSettings(max_containers=12), docker_client=docker_client,
                          tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool)
+    worker = WorkerService(settings, pool, containers=pool)
     async with contextlib.AsyncExitStack() as running:
         for service in (discovery, catalog, worker):
             await service.start()

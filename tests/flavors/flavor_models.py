@@ -90,6 +90,16 @@ def code_paths_model(uri: str) -> tuple[str, str]:
         pip_requirements=pinned("pandas", "mlflow")))
 
 
+def slow_loading_model(uri: str) -> tuple[str, str]:
+    """A model from code that takes 4 s to load."""
+    sample = pd.DataFrame({"x": [1.0]})
+    code = Path(__file__).parents[1] / "containers" / "models" / "slow_load_model.py"
+    return logged(uri, "flavor-slow-load", lambda: mlflow.pyfunc.log_model(
+        name="model", python_model=str(code),
+        signature=infer_signature(sample, pd.DataFrame({"y": [2.0]})),
+        pip_requirements=pinned("pandas", "mlflow")))
+
+
 class VersionReporter(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
     """Answers ``y = 2a + b`` and the Python it runs under (pickled by value: its code
     objects are those of the Python that logged it)."""

@@ -12,7 +12,13 @@ from tests.support.waiting import async_wait_for
 from modelbus_contract.messages import CatalogEntry
 
 from .conftest import FlavorStack
-from .flavor_models import X, code_paths_model, lightgbm_regressor, linear_sklearn
+from .flavor_models import (
+    X,
+    code_paths_model,
+    lightgbm_regressor,
+    linear_sklearn,
+    slow_loading_model,
+)
 
 pytestmark = pytest.mark.integration
 # The first start builds the flavor's dependency-set image on a fresh machine: minutes.
@@ -66,3 +72,15 @@ async def test_pyfunc_with_code_paths(flavor_stack: FlavorStack, mlflow_tracking
     await asyncio.wait_for(flavor_stack.pool.warm(name, version), FIRST_START_S)
     result = await flavor_stack.client.predict(name, data, version=version)
     assert result.column("y").to_pylist() == [4.0, 7.0, -3.5]
+
+
+async def test_a_first_request_waits_for_its_model_to_start_beyond_its_deadline(
+    flavor_stack: FlavorStack, mlflow_tracking_uri: str
+) -> None:
+    # Loading takes 4 s, the request's deadline is 1 s: the deadline counts from the start.
+    name, version = await asyncio.to_thread(slow_loading_model, mlflow_tracking_uri)
+    await _entry(flavor_stack, name, version)
+    data = pd.DataFrame({"x": [1.0, 2.5]})
+    result = await flavor_stack.client.predict(name, data, version=version, timeout=1.0,
+                                               wait=FIRST_START_S)
+    assert result.column("y").to_pylist() == [2.0, 3.5]

@@ -88,6 +88,11 @@ class ContainerPool:
         except Exception:
             return False
 
+    def starting(self, name: str, version: str) -> bool:
+        """Whether the version's container is being started (images built, files fetched,
+        model loaded): its requests wait for that, bounded by ``start_timeout_s``."""
+        return model_key(name, version) in self._starting
+
     def running(self) -> dict[str, str]:
         """``name/version`` → container id of every warm container."""
         return {key: c.container_id for key, c in self._warm.items()}

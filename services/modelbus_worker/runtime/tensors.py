@@ -1,0 +1,140 @@
+"""Tensor signatures in the container: Arrow columns in, numpy arrays to ``predict``, and
+the arrays it returns back out as columns.
+
+A tensor column has one row per element of the tensor's first dimension and the rest of
+the tensor nested in ``fixed_size_list`` (or, for a variable dimension, ``list``) values;
+the worker has already checked and cast it to the signature's type and put the columns in
+the signature's order (see ``modelbus_contract.tensors``). A single unnamed input tensor is
+passed as the bare array, named ones as a dict by the names the model's signature uses.
+
+Standalone like ``arrow_io`` (numpy, pyarrow and the contract's tensor module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pat
+
+from modelbus_contract.tensors import default_tensor_name
+
+Array = np.ndarray[Any, Any]
+Tensors = Array | dict[str, Array]
+
+
+@dataclass(frozen=True)
+class TensorSide:
+    """One side of a tensor signature: each tensor's name (None if unnamed) and dtype."""
+
+    names: tuple[str | None, ...]
+    dtypes: tuple[np.dtype[Any], ...]
+
+    def column_names(self, kind: str) -> list[str]:
+        """The names the catalog gives these tensors (their own, else the default)."""
+        unnamed = sum(1 for n in self.names if n is None)
+        return [n or default_tensor_name(kind, i, unnamed) for i, n in enumerate(self.names)]
+
+
+def tensor_side(schema: Any) -> TensorSide | None:
+    """The tensors of an MLflow ``Schema``; None when it is absent or describes columns."""
+    if schema is None or not schema.is_tensor_spec():
+        return None
+    specs = schema.inputs
+    return TensorSide(tuple(s.name for s in specs), tuple(np.dtype(s.type) for s in specs))
+
+
+def model_tensor_sides(model: Any) -> tuple[TensorSide | None, TensorSide | None]:
+    """Input and output tensors of a loaded pyfunc model (None for a side without them)."""
+    metadata = getattr(model, "metadata", None)
+    if metadata is None or not hasattr(metadata, "get_input_schema"):
+        return None, None
+    return tensor_side(metadata.get_input_schema()), tensor_side(metadata.get_output_schema())
+
+
+def _is_list(dtype: pa.DataType) -> bool:
+    return bool(pat.is_list(dtype) or pat.is_large_list(dtype) or pat.is_fixed_size_list(dtype))
+
+
+def column_to_array(column: pa.ChunkedArray | pa.Array, dtype: np.dtype[Any]) -> Array:
+    """A tensor column as one numpy array of shape ``(rows, d1, …)`` and type ``dtype``."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    shape = [len(values)]
+    while _is_list(values.type):
+        if pat.is_fixed_size_list(values.type):
+            shape.append(values.type.list_size)
+        else:
+            lengths = pc.unique(pc.list_value_length(values)).to_pylist()
+            if len(lengths) > 1:
+                raise ValueError(f"a ragged tensor column: lists of {sorted(lengths)} values")
+            shape.append(lengths[0] if lengths else 0)
+        values = values.flatten()
+    flat = values.to_numpy(zero_copy_only=False)
+    return np.asarray(flat.reshape(shape), dtype=dtype)
+
+
+def table_to_tensors(table: pa.Table, side: TensorSide) -> Tensors:
+    """The request's columns (in the signature's order) as ``predict``'s tensor input."""
+    if table.num_columns != len(side.names):
+        raise ValueError(
+            f"the model takes {len(side.names)} tensors, the request has {table.num_columns} "
+            "columns"
+        )
+    arrays = [column_to_array(table.column(i), dtype) for i, dtype in enumerate(side.dtypes)]
+    if len(arrays) == 1 and side.names[0] is None:
+        return arrays[0]
+    return dict(zip(side.column_names("inputs"), arrays, strict=True))
+
+
+def array_to_column(array: Any) -> pa.Array:
+    """A numpy array as a tensor column: rows along the first dimension, the rest nested."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    flat = np.ascontiguousarray(array).reshape(-1)
+    column = pa.array(flat.tolist() if flat.dtype == object else flat)
+    for size in reversed(array.shape[1:]):
+        column = pa.FixedSizeListArray.from_arrays(column, size)
+    return column
+
+
+def _arrays(prediction: Any) -> list[tuple[str | None, Any]] | None:
+    """The arrays of a tensor prediction with the names it gives them; None for any other
+    kind of prediction (a frame, a scalar, …)."""
+    if isinstance(prediction, np.ndarray):
+        return [(None, prediction)]
+    if isinstance(prediction, Mapping) and prediction:
+        if all(isinstance(v, np.ndarray) for v in prediction.values()):
+            return [(str(k), v) for k, v in prediction.items()]
+        return None
+    if (
+        isinstance(prediction, Sequence)
+        and not isinstance(prediction, str)
+        and prediction
+        and all(isinstance(v, np.ndarray) for v in prediction)
+    ):
+        return [(None, v) for v in prediction]
+    return None
+
+
+def tensors_to_table(prediction: Any, side: TensorSide) -> pa.Table | None:
+    """A prediction of tensors as a table with a column per output tensor, named as the
+    catalog names them; None when the prediction is not arrays (convert it as columns)."""
+    arrays = _arrays(prediction)
+    if arrays is None:
+        return None
+    names = side.column_names("outputs")
+    given = dict(arrays)
+    if len(arrays) == len(names) and all(n in given for n in side.names if n is not None):
+        # By the signature's names when the prediction uses them, else by position.
+        ordered = [given[n] if n is not None and n in given else arrays[i][1]
+                   for i, n in enumerate(side.names)]
+        return pa.table([array_to_column(a) for a in ordered], names=names)
+    # Not what the signature said: keep what the model named, default names for the rest.
+    labels = [n or default_tensor_name("outputs", i, len(arrays)) for i, (n, _) in
+              enumerate(arrays)]
+    return pa.table([array_to_column(a) for _, a in arrays], names=labels)

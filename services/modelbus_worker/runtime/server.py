@@ -33,7 +33,7 @@ from .protocol import (
     recv_frame,
     send_frame,
 )
-from .tensors import TensorSide, model_tensor_sides, table_to_tensors, tensors_to_table
+from .tensors import model_tensor_sides, table_to_tensors, tensors_to_table
 
 STANDBY, LOADING, READY, FAILED = "standby", "loading", "ready", "failed"
 
@@ -139,11 +139,9 @@ class ModelServer:
             return Kind.ERROR, encode_error(type(exc).__name__, str(exc), stage)
 
     def output_table(self, prediction: Any) -> Any:
-        """The prediction as a table: tensors as tensor columns when the model's signature
-        has tensors (a tensor model without an output signature: as the model names them)."""
+        """The prediction as a table: arrays as tensor columns when the model's signature
+        has output tensors, anything else as columns."""
         side = self.tensors_out
-        if side is None and self.tensors_in is not None:
-            side = TensorSide((), ())
         table = tensors_to_table(prediction, side) if side is not None else None
         return table if table is not None else prediction_to_table(prediction)
 

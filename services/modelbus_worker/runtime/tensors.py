@@ -53,7 +53,11 @@ def model_tensor_sides(model: Any) -> tuple[TensorSide | None, TensorSide | None
     metadata = getattr(model, "metadata", None)
     if metadata is None or not hasattr(metadata, "get_input_schema"):
         return None, None
-    return tensor_side(metadata.get_input_schema()), tensor_side(metadata.get_output_schema())
+    inputs, output_schema = tensor_side(metadata.get_input_schema()), metadata.get_output_schema()
+    if output_schema is None and inputs is not None:
+        # A tensor model without an output signature: its arrays, named as it names them.
+        return inputs, TensorSide((), ())
+    return inputs, tensor_side(output_schema)
 
 
 def _is_list(dtype: pa.DataType) -> bool:
@@ -128,12 +132,16 @@ def tensors_to_table(prediction: Any, side: TensorSide) -> pa.Table | None:
     if arrays is None:
         return None
     names = side.column_names("outputs")
-    given = dict(arrays)
-    if len(arrays) == len(names) and all(n in given for n in side.names if n is not None):
-        # By the signature's names when the prediction uses them, else by position.
-        ordered = [given[n] if n is not None and n in given else arrays[i][1]
-                   for i, n in enumerate(side.names)]
-        return pa.table([array_to_column(a) for a in ordered], names=names)
+    by_name = {n: a for n, a in arrays if n is not None}
+    if len(arrays) == len(names):
+        ordered: list[Any] | None = None
+        if all(n in by_name for n in side.names if n is not None):  # by the signature's names
+            ordered = [by_name[n] if n is not None else a
+                       for n, (_, a) in zip(side.names, arrays, strict=True)]
+        elif not by_name:  # arrays without names: by position
+            ordered = [a for _, a in arrays]
+        if ordered is not None:
+            return pa.table([array_to_column(a) for a in ordered], names=names)
     # Not what the signature said: keep what the model named, default names for the rest.
     labels = [n or default_tensor_name("outputs", i, len(arrays)) for i, (n, _) in
               enumerate(arrays)]

@@ -1,0 +1,25 @@
+"""A test model (logged from code) with two named tensor inputs and a 3-D tensor output.
+
+``a``: float64 ``[-1, 3]``; ``b``: float32 ``[-1, 2, 2]``. The output (float64
+``[-1, 2, 3]``) is, row by row, the outer product of ``b``'s row sums and ``a``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+
+
+class TwoTensorModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        if not isinstance(model_input, dict):
+            raise TypeError(f"expected a dict of arrays, got {type(model_input).__name__}")
+        a, b = model_input["a"], model_input["b"]
+        if a.dtype != np.float64 or b.dtype != np.float32 or b.shape[1:] != (2, 2):
+            raise TypeError(f"unexpected tensors: a {a.dtype}{a.shape}, b {b.dtype}{b.shape}")
+        return np.einsum("ri,rj->rij", b.sum(axis=2).astype(np.float64), a)
+
+
+mlflow.models.set_model(TwoTensorModel())

@@ -114,6 +114,7 @@ def register_tensor_models(tracking_uri: str) -> tuple[str, str]:
         pyfunc_info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).parent / "models" / "tensor_model.py"),
+            input_example={"a": a, "b": b},
             signature=infer_signature({"a": a, "b": b}, two_tensor_prediction(a, b)),
             pip_requirements=requirements.split(),  # the ONNX model's: one dependency image
         )

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import mlflow
 import numpy as np
 
 
 class TwoTensorModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    # No type hints on the input and the result: MLflow would infer a signature from them.
+    def predict(self, context, model_input, params=None):
         if not isinstance(model_input, dict):
             raise TypeError(f"expected a dict of arrays, got {type(model_input).__name__}")
         a, b = model_input["a"], model_input["b"]

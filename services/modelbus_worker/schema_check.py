@@ -10,10 +10,11 @@ from modelbus_contract.messages import Parameter
 from .coercion import ColumnMismatch, arrow_type, coercible
 from .tensor_check import conform_tensor, describe, is_tensor, tensor_type
 
-__all__ = ["coercible", "conform"]
+__all__ = ["coercible", "conform", "expected_type"]
 
 
-def _expected_type(param: Parameter) -> pa.DataType | None:
+def expected_type(param: Parameter) -> pa.DataType | None:
+    """The Arrow type a request column for ``param`` is cast to (None: any type goes)."""
     if is_tensor(param):
         return tensor_type(param)
     return arrow_type(param.arrow_type) if param.arrow_type else None
@@ -27,7 +28,7 @@ def _already_conforms(table: pa.Table, named: list[Parameter]) -> bool:
     for param, field in zip(named, table.schema, strict=True):
         if is_tensor(param):
             return False
-        target = _expected_type(param)
+        target = expected_type(param)
         if target is not None and not field.type.equals(target):
             return False
     return True
@@ -44,7 +45,7 @@ def _conform_column(param: Parameter, column: pa.ChunkedArray) -> pa.ChunkedArra
     assert param.name is not None
     if is_tensor(param):
         return conform_tensor(param.name, column, param)
-    target = _expected_type(param)
+    target = expected_type(param)
     if target is None or column.type.equals(target):
         return column
     if not coercible(column.type, target):

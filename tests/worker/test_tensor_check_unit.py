@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from modelbus_contract.errors import SchemaMismatch
+from modelbus_contract.arrow_codec import table_to_ipc
+from modelbus_contract.errors import SchemaMismatch, TooLarge
+from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import Parameter
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_worker.reply_policy import ReplyPolicy
+from modelbus_worker.request import RequestLimits, decode_body, read_envelope, read_request
 from modelbus_worker.schema_check import conform
 
 
@@ -18,6 +25,9 @@ def _tensor(name: str, dtype: str, shape: list[int], index: int = 0) -> Paramete
 X = _tensor("input", "float32", [-1, 10])
 X_TAKES = "(the model takes input: tensor float32 [-1, 10] as fixed_size_list<item: float>[10])"
 FLOAT10 = pa.list_(pa.float32(), 10)
+POLICY = ReplyPolicy.from_settings(ModelbusSettings.model_construct())
+LIMITS = RequestLimits(max_bytes=1 << 20, max_rows=1000, max_decoded_bytes=1 << 24,
+                       max_timeout_s=60.0)
 
 
 def _rows(n: int, width: int = 10) -> list[list[float]]:
@@ -120,3 +130,19 @@ def test_batched_tensor_tables_conform_and_split_back() -> None:
     joined = pa.concat_tables(tables)
     assert joined.schema.field("input").type == FLOAT10
     assert joined.slice(1, 2).column("input").to_pylist() == _rows(2)
+
+
+def test_the_cast_to_a_tensor_column_is_priced_before_decoding() -> None:
+    body = table_to_ipc(pa.table({"input": pa.array(_rows(100), pa.list_(pa.float64()))}))
+    envelope = read_envelope(None, read_headers([]), POLICY)
+    request = read_request(envelope, read_headers([(b"model", b"m")]), body, LIMITS)
+    decoded = request.facts.decoded_bytes
+    cast = 100 * 10 * 4  # the float32 values of fixed_size_list<float>[10]
+    just_enough = replace(LIMITS, max_decoded_bytes=decoded + cast)
+    assert decode_body(request, [X], just_enough).num_rows == 100
+    with pytest.raises(TooLarge) as err:
+        decode_body(request, [X], replace(LIMITS, max_decoded_bytes=decoded + cast - 1))
+    assert err.value.message == (
+        f"the request would take {decoded + cast:,} bytes once decoded and cast to the model's "
+        f"input types; the limit is {decoded + cast - 1:,}"
+    )

@@ -5,10 +5,13 @@ its first (batch) dimension: a plain column of the element type for a 1-D tensor
 ``fixed_size_list`` of ``d1`` values for a 2-D one, nested once more per further dimension
 (a ``list`` where a dimension is variable, ``-1``).
 
-Needs only pyarrow: the in-container runtime ships this module beside the Arrow codec.
+Needs only pyarrow (numpy where arrays are passed in): the in-container runtime ships this
+module beside the Arrow codec.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pyarrow as pa
 
@@ -50,3 +53,14 @@ def default_tensor_name(kind: str, index: int, unnamed: int) -> str:
     unnamed tensor, else ``input_INDEX``/``output_INDEX`` (its 0-based position)."""
     base = DEFAULT_NAMES[kind]
     return base if unnamed == 1 else f"{base}_{index}"
+
+
+def tensor_column(array: Any) -> pa.Array:
+    """A numpy array as a tensor column: one row per element of its first dimension, the
+    rest nested in ``fixed_size_list`` values (a 0-D array is one row)."""
+    shape = tuple(array.shape) or (1,)
+    flat = array.reshape(-1)
+    column = pa.array(flat.tolist() if flat.dtype == object else flat)
+    for size in reversed(shape[1:]):
+        column = pa.FixedSizeListArray.from_arrays(column, size)
+    return column

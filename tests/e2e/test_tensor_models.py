@@ -190,6 +190,10 @@ async def test_onnx_model_answers_exactly_what_onnxruntime_computes(
     )
     assert got.schema == pa.schema([("output", pa.list_(pa.float32(), 3))])
     assert np.array_equal(np.array(got.column("output").to_pylist(), np.float32), expected)
+    # The client turns a numpy array into the same column.
+    got = await tensor_stack.client.predict(ONNX_MODEL, {"input": x},
+                                            version=tensor_stack.onnx_version)
+    assert np.array_equal(np.array(got.column("output").to_pylist(), np.float32), expected)
     # Plain lists of doubles are accepted too: cast to float32 by the worker.
     as_lists = pa.table({"input": pa.array(x.astype(np.float64).tolist())})
     got = await tensor_stack.client.predict(ONNX_MODEL, as_lists, version=tensor_stack.onnx_version)

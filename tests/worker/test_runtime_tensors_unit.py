@@ -16,7 +16,6 @@ from modelbus_worker.runtime.protocol import Kind
 from modelbus_worker.runtime.server import ModelServer
 from modelbus_worker.runtime.tensors import (
     TensorSide,
-    array_to_column,
     column_to_array,
     table_to_tensors,
     tensors_to_table,
@@ -47,18 +46,6 @@ def test_a_ragged_column_is_refused() -> None:
     with pytest.raises(ValueError) as err:
         column_to_array(pa.array([[1.0], [1.0, 2.0]]), F32)
     assert str(err.value) == "a ragged tensor column: lists of [1, 2] values"
-
-
-def test_arrays_become_tensor_columns() -> None:
-    assert array_to_column(np.array([1.0, 2.0])).type == pa.float64()
-    assert array_to_column(np.float32(3.0)).to_pylist() == [3.0]
-    cube = np.arange(12, dtype=np.int16).reshape(2, 3, 2)
-    column = array_to_column(cube)
-    assert column.type == pa.list_(pa.list_(pa.int16(), 2), 3)
-    assert column.to_pylist() == cube.tolist()
-    assert array_to_column(cube.transpose(0, 2, 1)).to_pylist() == cube.transpose(0, 2, 1).tolist()
-    words = array_to_column(np.array([["a", "b"], ["c", "d"]], dtype=object))
-    assert (words.type, words.to_pylist()) == (pa.list_(pa.string(), 2), [["a", "b"], ["c", "d"]])
 
 
 def test_one_unnamed_input_is_the_bare_array_named_ones_a_dict() -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
 
-from modelbus_contract.tensors import default_tensor_name
+from modelbus_contract.tensors import default_tensor_name, tensor_column
 
 Array = np.ndarray[Any, Any]
 Tensors = Array | dict[str, Array]
@@ -94,18 +94,6 @@ def table_to_tensors(table: pa.Table, side: TensorSide) -> Tensors:
     return dict(zip(side.column_names("inputs"), arrays, strict=True))
 
 
-def array_to_column(array: Any) -> pa.Array:
-    """A numpy array as a tensor column: rows along the first dimension, the rest nested."""
-    array = np.asarray(array)
-    if array.ndim == 0:
-        array = array.reshape(1)
-    flat = np.ascontiguousarray(array).reshape(-1)
-    column = pa.array(flat.tolist() if flat.dtype == object else flat)
-    for size in reversed(array.shape[1:]):
-        column = pa.FixedSizeListArray.from_arrays(column, size)
-    return column
-
-
 def _arrays(prediction: Any) -> list[tuple[str | None, Any]] | None:
     """The arrays of a tensor prediction with the names it gives them; None for any other
     kind of prediction (a frame, a scalar, …)."""
@@ -141,8 +129,8 @@ def tensors_to_table(prediction: Any, side: TensorSide) -> pa.Table | None:
         elif not by_name:  # arrays without names: by position
             ordered = [a for _, a in arrays]
         if ordered is not None:
-            return pa.table([array_to_column(a) for a in ordered], names=names)
+            return pa.table([tensor_column(np.asarray(a)) for a in ordered], names=names)
     # Not what the signature said: keep what the model named, default names for the rest.
     labels = [n or default_tensor_name("outputs", i, len(arrays)) for i, (n, _) in
               enumerate(arrays)]
-    return pa.table([array_to_column(a) for _, a in arrays], names=labels)
+    return pa.table([tensor_column(np.asarray(a)) for _, a in arrays], names=labels)

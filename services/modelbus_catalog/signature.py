@@ -2,7 +2,8 @@
 
 MLmodel stores each side of a signature as a JSON string: a list of column specs
 (``{"type": "string", "name": "Molecule", "required": true}``) or tensor specs
-(``{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}``).
+(``{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 4]}}``). A tensor
+becomes type ``tensor`` with its dtype, shape and the Arrow type of the column carrying it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MLFLOW_TO_ARROW: dict[str, str] = {
     "binary": "binary",
     "datetime": "timestamp[ns]",
 }
+
 
 @dataclass(frozen=True)
 class SignatureColumn:

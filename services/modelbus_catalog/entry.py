@@ -13,6 +13,7 @@ from modelbus_contract.interpreters import (
     template_offer,
 )
 from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, Parameter
+from modelbus_contract.tensors import default_tensor_name
 
 from .signature import SignatureColumn, SignatureError, parse_side
 from .tags import KINDS, Annotation, Kind, merge_tags, parse_annotations
@@ -155,7 +156,8 @@ def _merge_side(
     else:
         params = [
             Parameter(
-                index=i, name=c.name, type=c.type, arrow_type=c.arrow_type, optional=c.optional
+                index=i, name=c.name, type=c.type, arrow_type=c.arrow_type, optional=c.optional,
+                dtype=c.dtype, shape=list(c.shape) if c.shape is not None else None,
             )
             for i, c in enumerate(columns)
         ]
@@ -171,6 +173,14 @@ def _merge_side(
             param.name = annotation.name
         if annotation.semtype is not None:
             param.semtype = annotation.semtype
-            if param.name is None:
+            if param.name is None and param.type != "tensor":
                 problems.append(f"{kind} {index} has a semtype but no name")
+    name_unnamed_tensors(kind, params)
     return params
+
+
+def name_unnamed_tensors(kind: Kind, params: list[Parameter]) -> None:
+    """Give tensors that neither the signature nor a tag names their default name."""
+    unnamed = [p for p in params if p.name is None and p.type == "tensor"]
+    for param in unnamed:
+        param.name = default_tensor_name(kind, param.index, len(unnamed))

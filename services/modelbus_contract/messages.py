@@ -63,12 +63,30 @@ class Parameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int = Field(ge=0)
-    name: str | None = Field(description="Column name; null only when nothing names it.")
+    name: str | None = Field(
+        description="Column name; null only when nothing names it (an unnamed tensor is "
+        "called `input`/`output`, or `input_INDEX`/`output_INDEX` when its side has several)."
+    )
     type: str | None = Field(
-        default=None, description="MLflow signature type (e.g. `string`, `double`, `long`)."
+        default=None,
+        description="MLflow signature type (e.g. `string`, `double`, `long`), or `tensor` for "
+        "a tensor spec (see `dtype` and `shape`).",
     )
     arrow_type: str | None = Field(
-        default=None, description="The Arrow type the worker expects (e.g. `string`, `double`)."
+        default=None,
+        description="The Arrow type the worker expects (e.g. `string`, `double`; for a tensor "
+        "of shape [-1, 10]: `fixed_size_list<item: float>[10]`).",
+    )
+    dtype: str | None = Field(
+        default=None,
+        description="Tensors only: the numpy element type (e.g. `float32`, `int64`).",
+    )
+    shape: list[int] | None = Field(
+        default=None,
+        description="Tensors only: the tensor's shape, -1 for a variable dimension. The first "
+        "dimension is the rows of the request; each row holds the rest of the tensor as a "
+        "`fixed_size_list` column (nested once per further dimension; a `list` where a "
+        "dimension is variable), a 1-D tensor as a plain column.",
     )
     semtype: str | None = Field(default=None, description="Datagrok semantic type.")
     optional: bool = False

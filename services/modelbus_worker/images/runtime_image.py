@@ -31,9 +31,10 @@ log = get_logger("modelbus_worker.images.runtime")
 
 RUNTIME_REPOSITORY = "modelbus/runtime"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "server.py")
-# The contract's Arrow codec runs in the container too (it needs only pyarrow).
-CODEC_FILE = Path(__file__).resolve().parents[2] / "modelbus_contract" / "arrow_codec.py"
+RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "tensors.py", "server.py")
+# The contract's Arrow codec and tensor types run in the container too (only pyarrow needed).
+CONTRACT_DIR = Path(__file__).resolve().parents[2] / "modelbus_contract"
+CONTRACT_FILES = ("arrow_codec.py", "tensors.py")
 
 RUNTIME_DOCKERFILE = """\
 FROM {depset}
@@ -52,7 +53,8 @@ def runtime_digest() -> str:
     digest = hashlib.sha256(RUNTIME_DOCKERFILE.encode())
     for name in RUNTIME_FILES:
         digest.update((RUNTIME_DIR / name).read_bytes())
-    digest.update(CODEC_FILE.read_bytes())
+    for name in CONTRACT_FILES:
+        digest.update((CONTRACT_DIR / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -76,7 +78,8 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
         contract = context / "contract"
         contract.mkdir()
         (contract / "__init__.py").write_text("")
-        shutil.copy2(CODEC_FILE, contract / CODEC_FILE.name)
+        for file in CONTRACT_FILES:
+            shutil.copy2(CONTRACT_DIR / file, contract / file)
         (context / "Dockerfile").write_text(RUNTIME_DOCKERFILE.format(depset=depset))
         labels = {"modelbus.image": "runtime", "modelbus.depset": depset,
                   "modelbus.runtime": digest}

@@ -57,7 +57,7 @@ def test_a_version_that_does_not_exist_lists_the_newest_ones() -> None:
     assert (kind, fault) == ("no_version", True)
     assert decisive == (
         "requests==99.0: no matching version (pip: from versions: …, 2.32.4, 2.32.5, 2.33.0, "
-        "2.32.5, 2.33.0, 2.33.1, 2.33.2, 2.33.3)"
+        "2.33.1, 2.34.0.dev1, 2.34.0, 2.34.1, 2.34.2)"
     )
 
 

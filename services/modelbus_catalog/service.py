@@ -10,13 +10,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
-from modelbus_contract.headers import header_dict
 from modelbus_contract.messages import (
-    MESSAGE_TYPE_HEADER,
-    MODEL_PROBLEM_TYPE,
     CatalogEntry,
     DiscoveryEvent,
     ModelProblemReport,
+    is_problem_report,
     version_key,
 )
 from modelbus_contract.redact import redact
@@ -160,7 +158,7 @@ class CatalogService:
         """One record of the discovered topic → the entry (or tombstone) to publish."""
         if record.value is None:
             return []  # a tombstone compacting the discovered topic: nothing to announce
-        if header_dict(record.headers).get(MESSAGE_TYPE_HEADER) == MODEL_PROBLEM_TYPE:
+        if is_problem_report(record.headers):
             try:
                 report = ModelProblemReport.model_validate_json(record.value)
             except ValidationError as exc:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .headers import RawHeaders, header_dict
+
 # Bump the Literal of ``schema_version`` in a model when its message changes incompatibly.
 
 
@@ -151,6 +153,11 @@ class ModelProblemReport(BaseModel):
         if self.error_code is None:
             return None
         return worker_problem(self.error_code, self.error_message or "")
+
+
+def is_problem_report(headers: RawHeaders | None) -> bool:
+    """Whether a record of the discovered topic is a worker's report (by its header)."""
+    return header_dict(headers).get(MESSAGE_TYPE_HEADER) == MODEL_PROBLEM_TYPE
 
 
 def problem_report_key(name: str, version: str) -> str:

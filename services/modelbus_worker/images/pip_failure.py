@@ -134,9 +134,10 @@ def _why_missing(
         if not wheels:
             return "no_wheel", f"{where} (only a source distribution)"
         listed = _listed(_wheel_targets(wheels, python))
-        spec = next((f.requires_python for f in wheels if _excludes(f.requires_python, python)),
-                    None)
-        requires = f"; Requires-Python {spec}" if spec else ""
+        excluding = next(
+            (f.requires_python for f in wheels if _excludes(f.requires_python, python)), None
+        )
+        requires = f"; Requires-Python {excluding}" if excluding else ""
         return "no_wheel", f"{where} (wheels only for {listed}{requires})"
     return "no_version", f"no matching version (pip: {_from_versions(lines)})"
 

@@ -64,7 +64,7 @@ def private_index(wheels: list[Path], user: str, password: str) -> Iterator[Priv
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             status = self._serve()
             index.requests.append((self.path, status))
 
@@ -97,7 +97,7 @@ def private_index(wheels: list[Path], user: str, password: str) -> Iterator[Priv
             self.wfile.write(body)
             return status
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # quiet: the test reads ``requests``
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -10,7 +10,11 @@ import pytest
 from modelbus_contract.errors import ModelUnavailable
 from modelbus_worker.images.dependency_failures import DependencyFailures
 from modelbus_worker.images.interpreter import Interpreter
-from modelbus_worker.images.wheelhouse import ensure_wheelhouse, wheelhouse_key
+from modelbus_worker.images.wheelhouse import (
+    ensure_wheelhouse,
+    raise_if_remembered,
+    wheelhouse_key,
+)
 from modelbus_worker.pool.policy import remember_failure, remembered_message
 from modelbus_worker.pool.settings import ContainerSettings
 
@@ -59,6 +63,10 @@ def test_a_remembered_set_fails_without_running_pip(tmp_path: Path) -> None:
         ensure_wheelhouse(settings, reqs, interpreter, memory)
     assert info.value.message.startswith(f"{DECISIVE}\n(remembered: ")
     assert not settings.wheelhouse_root.exists()  # pip never ran: nothing was made
+    # Checked before waiting for other builds, too.
+    with pytest.raises(ModelUnavailable):
+        raise_if_remembered(settings, reqs, interpreter, memory)
+    raise_if_remembered(settings, ["pandas", "pyarrow"], interpreter, memory)
 
 
 def test_a_remembered_start_failure_is_answered_with_its_own_code_reason_first() -> None:

@@ -25,6 +25,7 @@ from modelbus_worker.images.docker_build import build_image, image_exists
 from modelbus_worker.images.interpreter import default_interpreter
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
+from modelbus_worker.images.wheelhouse import raise_if_remembered
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.runtime")
@@ -103,8 +104,10 @@ def runtime_image_for(
         tag = known.get(normalized)
         if tag is not None and image_exists(client, tag):
             return tag
+    interpreter = default_interpreter(settings)
+    # A set known to be unresolvable fails now, not after other builds free the lock.
+    raise_if_remembered(settings, list(normalized), interpreter)
     with build_lock or nullcontext():
-        interpreter = default_interpreter(settings)
         base = ensure_base_image(client, settings)
         depset = ensure_depset_image(client, settings, requirements, base, interpreter)
         tag = ensure_runtime_image(client, settings, depset)

@@ -57,6 +57,14 @@ def pip_download_command(interpreter: Interpreter, target: Path, requirements: P
     ]
 
 
+def raise_if_remembered(
+    settings: ContainerSettings, normalized: list[str], interpreter: Interpreter,
+    failures: DependencyFailures = DEPENDENCY_FAILURES,
+) -> None:
+    """Raise the remembered ModelUnavailable of a set that may not be resolved again yet."""
+    failures.check(wheelhouse_key(settings, normalized, interpreter))
+
+
 def ensure_wheelhouse(
     settings: ContainerSettings, normalized: list[str], interpreter: Interpreter,
     failures: DependencyFailures = DEPENDENCY_FAILURES,

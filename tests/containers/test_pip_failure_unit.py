@@ -75,10 +75,28 @@ def test_an_unreachable_index_is_not_the_models_fault() -> None:
     kind, decisive, fault, message = explained("network.txt")
     assert (kind, fault) == ("network", False)
     assert decisive == (
-        "package index unreachable: Could not fetch URL http://user:****@127.0.0.1:9/simple/"
+        "package index error: Could not fetch URL http://user:****@127.0.0.1:9/simple/"
         "docopt/: connection error: [Errno 111] Connection refused - skipping"
     )
     assert "s3cret" not in message
+
+
+def test_credentials_the_index_refuses_are_not_the_models_fault() -> None:
+    kind, decisive, fault, _ = explained("auth_refused.txt")
+    assert (kind, fault) == ("network", False)
+    assert decisive == (
+        "package index error: Could not fetch URL http://builder:****@127.0.0.1:8080/"
+        "simple/inhouse-scale/: 401 Client Error: Unauthorized for url: "
+        "http://127.0.0.1:8080/simple/inhouse-scale/ - skipping"
+    )
+
+
+def test_a_project_no_index_has_is_the_models_fault_despite_the_404() -> None:
+    kind, decisive, fault, _ = explained("no_such_project.txt")
+    assert (kind, fault) == ("no_version", True)
+    assert decisive == (
+        "modelbus-no-such-package-4711==1.0: no matching version (pip: from versions: none)"
+    )
 
 
 @pytest.mark.parametrize(

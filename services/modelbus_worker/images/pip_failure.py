@@ -56,7 +56,7 @@ _REQUIRES_PYTHON = re.compile(r"\(requires-python:(?P<spec>[^)]*)\)")
 _NOISE = ("ERROR: Ignored the following yanked versions",)
 _NETWORK = re.compile(
     r"after connection broken by|Failed to establish a new connection|Max retries exceeded"
-    r"|Could not fetch URL|Read timed out|HTTP error \d{3}|\b40[137] Client Error"
+    r"|Read timed out|HTTP error \d{3}|\b40[137] Client Error|Credentials not correct"
     r"|\b5\d\d Server Error|Temporary failure in name resolution|Name or service not known"
     r"|Network is unreachable|SSLError|ProxyError|CERTIFICATE_VERIFY_FAILED",
 )
@@ -99,11 +99,14 @@ def explain(output: str, python: str, platform: str) -> PipFailure:
     conflict = _conflict(lines)
     if conflict:
         return PipFailure("conflict", f"conflicting requirements: {conflict}", tail)
-    network = [line.strip().removeprefix("WARNING: ") for line in lines if _NETWORK.search(line)]
+    network = [
+        line.strip().removeprefix("WARNING: ") for line in lines
+        if _NETWORK.search(line) or _unfetched(line)
+    ]
     if network:
         # pip's own summary of the request that failed reads best; else the first symptom.
         fetch = next((line for line in network if line.startswith("Could not fetch URL")), None)
-        return PipFailure("network", f"package index unreachable: {_short(fetch or network[0])}",
+        return PipFailure("network", f"package index error: {_short(fetch or network[0])}",
                           tail)
     missing = _missing_requirement(lines)
     if missing is None:
@@ -112,6 +115,12 @@ def explain(output: str, python: str, platform: str) -> PipFailure:
         return PipFailure("unknown", decisive, tail)
     kind, why = _why_missing(lines, missing, python, platform)
     return PipFailure(kind, f"{missing}: {why}", tail, missing)
+
+
+def _unfetched(line: str) -> bool:
+    """pip could not read an index page, for another reason than that the index has no
+    such project (a 404 is how an index says so)."""
+    return line.startswith("Could not fetch URL") and "404 Client Error" not in line
 
 
 def _why_missing(

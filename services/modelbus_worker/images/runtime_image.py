@@ -25,6 +25,7 @@ from modelbus_worker.images.docker_build import build_image, image_exists
 from modelbus_worker.images.interpreter import Interpreter, default_interpreter, interpreter_for
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
+from modelbus_worker.images.wheelhouse import raise_if_remembered
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.runtime")
@@ -112,6 +113,8 @@ def runtime_image_for(
         tag = known.get(key)
         if tag is not None and image_exists(client, tag):
             return tag
+    # A set known to be unresolvable fails now, not after other builds free the lock.
+    raise_if_remembered(settings, list(key[1]), interpreter)
     with build_lock or nullcontext():
         base = ensure_base_image(client, settings, interpreter)
         depset = ensure_depset_image(client, settings, requirements, base, interpreter)

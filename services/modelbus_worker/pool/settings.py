@@ -1,13 +1,37 @@
-"""Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``)."""
+"""Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``) and of
+the package indexes its wheels come from (env prefix ``MODELBUS_PIP_``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelbus_contract.interpreters import InterpreterSettings
+
+
+class PipIndexSettings(BaseSettings):
+    """Where ``pip download`` looks for the wheels of dependency sets (unset: pip's own
+    configuration). URLs may carry credentials (``https://user:token@host/simple``): they
+    reach pip through its environment, never its command line, a log line or an image."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELBUS_PIP_", extra="ignore")
+
+    index_url: SecretStr | None = Field(
+        default=None, description="Base URL of the package index (pip's --index-url)."
+    )
+    extra_index_url: SecretStr | None = Field(
+        default=None, description="More index URLs, space-separated (pip's --extra-index-url)."
+    )
+    find_links: SecretStr | None = Field(
+        default=None, description="URLs or paths of wheel listings, space-separated "
+        "(pip's --find-links).",
+    )
+    trusted_host: str | None = Field(
+        default=None, description="Hosts served over plain HTTP or with an untrusted "
+        "certificate, space-separated (pip's --trusted-host).",
+    )
 
 
 class ContainerSettings(InterpreterSettings):
@@ -34,6 +58,12 @@ class ContainerSettings(InterpreterSettings):
     )
     container_arch: str = "x86_64"
     pip_timeout_s: float = Field(default=900.0, gt=0)
+    pip: PipIndexSettings = Field(default_factory=PipIndexSettings)
+    dependency_retry_initial_s: float = Field(
+        default=60.0, gt=0, description="A dependency set whose wheels cannot be resolved is "
+        "not resolved again for this long; the wait doubles with each failure.",
+    )
+    dependency_retry_max_s: float = Field(default=3600.0, gt=0)
 
     # Containers
     max_containers: int = Field(default=4, ge=1)

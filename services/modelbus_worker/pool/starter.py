@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus_contract.errors import InternalError, ModelFailed
+from modelbus_contract.errors import InternalError, ModelFailed, ModelUnavailable
 from modelbus_delivery.logs import get_logger
+from modelbus_worker.images.requirements import RequirementsError
 from modelbus_worker.images.runtime_image import KnownImages, PreparedModel, prepare_model
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import DockerContainers
@@ -65,10 +66,13 @@ class Starter:
         self._image_executor.shutdown(wait=False, cancel_futures=True)
 
     def _prepare(self, name: str, version: str) -> PreparedModel:
-        return prepare_model(
-            self.docker.client, self.settings, name, version, self.tracking_uri,
-            build_lock=self._build_lock, known=self._known_images,
-        )
+        try:
+            return prepare_model(
+                self.docker.client, self.settings, name, version, self.tracking_uri,
+                build_lock=self._build_lock, known=self._known_images,
+            )
+        except RequirementsError as exc:  # a requirement line pip cannot install either
+            raise ModelUnavailable(str(exc)) from exc
 
     async def start(self, key: str, name: str, version: str) -> WarmContainer:
         """A container serving ``name``/``version``; raises ModelFailed if it cannot load."""

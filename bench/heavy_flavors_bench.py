@@ -38,6 +38,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,31 +152,20 @@ def register(tracking_uri: str, flavor: str, name: str) -> list[str]:
     return Path(local, "requirements.txt").read_text().split()
 
 
-def runtime_image(docker_client: Any, key: str) -> tuple[str, int]:
-    """The tag and size of the image of this process's container serving ``key``."""
+def runtime_image(docker_client: Any, key: str, since: float) -> tuple[str, int, bool]:
+    """The tag and size of the image of this process's container serving ``key``, and
+    whether its dependency-set image existed before ``since`` (seconds since the epoch)."""
     from modelbus_worker.pool.containers import LABEL_KEY, LABEL_OWNER, owner_id
 
     found = docker_client.containers.list(
         filters={"label": [f"{LABEL_OWNER}={owner_id()}", f"{LABEL_KEY}={key}"]})
     if not found:
-        return "?", 0
+        return "?", 0, False
     image = found[0].image
-    return (image.tags or [image.short_id])[0], int(image.attrs["Size"])
-
-
-def depset_cached(docker_client: Any, requirements: list[str]) -> bool:
-    """Whether the dependency-set image of these requirements exists already."""
-    from modelbus_worker.images.base import ensure_base_image
-    from modelbus_worker.images.depset import depset_salt
-    from modelbus_worker.images.docker_build import image_exists
-    from modelbus_worker.images.interpreter import default_interpreter
-    from modelbus_worker.images.requirements import depset_tag, normalize_requirements
-    from modelbus_worker.pool.settings import ContainerSettings
-
-    settings = ContainerSettings()
-    base = ensure_base_image(docker_client, settings)
-    salt = depset_salt(docker_client, default_interpreter(settings), base)
-    return image_exists(docker_client, depset_tag(normalize_requirements(requirements), salt))
+    depset = docker_client.images.get(image.labels["modelbus.depset"])
+    created = datetime.fromisoformat(depset.attrs["Created"][:26].rstrip("Z") + "+00:00")
+    return ((image.tags or [image.short_id])[0], int(image.attrs["Size"]),
+            created.timestamp() < since)
 
 
 async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
@@ -226,8 +216,6 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
             results.append(result)
             try:
                 result.requirements = await asyncio.to_thread(register, uri, flavor, name)
-                result.depset_cached = await asyncio.to_thread(
-                    depset_cached, docker_client, result.requirements)
                 key = f"{name}/1"
 
                 def listed(entries: dict[str, Any], key: str = key) -> bool:
@@ -238,12 +226,13 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
                 entry = view.entries[key]
                 print(f"{key}: catalog {entry.status}"
                       + (f", problems {entry.problems}" if entry.problems else ""), flush=True)
-                print(f"{name}: first request (depset image "
-                      f"{'cached' if result.depset_cached else 'built now'}) ...", flush=True)
+                print(f"{name}: first request ...", flush=True)
+                began = time.time()
                 t0 = time.perf_counter()
                 await bus.predict(name, request_table(), "1", COLD_TIMEOUT_S)
                 result.first_s = time.perf_counter() - t0
-                result.image, result.image_bytes = runtime_image(docker_client, key)
+                result.image, result.image_bytes, result.depset_cached = runtime_image(
+                    docker_client, key, began)
                 samples = []
                 for _ in range(warm):
                     t0 = time.perf_counter()

@@ -409,6 +409,7 @@ def new_version(tracking_uri: str, name: str, of: str) -> str:
 
 
 def depset_status(pool: ContainerPool) -> str:
+    from modelbus_worker.images.base import base_tag
     from modelbus_worker.images.depset import depset_salt
     from modelbus_worker.images.docker_build import image_exists
     from modelbus_worker.images.interpreter import default_interpreter
@@ -416,8 +417,9 @@ def depset_status(pool: ContainerPool) -> str:
 
     try:
         client, s = pool.docker.client, pool.settings
+        interpreter = default_interpreter(s)
         tag = depset_tag(normalize_requirements(REQUIREMENTS),
-                         depset_salt(client, default_interpreter(s), s.base_image_tag))
+                         depset_salt(client, interpreter, base_tag(interpreter)))
         return f"{tag} ({'cached' if image_exists(client, tag) else 'NOT cached: built now'})"
     except Exception as exc:  # informative only
         return f"unknown ({type(exc).__name__}: {exc})"

@@ -189,7 +189,10 @@ def _failure_lines(report: JobReport) -> list[str]:
 
 def _params(params: list[Parameter]) -> str:
     return ", ".join(
-        f"{p.name}:{p.type or '?'}" + (f"[{p.semtype}]" if p.semtype else "") for p in params
+        f"{p.name}:{p.type or '?'}"
+        + (f"[{p.dtype}]{p.shape}" if p.dtype is not None else "")
+        + (f"[{p.semtype}]" if p.semtype else "")
+        for p in params
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from modelbus_contract.channels import CHANNELS, topic_name
 from modelbus_contract.inference import ErrorBody, RequestHeaders, ResultHeaders
-from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
+from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, ModelProblemReport
 from modelbus_contract.settings import ModelbusSettings
 
 SERVICES = ("discovery", "catalog", "worker")
@@ -19,6 +19,7 @@ SERVICES = ("discovery", "catalog", "worker")
 # carry ``schema_version`` in their body.
 MESSAGES: tuple[tuple[type[BaseModel], str], ...] = (
     (DiscoveryEvent, "discovery-event"),
+    (ModelProblemReport, "model-problem-report"),
     (CatalogEntry, "catalog-entry"),
     (RequestHeaders, "inference-request-headers"),
     (ResultHeaders, "inference-result-headers"),
@@ -61,12 +62,14 @@ def asyncapi_document() -> dict[str, Any]:
                 broker(service).subscriber(
                     topic, group_id=f"{settings.topic_prefix}{service}",
                     title=f"{service}.consume.{slug}", description=channel.description,
-                )(_documented(channel.message))
-        if channel.publisher in SERVICES:
-            broker(channel.publisher).publisher(
-                topic, title=f"{channel.publisher}.publish.{slug}",
-                description=channel.description, schema=channel.message,
-            )
+                )(_documented(_consumed(channel)))
+        publishers = ((channel.publisher, channel.message), *channel.also_published)
+        for publisher, message in publishers:
+            if publisher in SERVICES:
+                broker(publisher).publisher(
+                    topic, title=f"{publisher}.publish.{slug}",
+                    description=channel.description, schema=message,
+                )
     spec = AsyncAPI(
         *(brokers[s] for s in SERVICES if s in brokers),
         title="modelbus",
@@ -74,6 +77,14 @@ def asyncapi_document() -> dict[str, Any]:
         description="Serve MLflow-registry models over Kafka.",
     )
     return json.loads(spec.to_specification().to_json())  # type: ignore[no-any-return]
+
+
+def _consumed(channel: Any) -> Any:
+    """What subscribers of a channel read: its message, or the union with other writers'."""
+    consumed = channel.message
+    for _, message in channel.also_published:
+        consumed = consumed | message
+    return consumed
 
 
 def _documented(message: Any) -> Any:

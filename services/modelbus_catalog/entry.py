@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelbus_contract.interpreters import (
+    InterpreterSettings,
+    place,
+    python_minor,
+    suite_offers,
+    template_offer,
+)
 from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, Parameter
+from modelbus_contract.tensors import default_tensor_name
 
 from .signature import SignatureColumn, SignatureError, parse_side
 from .tags import KINDS, Annotation, Kind, merge_tags, parse_annotations
@@ -21,11 +29,23 @@ class ModelFacts:
     problems: list[str] = field(default_factory=list)
 
 
-def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok") -> CatalogEntry:
-    """Merge signature and tags into one entry; never raises on bad tags or signatures."""
+def build_entry(
+    event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok",
+    interpreters: InterpreterSettings | None = None,
+) -> CatalogEntry:
+    """Merge signature and tags into one entry; never raises on bad tags or signatures.
+
+    With ``interpreters`` (what workers offer), a model logged with a Python no worker
+    has gets a problem saying which one it runs under instead, or that it cannot run.
+    """
     tags = merge_tags(event.model_tags, event.version_tags)
     parsed = parse_annotations(tags, tag)
     problems = [*facts.problems, *parsed.problems]
+    pyfunc = facts.flavors.get("python_function") or {}
+    if interpreters is not None:
+        problem = python_problem(pyfunc.get("python_version"), facts.flavors, interpreters)
+        if problem is not None:
+            problems.append(problem)
     if facts.signature is None:
         problems.append("the model has no signature: parameters come from tags only")
     sides: dict[Kind, list[Parameter]] = {}
@@ -42,7 +62,6 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         problems.append(
             f"inputs {unnamed} have no name: add {tag}-inputs-INDEX-name tags"
         )
-    pyfunc = facts.flavors.get("python_function") or {}
     return CatalogEntry(
         name=event.name,
         version=event.version,
@@ -61,6 +80,23 @@ def build_entry(event: DiscoveryEvent, facts: ModelFacts, tag: str = "datagrok")
         batching=batching_allowed(tags, problems),
         shards=shard_count(tags, problems),
     )
+
+
+def python_problem(
+    logged: object, flavors: dict[str, Any], interpreters: InterpreterSettings
+) -> str | None:
+    """The problem of a version whose Python no offered interpreter matches, if any.
+
+    A template image (``MODELBUS_WORKER_BASE_IMAGE_TEMPLATE``) is taken to offer every
+    Python: whether it can be pulled is only known where a worker tries.
+    """
+    python = python_minor(logged)
+    offers = suite_offers(interpreters)
+    if python is None or not offers:
+        return None
+    template = template_offer(interpreters, python)
+    placement = place(python, flavors, offers, template)
+    return f"python: {placement.problem}" if placement.problem else None
 
 
 SHARDS_TAG = "modelbus.shards"
@@ -120,7 +156,8 @@ def _merge_side(
     else:
         params = [
             Parameter(
-                index=i, name=c.name, type=c.type, arrow_type=c.arrow_type, optional=c.optional
+                index=i, name=c.name, type=c.type, arrow_type=c.arrow_type, optional=c.optional,
+                dtype=c.dtype, shape=list(c.shape) if c.shape is not None else None,
             )
             for i, c in enumerate(columns)
         ]
@@ -136,6 +173,14 @@ def _merge_side(
             param.name = annotation.name
         if annotation.semtype is not None:
             param.semtype = annotation.semtype
-            if param.name is None:
+            if param.name is None and param.type != "tensor":
                 problems.append(f"{kind} {index} has a semtype but no name")
+    name_unnamed_tensors(kind, params)
     return params
+
+
+def name_unnamed_tensors(kind: Kind, params: list[Parameter]) -> None:
+    """Give tensors that neither the signature nor a tag names their default name."""
+    unnamed = [p for p in params if p.name is None and p.type == "tensor"]
+    for param in unnamed:
+        param.name = default_tensor_name(kind, param.index, len(unnamed))

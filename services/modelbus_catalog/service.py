@@ -10,7 +10,14 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
-from modelbus_contract.messages import DiscoveryEvent
+from modelbus_contract.interpreters import InterpreterSettings
+from modelbus_contract.messages import (
+    CatalogEntry,
+    DiscoveryEvent,
+    ModelProblemReport,
+    is_problem_report,
+    version_key,
+)
 from modelbus_contract.redact import redact
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
@@ -27,6 +34,7 @@ from modelbus_delivery.writer import TopicWriter
 from .entry import ModelFacts, build_entry
 from .metrics import CatalogMetrics
 from .reader import ModelUnreadable
+from .worker_problems import carried_over, with_report
 
 log = get_logger("catalog")
 
@@ -68,8 +76,11 @@ class CatalogService:
     def __init__(
         self, settings: ModelbusSettings, reader: ModelReader,
         metrics: CatalogMetrics | None = None,
+        interpreters: InterpreterSettings | None = None,
     ) -> None:
         self._settings = settings
+        # What workers offer (the same MODELBUS_WORKER_ settings they read).
+        self._interpreters = interpreters or InterpreterSettings()
         self.metrics = metrics or CatalogMetrics()
         self.last_read_ok: bool | None = None  # the last MLflow read reached MLflow
         self._reader = reader
@@ -95,6 +106,10 @@ class CatalogService:
         self._guard: TopicGuard | None = None
         # The catalog topic as it is (every partition), for the entries-by-status gauge.
         self.view = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        # The entries this instance published, ahead of the view reading them back: a
+        # worker's report and a discovery event of one version may follow each other fast.
+        # None: removed (the view may not have read the tombstone yet).
+        self._published: dict[str, CatalogEntry | None] = {}
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -147,6 +162,12 @@ class CatalogService:
         """One record of the discovered topic → the entry (or tombstone) to publish."""
         if record.value is None:
             return []  # a tombstone compacting the discovered topic: nothing to announce
+        if is_problem_report(record.headers):
+            try:
+                report = ModelProblemReport.model_validate_json(record.value)
+            except ValidationError as exc:
+                raise PoisonRecord(f"not a model problem report: {str(exc)[:500]}") from None
+            return self.handle_report(report)
         try:
             event = DiscoveryEvent.model_validate_json(record.value)
         except ValidationError as exc:
@@ -158,17 +179,47 @@ class CatalogService:
         with structlog.contextvars.bound_contextvars(model=event.name, model_version=event.version):
             if event.kind == "removed":
                 log.info("catalog_entry_removed")
+                self._published[event.key] = None
                 return Outgoing(self._catalog_topic, event.key.encode(), None)
             facts = await self._read_facts(event)
-            entry = build_entry(event, facts, self._settings.datagrok_tag)
+            entry = carried_over(
+                build_entry(event, facts, self._settings.datagrok_tag, self._interpreters),
+                self._current(event.key),
+            )
             log.info(
                 "catalog_entry_built", status=entry.status, problems=len(entry.problems),
                 inputs=[p.name for p in entry.inputs], outputs=[p.name for p in entry.outputs],
             )
-            return Outgoing(
-                self._catalog_topic, entry.key.encode(), entry.model_dump_json().encode(),
-                {"schema_version": entry.schema_version},
-            )
+            return self._publish(entry)
+
+    def handle_report(self, report: ModelProblemReport) -> list[Outgoing]:
+        """A worker's report merged into the version's current entry (re-published), or
+        nothing when the version has no entry or the entry already says so."""
+        key = version_key(report.name, report.version)
+        with structlog.contextvars.bound_contextvars(model=report.name,
+                                                     model_version=report.version):
+            entry = self._current(key)
+            if entry is None:
+                log.info("model_problem_for_unknown_version", error_code=report.error_code)
+                return []
+            merged = with_report(entry, report)
+            if merged is None:
+                return []
+            log.info("catalog_entry_worker_problem", error_code=report.error_code,
+                     problems=len(merged.problems))
+            return [self._publish(merged)]
+
+    def _current(self, key: str) -> CatalogEntry | None:
+        if key in self._published:
+            return self._published[key]
+        return self.view.entries.get(key)
+
+    def _publish(self, entry: CatalogEntry) -> Outgoing:
+        self._published[entry.key] = entry
+        return Outgoing(
+            self._catalog_topic, entry.key.encode(), entry.model_dump_json().encode(),
+            {"schema_version": entry.schema_version},
+        )
 
     async def _read_facts(self, event: DiscoveryEvent) -> ModelFacts:
         backoff = backoff_for(self._settings)

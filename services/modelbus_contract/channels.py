@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .inference import ArrowStream, ErrorBody
-from .messages import CatalogEntry, DiscoveryEvent
+from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport
 from .settings import ModelbusSettings
 
 
@@ -37,14 +37,20 @@ class Channel:
     description: str
     compacted: bool = False
     partitioned: bool = False  # created with MODELBUS_TOPIC_PARTITIONS partitions
+    # Other services that write other messages to the same topic: (service, message).
+    also_published: tuple[tuple[str, Any], ...] = ()
 
 
 CHANNELS: tuple[Channel, ...] = (
     Channel(
         "discovered", "models.discovered", "discovery", ("catalog",), DiscoveryEvent,
         "found / updated / removed events keyed `name/version` for every READY model version "
-        "carrying the discovery tag (on the model or the version).",
+        "carrying the discovery tag (on the model or the version). Workers write model "
+        "problem reports here too (key `name/version#worker`, header "
+        "`message_type: model_problem`): a version they cannot start, or that starts again; "
+        "the catalog merges them into the version's entry.",
         compacted=True,
+        also_published=(("worker", ModelProblemReport),),
     ),
     Channel(
         "catalog", "models.catalog", "catalog", ("worker", "users"), CatalogEntry,
@@ -111,4 +117,4 @@ def topic_specs(settings: ModelbusSettings, roles: tuple[str, ...]) -> list[Topi
 
 def message_models() -> list[type[BaseModel]]:
     """Every JSON message model the table names (for documentation)."""
-    return [DiscoveryEvent, CatalogEntry, ErrorBody]
+    return [DiscoveryEvent, ModelProblemReport, CatalogEntry, ErrorBody]

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .headers import RawHeaders, header_dict
+
 # Bump the Literal of ``schema_version`` in a model when its message changes incompatibly.
 
 
@@ -63,12 +65,30 @@ class Parameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int = Field(ge=0)
-    name: str | None = Field(description="Column name; null only when nothing names it.")
+    name: str | None = Field(
+        description="Column name; null only when nothing names it (an unnamed tensor is "
+        "called `input`/`output`, or `input_INDEX`/`output_INDEX` when its side has several)."
+    )
     type: str | None = Field(
-        default=None, description="MLflow signature type (e.g. `string`, `double`, `long`)."
+        default=None,
+        description="MLflow signature type (e.g. `string`, `double`, `long`), or `tensor` for "
+        "a tensor spec (see `dtype` and `shape`).",
     )
     arrow_type: str | None = Field(
-        default=None, description="The Arrow type the worker expects (e.g. `string`, `double`)."
+        default=None,
+        description="The Arrow type the worker expects (e.g. `string`, `double`; for a tensor "
+        "of shape [-1, 10]: `fixed_size_list<item: float>[10]`).",
+    )
+    dtype: str | None = Field(
+        default=None,
+        description="Tensors only: the numpy element type (e.g. `float32`, `int64`).",
+    )
+    shape: list[int] | None = Field(
+        default=None,
+        description="Tensors only: the tensor's shape, -1 for a variable dimension. The first "
+        "dimension is the rows of the request; each row holds the rest of the tensor as a "
+        "`fixed_size_list` column (nested once per further dimension; a `list` where a "
+        "dimension is variable), a 1-D tensor as a plain column.",
     )
     semtype: str | None = Field(default=None, description="Datagrok semantic type.")
     optional: bool = False
@@ -111,3 +131,59 @@ class CatalogEntry(BaseModel):
     @property
     def key(self) -> str:
         return version_key(self.name, self.version)
+
+
+# A worker's report rides on the discovered topic (which the catalog already consumes),
+# told apart from discovery events by this header and by its key (``name/version#worker``,
+# so compaction never drops a discovery event for it).
+MESSAGE_TYPE_HEADER = "message_type"
+MODEL_PROBLEM_TYPE = "model_problem"
+MODEL_PROBLEM_KEY_SUFFIX = "#worker"
+WORKER_PROBLEM_PREFIX = "worker: "
+MAX_PROBLEM_CHARS = 500
+
+
+class ModelProblemReport(BaseModel):
+    """A worker's word on starting one model version: the error that keeps it from running
+    (``error_code`` and the decisive line of the message), or ``error_code: null`` once it
+    started. The catalog shows the problem in the version's entry as
+    ``worker: <error_code>: <error_message>`` and removes it again; ``status`` is unchanged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal["1"] = "1"
+    name: str
+    version: str
+    error_code: str | None = Field(
+        default=None, description="The error code requests get (e.g. `model_unavailable`); "
+        "null: the version started, any problem a worker reported is gone."
+    )
+    error_message: str | None = Field(default=None, description="Its decisive line.")
+    reported_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def key(self) -> str:
+        return problem_report_key(self.name, self.version)
+
+    @property
+    def problem(self) -> str | None:
+        """The problem as the catalog entry lists it (None for a report that it started)."""
+        if self.error_code is None:
+            return None
+        return worker_problem(self.error_code, self.error_message or "")
+
+
+def is_problem_report(headers: RawHeaders | None) -> bool:
+    """Whether a record of the discovered topic is a worker's report (by its header)."""
+    return header_dict(headers).get(MESSAGE_TYPE_HEADER) == MODEL_PROBLEM_TYPE
+
+
+def problem_report_key(name: str, version: str) -> str:
+    return f"{version_key(name, version)}{MODEL_PROBLEM_KEY_SUFFIX}"
+
+
+def worker_problem(error_code: str, message: str) -> str:
+    """``worker: <code>: <first line of the message>``, bounded."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    text = f"{WORKER_PROBLEM_PREFIX}{error_code}: {first}".rstrip(": ")
+    return text if len(text) <= MAX_PROBLEM_CHARS else f"{text[:MAX_PROBLEM_CHARS - 1]}…"

@@ -28,6 +28,10 @@ SECRET_VARIABLES = (
     "MODELBUS_KAFKA_SASL_PASSWORD",
     "MODELBUS_KAFKA_SSL_PASSWORD",
     "MODELBUS_WEBHOOK_SECRET",
+    # Package-index URLs may carry a token where no userinfo pattern finds it.
+    "MODELBUS_PIP_INDEX_URL",
+    "MODELBUS_PIP_EXTRA_INDEX_URL",
+    "MODELBUS_PIP_FIND_LINKS",
 )
 # Shorter values would mask ordinary words and numbers.
 MIN_SECRET_LENGTH = 4

@@ -76,10 +76,14 @@ class BatchingPredictor:
         predictor: Predictor,
         settings: BatchSettings | None = None,
         batchable: Callable[[str, str], bool] = lambda name, version: True,
+        starting: Callable[[str, str], bool] = lambda name, version: False,
     ) -> None:
         self._predictor = predictor
         self.settings = settings or BatchSettings()
         self._batchable = batchable
+        # Whether a version's container is being started: as without batching, a request's
+        # deadline does not run while its model starts (the start has its own bound).
+        self._starting = starting
         self._queues: dict[_Key, _Queue] = {}
         self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
@@ -105,14 +109,21 @@ class BatchingPredictor:
         if timeout_s is None:
             return await item.answer
         # A batch runs under its members' longest deadline: this one keeps its own.
-        expiry = asyncio.get_running_loop().call_later(
-            timeout_s + self.settings.window_s, _expire, item.answer,
-            f"{name}/{version}: no answer within {timeout_s}s",
-        )
+        loop = asyncio.get_running_loop()
+        deadline = timeout_s + self.settings.window_s
+        expiry: list[asyncio.TimerHandle] = []
+
+        def expire() -> None:
+            if self._starting(name, version):
+                expiry[0] = loop.call_later(deadline, expire)
+            else:
+                _expire(item.answer, f"{name}/{version}: no answer within {timeout_s}s")
+
+        expiry.append(loop.call_later(deadline, expire))
         try:
             return await item.answer
         finally:
-            expiry.cancel()
+            expiry[0].cancel()
 
     def _schedule(self, key: _Key, queue: _Queue) -> None:
         """Close the open batch now, at the end of this turn, after the window, or later."""

@@ -29,6 +29,7 @@ from modelbus_contract.messages import Parameter
 from modelbus_contract.trace_context import trace_headers
 
 from .reply_policy import ReplyPolicy
+from .schema_check import expected_type
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def decode_body(
 ) -> pa.Table:
     """The request's table, fully validated; TooLarge when it, or its cast to the model's
     input types, would take more than the operator allows (judged before decoding)."""
-    targets = [_type(p.arrow_type) for p in inputs if p.name and p.arrow_type]
+    targets = [expected_type(p) for p in inputs if p.name]
     needed = request.facts.decoded_bytes + cast_bytes(
         request.facts.rows, [t for t in targets if t is not None]
     )
@@ -140,13 +141,6 @@ def decode_body(
 
 def _detail(exc: ArrowStreamInvalid) -> str:
     return str(exc).removeprefix("invalid Arrow IPC stream: ")
-
-
-def _type(alias: str) -> pa.DataType | None:
-    try:
-        return pa.type_for_alias(alias)
-    except (ValueError, KeyError):
-        return None
 
 
 def _timeout(raw: str | None, maximum: float) -> float:

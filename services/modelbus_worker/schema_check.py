@@ -2,51 +2,59 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pyarrow as pa
-import pyarrow.types as pat
 
 from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.messages import Parameter
 
+from .coercion import ColumnMismatch, arrow_type, coercible
+from .tensor_check import conform_tensor, describe, is_tensor, tensor_type
 
-@lru_cache(maxsize=256)
-def _arrow_type(name: str) -> pa.DataType | None:
-    try:
-        return pa.type_for_alias(name)
-    except (ValueError, KeyError):
-        return None
+__all__ = ["coercible", "conform", "expected_type"]
 
 
-def coercible(source: pa.DataType, target: pa.DataType) -> bool:
-    """Whether a column of ``source`` may be cast to ``target`` without changing meaning."""
-    if source.equals(target) or pat.is_null(source):
-        return True
-    if pat.is_dictionary(source):
-        return coercible(source.value_type, target)
-    if pat.is_string(target) or pat.is_large_string(target):
-        return bool(pat.is_string(source) or pat.is_large_string(source))
-    if pat.is_floating(target):
-        return bool(pat.is_integer(source) or pat.is_floating(source))
-    if pat.is_integer(target):
-        return bool(pat.is_integer(source))
-    if pat.is_binary(target) or pat.is_large_binary(target):
-        return bool(pat.is_binary(source) or pat.is_large_binary(source))
-    if pat.is_timestamp(target):
-        return bool(pat.is_timestamp(source) or pat.is_date(source))
-    return False
+def expected_type(param: Parameter) -> pa.DataType | None:
+    """The Arrow type a request column for ``param`` is cast to (None: any type goes)."""
+    if is_tensor(param):
+        return tensor_type(param)
+    return arrow_type(param.arrow_type) if param.arrow_type else None
 
 
 def _already_conforms(table: pa.Table, named: list[Parameter]) -> bool:
-    """The usual case: exactly the model's columns, in its order, of its types."""
+    """The usual case: exactly the model's columns, in its order, of its types (and, for a
+    tensor, no nulls and no ragged rows: checked by ``conform``)."""
     if table.column_names != [p.name for p in named]:
         return False
     for param, field in zip(named, table.schema, strict=True):
-        target = _arrow_type(param.arrow_type) if param.arrow_type else None
+        if is_tensor(param):
+            return False
+        target = expected_type(param)
         if target is not None and not field.type.equals(target):
             return False
     return True
+
+
+def _expected(param: Parameter) -> str:
+    if is_tensor(param):
+        return f"{param.name}: {describe(param)}"
+    return f"{param.name}: {param.arrow_type or param.type or '?'}"
+
+
+def _conform_column(param: Parameter, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``column`` cast to the parameter's type; raises ColumnMismatch saying why not."""
+    assert param.name is not None
+    if is_tensor(param):
+        return conform_tensor(param.name, column, param)
+    target = expected_type(param)
+    if target is None or column.type.equals(target):
+        return column
+    if not coercible(column.type, target):
+        raise ColumnMismatch(f"{param.name!r} is {column.type}, expected {target}")
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ColumnMismatch(f"{param.name!r} cannot be cast to {target}: {reason}") from None
 
 
 def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
@@ -74,18 +82,11 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
         assert param.name is not None
         if param.name not in present:
             continue
-        column = table.column(param.name)
-        target = _arrow_type(param.arrow_type) if param.arrow_type else None
-        if target is not None and not column.type.equals(target):
-            if not coercible(column.type, target):
-                mistyped.append(f"{param.name!r} is {column.type}, expected {target}")
-                continue
-            try:
-                column = column.cast(target)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                reason = " ".join(str(exc).split())[:200]
-                mistyped.append(f"{param.name!r} cannot be cast to {target}: {reason}")
-                continue
+        try:
+            column = _conform_column(param, table.column(param.name))
+        except ColumnMismatch as exc:
+            mistyped.append(str(exc))
+            continue
         columns.append(column)
         names.append(param.name)
     reasons = []
@@ -96,6 +97,6 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
     if mistyped:
         reasons.append("wrong types: " + "; ".join(mistyped))
     if reasons:
-        expected = ", ".join(f"{p.name}: {p.arrow_type or p.type or '?'}" for p in named)
+        expected = ", ".join(_expected(p) for p in named)
         raise SchemaMismatch(f"{'; '.join(reasons)} (the model takes {expected})")
     return pa.table(columns, names=names)

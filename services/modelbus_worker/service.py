@@ -28,6 +28,7 @@ from .batching import BatchingPredictor, BatchSettings
 from .handler import Predictor, RequestHandler
 from .measured import MeasuredHandler, MeasuredPredictor
 from .metrics import WorkerMetrics
+from .problem_reports import ProblemReporter, StartEvents
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
@@ -42,6 +43,12 @@ class Containers(Protocol):
     def container_counts(self) -> dict[str, int]: ...
 
     def engine_reachable(self) -> bool: ...
+
+    def starting(self, name: str, version: str) -> bool: ...
+
+
+def _never(name: str, version: str) -> bool:
+    return False
 
 
 class WorkerService:
@@ -60,6 +67,10 @@ class WorkerService:
             kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
         )
         self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        # Versions the pool cannot start are reported to the catalog (discovered topic).
+        self.problems = ProblemReporter(self._writer, topics.discovered, self.catalog.entries)
+        if isinstance(predictor, StartEvents):
+            predictor.add_start_listener(self.problems)
         predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
         if settings.worker_batching:
             batch = BatchSettings(
@@ -67,7 +78,10 @@ class WorkerService:
                 settings.worker_batch_max_rows,
                 settings.worker_batches_in_flight,
             )
-            predictor = BatchingPredictor(predictor, batch, batchable=self._batching_allowed)
+            predictor = BatchingPredictor(
+                predictor, batch, batchable=self._batching_allowed,
+                starting=containers.starting if containers is not None else _never,
+            )
         self._predictor = predictor
         policy = ReplyPolicy.from_settings(settings)
         limits = RequestLimits(
@@ -143,7 +157,7 @@ class WorkerService:
         s = self._settings
         backoff = backoff_for(s)
         servers = s.kafka_bootstrap_servers
-        specs = topic_specs(s, ("requests", "results", "dlq", "catalog"))
+        specs = topic_specs(s, ("requests", "results", "dlq", "catalog", "discovered"))
         await retry_until_connected(
             "kafka", lambda: ensure_topics(self._kafka, specs), backoff, bootstrap_servers=servers
         )
@@ -169,6 +183,7 @@ class WorkerService:
             await self._guard.stop()
         await self.runtime.stop(drain_timeout_s)
         await self.catalog.stop()
+        await self.problems.close()
         await self._writer.stop()
         await close_quietly("container pool", self._predictor.close, timeout_s=60)
         log.info("worker_stopped", answered=self.runtime.handled,

@@ -146,7 +146,9 @@ def test_unnamed_tensor_input_named_by_tag() -> None:
     )
     entry = build_entry(_event({"datagrok-inputs-0-name": "features"}), facts)
     assert entry.inputs[0].name == "features"
-    assert entry.inputs[0].type == "tensor[float64][-1, 4]"
+    assert (entry.inputs[0].type, entry.inputs[0].dtype, entry.inputs[0].shape) == (
+        "tensor", "float64", [-1, 4]
+    )
     assert entry.status == "ready"
 
 

@@ -146,3 +146,37 @@ async def test_a_batch_never_grows_past_max_rows() -> None:
     assert [a.column("y").to_pylist() for a in answers] == [
         [2.0 * n, 2.0 * n + 1] for n in range(5)
     ]
+
+
+class StartingModel(LinearModel):
+    """Its first predict waits for a start of ``start_s``, during which ``starting`` holds."""
+
+    def __init__(self, start_s: float) -> None:
+        super().__init__(delay_s=start_s)
+        self.is_starting = False
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table:
+        self.is_starting = True
+        try:
+            return await super().predict(name, version, table, timeout_s)
+        finally:
+            self.is_starting = False
+
+
+async def test_a_deadline_does_not_run_while_the_model_starts() -> None:
+    model = StartingModel(start_s=0.3)
+    batching = BatchingPredictor(model, BatchSettings(window_s=0),
+                                 starting=lambda name, version: model.is_starting)
+    answers = await asyncio.gather(
+        *(batching.predict("m", "1", _request(n), timeout_s=0.05) for n in range(2))
+    )
+    assert [a.column("y").to_pylist() for a in answers] == [[0.0], [2.0]]
+
+
+async def test_without_a_start_the_same_deadline_expires() -> None:
+    model = StartingModel(start_s=0.3)
+    batching = BatchingPredictor(model, BatchSettings(window_s=0))
+    with pytest.raises(InferenceTimeout, match=r"^m/1: no answer within 0\.05s$"):
+        await batching.predict("m", "1", _request(1), timeout_s=0.05)

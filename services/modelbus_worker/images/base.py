@@ -1,9 +1,10 @@
-"""The base image: Debian bookworm + python3 + a venv at /opt/venv + user 10001.
+"""Base images: a Python interpreter + a venv at /opt/venv + user 10001, one per interpreter.
 
 With no container registry, the image is built from Debian packages: ``debootstrap``
-a minimal root file system (cached under the cache dir), ``docker import`` it, then an
-offline Dockerfile step adds the venv and the user. When ``MODELBUS_WORKER_BASE_IMAGE``
-names an image that exists locally or can be pulled, that image is used instead.
+a minimal root file system of the interpreter's suite (bookworm for 3.11, trixie for 3.13;
+cached under the cache dir), ``docker import`` it, then an offline Dockerfile step adds the
+venv and the user. An interpreter that comes from an image (``MODELBUS_WORKER_BASE_IMAGE``,
+or the template) is built on that image instead, when it exists locally or can be pulled.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import docker.errors
 
+from modelbus_contract.interpreters import DEBIAN_SUITES
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, image_exists
+from modelbus_worker.images.interpreter import Interpreter, default_interpreter
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.images.sources import DEFAULT_DEBIAN_MIRROR, read_debian_mirror
 from modelbus_worker.pool.settings import ContainerSettings
@@ -44,10 +47,17 @@ USER {RUNTIME_UID}
 """
 
 
-def recipe_hash(settings: ContainerSettings) -> str:
-    """A short hash of everything that shapes the root file system."""
-    text = "\n".join([settings.debian_suite, *BASE_PACKAGES, *PRUNED])
+def recipe_hash(suite: str) -> str:
+    """A short hash of everything that shapes the root file system of ``suite``."""
+    text = "\n".join([suite, *BASE_PACKAGES, *PRUNED])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def base_tag(interpreter: Interpreter) -> str:
+    """The tag of the base image of an interpreter."""
+    if interpreter.image:
+        return f"modelbus/base:from-{sanitize_tag_part(interpreter.image, 100)}"
+    return f"modelbus/base:{interpreter.suite}-py{interpreter.python.replace('.', '')}"
 
 
 def _pull(client: Any, ref: str) -> bool:
@@ -58,64 +68,83 @@ def _pull(client: Any, ref: str) -> bool:
     return True
 
 
-def ensure_base_image(client: Any, settings: ContainerSettings) -> str:
-    """Return the tag of a usable base image, building the offline one if needed.
+def image_available(client: Any, ref: str) -> bool:
+    """Whether ``ref`` is present locally or can be pulled."""
+    return image_exists(client, ref) or _pull(client, ref)
+
+
+def ensure_base_image(
+    client: Any, settings: ContainerSettings, interpreter: Interpreter | None = None
+) -> str:
+    """Return the tag of the base image of ``interpreter`` (default: the default one),
+    building it if needed: on the interpreter's image, or offline from its Debian suite.
 
     Either way the image gets the venv at /opt/venv and the user 10001 on top.
     """
-    if settings.base_image:
-        if image_exists(client, settings.base_image) or _pull(client, settings.base_image):
-            tag = f"modelbus/base:from-{sanitize_tag_part(settings.base_image, 100)}"
-            if not image_exists(client, tag):
-                _build_on(client, settings, settings.base_image, tag)
+    interpreter = interpreter or default_interpreter(settings)
+    tag = base_tag(interpreter)
+    if image_exists(client, tag):
+        return tag
+    if interpreter.image:
+        if image_available(client, interpreter.image):
+            _build_on(client, settings, interpreter.image, tag, interpreter.image)
             return tag
+        if interpreter.image != settings.base_image:
+            raise ImageBuildFailed(
+                f"base image {interpreter.image} is neither present nor pullable")
         log.warning("configured base image unavailable, building offline one",
                     image=settings.base_image)
-    tag = settings.base_image_tag
+    suite = interpreter.suite or settings.debian_suite
+    python = DEBIAN_SUITES.get(suite, (interpreter.python, ""))[0]
+    tag = f"modelbus/base:{suite}-py{python.replace('.', '')}"
     if image_exists(client, tag):
         return tag
     started = time.monotonic()
-    rootfs_tag = f"modelbus/rootfs:{settings.debian_suite}-{recipe_hash(settings)}"
+    rootfs_tag = f"modelbus/rootfs:{suite}-{recipe_hash(suite)}"
     if not image_exists(client, rootfs_tag):
-        tarball = rootfs_tarball(settings)
+        tarball = rootfs_tarball(settings, suite)
         log.info("importing root file system", tarball=str(tarball), tag=rootfs_tag)
         repo, _, version = rootfs_tag.partition(":")
         client.api.import_image(src=str(tarball), repository=repo, tag=version)
-    _build_on(client, settings, rootfs_tag, tag)
+    _build_on(client, settings, rootfs_tag, tag, recipe_hash(suite))
     log.info("base image built", tag=tag, seconds=round(time.monotonic() - started, 1))
     return tag
 
 
-def _build_on(client: Any, settings: ContainerSettings, parent: str, tag: str) -> None:
+def _build_on(
+    client: Any, settings: ContainerSettings, parent: str, tag: str, recipe: str
+) -> None:
     context = settings.build_root / f"base-{os.getpid()}"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     try:
         (context / "Dockerfile").write_text(BASE_DOCKERFILE.format(rootfs=parent))
-        build_image(client, context, tag, labels={"modelbus.base": recipe_hash(settings)})
+        build_image(client, context, tag, labels={"modelbus.base": recipe})
     finally:
         shutil.rmtree(context, ignore_errors=True)
 
 
-def rootfs_tarball(settings: ContainerSettings) -> Path:
-    """The cached tarball of the minimal root file system, made by debootstrap if missing."""
-    root = settings.cache_dir / "base" / recipe_hash(settings)
+def rootfs_tarball(settings: ContainerSettings, suite: str) -> Path:
+    """The cached tarball of the minimal root file system of ``suite``, made by debootstrap
+    if missing."""
+    root = settings.cache_dir / "base" / recipe_hash(suite)
     tarball = root / "rootfs.tar"
     if tarball.exists():
         return tarball
     if shutil.which("debootstrap") is None:
         raise ImageBuildFailed("debootstrap is not installed (apt-get install debootstrap)")
-    mirror = settings.debian_mirror or read_debian_mirror(settings.debian_suite)
-    mirror = mirror or DEFAULT_DEBIAN_MIRROR
+    # A suite apt does not list here comes from the mirror of the suite it does list.
+    mirror = (settings.debian_mirror or read_debian_mirror(suite)
+              or read_debian_mirror(settings.debian_suite) or DEFAULT_DEBIAN_MIRROR)
     target = root / "rootfs"
-    debs = settings.cache_dir / "base" / "debs"
+    debs = settings.cache_dir / "base" / f"debs-{suite}"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     debs.mkdir(parents=True, exist_ok=True)
-    log.info("debootstrap", suite=settings.debian_suite, mirror=mirror, target=str(target))
+    log.info("debootstrap", suite=suite, mirror=mirror, target=str(target))
     _run([
         "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-        f"--cache-dir={debs.resolve()}", settings.debian_suite, str(target), mirror,
+        f"--cache-dir={debs.resolve()}", suite, str(target), mirror,
     ])
     for rel in PRUNED:
         path = target / rel

@@ -28,14 +28,20 @@ def images() -> None:
 
 
 @images.command("base")
-def base() -> None:
-    """Ensure the base image exists (debootstrap + docker import if needed); print its tag."""
+@click.option("--python", "python", default=None, metavar="X.Y",
+              help="The base of this Python (a configured Debian suite's, or the image "
+              "template's); default: the default base.")
+def base(python: str | None) -> None:
+    """Ensure a base image exists (debootstrap + docker import if needed); print its tag."""
     from modelbus_worker.images.base import ensure_base_image
     from modelbus_worker.images.docker_build import docker_client
+    from modelbus_worker.images.interpreter import interpreter_of_python
 
+    settings = ContainerSettings()
     started = time.monotonic()
     try:
-        tag = ensure_base_image(docker_client(), ContainerSettings())
+        interpreter = None if python is None else interpreter_of_python(settings, python)
+        tag = ensure_base_image(docker_client(), settings, interpreter)
     except (ModelbusError, OSError) as exc:
         _fail(exc)
         return

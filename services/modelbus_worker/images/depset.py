@@ -18,6 +18,7 @@ from typing import Any
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import build_image, image_exists, remove_build_stages
 from modelbus_worker.images.interpreter import Interpreter
+from modelbus_worker.images.pip_index import index_fingerprint
 from modelbus_worker.images.requirements import depset_tag, normalize_requirements
 from modelbus_worker.images.usage import WHEELHOUSE, UsageRecords
 from modelbus_worker.images.wheelhouse import ensure_wheelhouse
@@ -51,7 +52,11 @@ def ensure_depset_image(
 ) -> str:
     """The tag of the dependency-set image for ``requirements``, built if missing."""
     normalized = normalize_requirements(requirements)
-    tag = depset_tag(normalized, depset_salt(client, interpreter, base_tag))
+    salt = depset_salt(client, interpreter, base_tag)
+    fingerprint = index_fingerprint(settings.pip)  # wheels may differ between indexes
+    if fingerprint:
+        salt = f"{salt}|index={fingerprint}"
+    tag = depset_tag(normalized, salt)
     if image_exists(client, tag):
         return tag
     started = time.monotonic()

@@ -19,23 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.base import ensure_base_image
+from modelbus_worker.images.base import ensure_base_image, image_available
 from modelbus_worker.images.depset import ensure_depset_image
 from modelbus_worker.images.docker_build import build_image, image_exists
 from modelbus_worker.images.image_store import keep_under_budget
-from modelbus_worker.images.interpreter import default_interpreter
+from modelbus_worker.images.interpreter import Interpreter, default_interpreter, interpreter_for
 from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
 from modelbus_worker.images.usage import UsageRecords
+from modelbus_worker.images.wheelhouse import raise_if_remembered
 from modelbus_worker.pool.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.runtime")
 
 RUNTIME_REPOSITORY = "modelbus/runtime"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "server.py")
-# The contract's Arrow codec runs in the container too (it needs only pyarrow).
-CODEC_FILE = Path(__file__).resolve().parents[2] / "modelbus_contract" / "arrow_codec.py"
+RUNTIME_FILES = ("__init__.py", "protocol.py", "arrow_io.py", "tensors.py", "server.py")
+# The contract's Arrow codec and tensor types run in the container too (only pyarrow needed).
+CONTRACT_DIR = Path(__file__).resolve().parents[2] / "modelbus_contract"
+CONTRACT_FILES = ("arrow_codec.py", "tensors.py")
 
 RUNTIME_DOCKERFILE = """\
 FROM {depset}
@@ -54,7 +56,8 @@ def runtime_digest() -> str:
     digest = hashlib.sha256(RUNTIME_DOCKERFILE.encode())
     for name in RUNTIME_FILES:
         digest.update((RUNTIME_DIR / name).read_bytes())
-    digest.update(CODEC_FILE.read_bytes())
+    for name in CONTRACT_FILES:
+        digest.update((CONTRACT_DIR / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -78,7 +81,8 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
         contract = context / "contract"
         contract.mkdir()
         (contract / "__init__.py").write_text("")
-        shutil.copy2(CODEC_FILE, contract / CODEC_FILE.name)
+        for file in CONTRACT_FILES:
+            shutil.copy2(CONTRACT_DIR / file, contract / file)
         (context / "Dockerfile").write_text(RUNTIME_DOCKERFILE.format(depset=depset))
         labels = {"modelbus.image": "runtime", "modelbus.depset": depset,
                   "modelbus.runtime": digest}
@@ -91,29 +95,36 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
     return tag
 
 
+KnownImages = MutableMapping[tuple[Interpreter, tuple[str, ...]], str]
+
+
 def runtime_image_for(
     client: Any,
     settings: ContainerSettings,
     requirements: list[str],
     build_lock: AbstractContextManager[Any] | None = None,
-    known: MutableMapping[tuple[str, ...], str] | None = None,
+    known: KnownImages | None = None,
+    interpreter: Interpreter | None = None,
 ) -> str:
-    """The runtime image for a model with these pip requirements (base, depset and runtime
-    images built if missing, under ``build_lock``). ``known`` remembers the answer per
-    normalized requirements, so a cached image costs one check."""
-    normalized = tuple(normalize_requirements(requirements))
+    """The runtime image for a model with these pip requirements under ``interpreter``
+    (default: the default one); base, depset and runtime images are built if missing,
+    under ``build_lock``. ``known`` remembers the answer per interpreter and normalized
+    requirements, so a cached image costs one check."""
+    interpreter = interpreter or default_interpreter(settings)
+    key = (interpreter, tuple(normalize_requirements(requirements)))
     if known is not None:
-        tag = known.get(normalized)
+        tag = known.get(key)
         if tag is not None and image_exists(client, tag):
             UsageRecords(settings.cache_dir).touch_image(tag)
             return tag
+    # A set known to be unresolvable fails now, not after other builds free the lock.
+    raise_if_remembered(settings, list(key[1]), interpreter)
     with build_lock or nullcontext():
-        interpreter = default_interpreter(settings)
-        base = ensure_base_image(client, settings)
+        base = ensure_base_image(client, settings, interpreter)
         depset = ensure_depset_image(client, settings, requirements, base, interpreter)
         tag = ensure_runtime_image(client, settings, depset)
     if known is not None:
-        known[normalized] = tag
+        known[key] = tag
     UsageRecords(settings.cache_dir).touch_image(tag)
     return tag
 
@@ -136,11 +147,15 @@ def prepare_model(
     version: str,
     tracking_uri: str,
     build_lock: AbstractContextManager[Any] | None = None,
-    known: MutableMapping[tuple[str, ...], str] | None = None,
+    known: KnownImages | None = None,
 ) -> PreparedModel:
-    """Registry lookup, files (downloaded once) and the runtime image of a version."""
+    """Registry lookup, files (downloaded once), the interpreter the version's Python asks
+    for, and its runtime image. Raises ModelUnavailable when no interpreter can load it."""
     files = fetch_model_files(settings, name, version, tracking_uri)
     mark = time.monotonic()
-    image = runtime_image_for(client, settings, files.requirements, build_lock, known)
+    interpreter = interpreter_for(
+        files.model_dir, settings, lambda image: image_available(client, image))
+    image = runtime_image_for(
+        client, settings, files.requirements, build_lock, known, interpreter)
     timings = {**files.timings, "depset_s": round(time.monotonic() - mark, 3)}
     return PreparedModel(name, version, files.model_dir, image, timings)

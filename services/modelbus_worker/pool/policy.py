@@ -48,18 +48,32 @@ def retry_allowed(attempt: int, max_attempts: int = 2) -> bool:
 
 @dataclass(frozen=True)
 class StartFailure:
-    """A model version that failed to start: why, how often, and when to try again."""
+    """A model version that failed to start: why, how often, and when to try again.
+
+    ``code`` is the error code of the failure, so a remembered failure is answered with
+    the code the first one had (``model_unavailable`` stays ``model_unavailable``)."""
 
     reason: str
     failures: int
     retry_at: float
+    code: str = "internal"
 
 
 def remember_failure(
     previous: StartFailure | None, reason: str, now: float,
-    initial_s: float = 10.0, maximum_s: float = 300.0,
+    initial_s: float = 10.0, maximum_s: float = 300.0, code: str = "internal",
 ) -> StartFailure:
     """The failure record after one more failed start: the wait doubles each time."""
     failures = (previous.failures if previous else 0) + 1
     wait = min(maximum_s, initial_s * 2 ** (failures - 1))
-    return StartFailure(reason, failures, now + wait)
+    return StartFailure(reason, failures, now + wait, code)
+
+
+def remembered_message(failure: StartFailure, key: str, now: float) -> str:
+    """The answer to a request of a version whose start failed: the reason first (its
+    decisive line), then how often it failed and when it is tried again."""
+    wait = max(failure.retry_at - now, 0.0)
+    return (
+        f"{failure.reason}\n({key} failed to start ({failure.failures} time(s)); "
+        f"next attempt in {wait:.0f}s)"
+    )

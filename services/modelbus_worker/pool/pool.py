@@ -11,7 +11,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from modelbus_contract.errors import InferenceTimeout, InternalError, ModelFailed
+from modelbus_contract.errors import (
+    ERRORS_BY_CODE,
+    InferenceTimeout,
+    InternalError,
+    ModelbusError,
+    ModelFailed,
+)
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import docker_client as make_docker_client
@@ -24,6 +30,7 @@ from modelbus_worker.pool.policy import (
     lru_victims,
     model_key,
     remember_failure,
+    remembered_message,
     retry_allowed,
 )
 from modelbus_worker.pool.settings import ContainerSettings
@@ -36,6 +43,8 @@ log = get_logger("modelbus_worker.pool")
 _OFFLOAD_BYTES = 1 << 20  # encode/decode bigger payloads off the event loop
 # Told of every cold start that ended: model, version, whether it worked, its seconds.
 StartObserver = Callable[[str, str, bool, float], None]
+# Told how every start ended: model, version, and the error (None: it started).
+StartListener = Callable[[str, str, ModelbusError | None], None]
 
 
 class ContainerPool:
@@ -64,6 +73,7 @@ class ContainerPool:
         self._warm: dict[str, WarmContainer] = {}
         self._starting: dict[str, asyncio.Task[WarmContainer]] = {}
         self._failed: dict[str, StartFailure] = {}
+        self._start_listeners: list[StartListener] = []
         self._reaper: asyncio.Task[None] | None = None
         self._stale_removed = False
         self._closed = False
@@ -76,6 +86,10 @@ class ContainerPool:
     ) -> None:
         await self.close()
 
+    def add_start_listener(self, listener: StartListener) -> None:
+        """Call ``listener`` after every start attempt with its error (None: started)."""
+        self._start_listeners.append(listener)
+
     def container_counts(self) -> dict[str, int]:
         """Containers by state: ``warm``, ``starting`` and ready ``standby`` runtimes."""
         standby = sum(len(ids) for ids in self.starter.standbys.container_ids().values())
@@ -87,6 +101,11 @@ class ContainerPool:
             return bool(self.docker.client.ping())
         except Exception:
             return False
+
+    def starting(self, name: str, version: str) -> bool:
+        """Whether the version's container is being started (images built, files fetched,
+        model loaded): its requests wait for that, bounded by ``start_timeout_s``."""
+        return model_key(name, version) in self._starting
 
     def running(self) -> dict[str, str]:
         """``name/version`` → container id of every warm container."""
@@ -167,12 +186,9 @@ class ContainerPool:
         if warm is not None:
             return warm
         failure = self.start_failure(name, version)
-        if failure is not None:
-            wait = failure.retry_at - time.monotonic()
-            raise ModelFailed(
-                f"{key} failed to start ({failure.failures} time(s)); next attempt in "
-                f"{wait:.0f}s; last error: {failure.reason}"
-            )
+        if failure is not None:  # answered with the code the failure had
+            error = ERRORS_BY_CODE.get(failure.code, InternalError)
+            raise error(remembered_message(failure, key, time.monotonic()))
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_loop())
         task = self._starting.get(key)
@@ -203,16 +219,20 @@ class ContainerPool:
             raise
         except Exception as exc:
             self._started(name, version, False, started)
-            reason = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:2000]
+            error = exc if isinstance(exc, ModelbusError) else InternalError(
+                f"{type(exc).__name__}: {exc}"
+            )
             self._failed[key] = failure = remember_failure(
-                self._failed.get(key), reason, time.monotonic()
+                self._failed.get(key), error.message[:2000], time.monotonic(), code=error.code
             )
             log.warning("container_start_failed", model=name, model_version=version,
-                        failures=failure.failures, error=reason[:500],
+                        code=error.code, failures=failure.failures, error=error.message[:500],
                         retry_in_s=round(failure.retry_at - time.monotonic(), 1))
+            self._tell_listeners(name, version, error)
             raise
         self._failed.pop(key, None)
         self._started(name, version, True, started)
+        self._tell_listeners(name, version, None)
         if self._closed:
             await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
             raise InternalError("the container pool closed while the model was starting")
@@ -222,6 +242,13 @@ class ContainerPool:
     def _started(self, name: str, version: str, ok: bool, since: float) -> None:
         if self._on_start is not None:
             self._on_start(name, version, ok, time.monotonic() - since)
+
+    def _tell_listeners(self, name: str, version: str, error: ModelbusError | None) -> None:
+        for listener in self._start_listeners:
+            try:
+                listener(name, version, error)
+            except Exception:
+                log.exception("start listener failed", model=name, model_version=version)
 
     def _views(self) -> list[SlotView]:
         return [SlotView(k, c.last_used, c.in_flight) for k, c in self._warm.items()]

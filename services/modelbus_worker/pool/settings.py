@@ -1,18 +1,44 @@
-"""Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``)."""
+"""Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``) and of
+the package indexes its wheels come from (env prefix ``MODELBUS_PIP_``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelbus_contract.interpreters import InterpreterSettings
 from modelbus_worker.images.quantities import parse_budget, parse_duration
 
 
-class ContainerSettings(BaseSettings):
-    """How runtime images are built and how model containers are run and kept warm."""
+class PipIndexSettings(BaseSettings):
+    """Where ``pip download`` looks for the wheels of dependency sets (unset: pip's own
+    configuration). URLs may carry credentials (``https://user:token@host/simple``): they
+    reach pip through its environment, never its command line, a log line or an image."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELBUS_PIP_", extra="ignore")
+
+    index_url: SecretStr | None = Field(
+        default=None, description="Base URL of the package index (pip's --index-url)."
+    )
+    extra_index_url: SecretStr | None = Field(
+        default=None, description="More index URLs, space-separated (pip's --extra-index-url)."
+    )
+    find_links: SecretStr | None = Field(
+        default=None, description="URLs or paths of wheel listings, space-separated "
+        "(pip's --find-links).",
+    )
+    trusted_host: str | None = Field(
+        default=None, description="Hosts served over plain HTTP or with an untrusted "
+        "certificate, space-separated (pip's --trusted-host).",
+    )
+
+
+class ContainerSettings(InterpreterSettings):
+    """How runtime images are built and how model containers are run and kept warm
+    (the interpreters models may run under: see ``InterpreterSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix="MODELBUS_WORKER_", extra="ignore")
 
@@ -22,16 +48,24 @@ class ContainerSettings(BaseSettings):
         description="Use this image (present locally or pullable, e.g. python:3.11-slim) as "
         "the base instead of building the offline Debian one.",
     )
-    base_image_tag: str = "modelbus/base:bookworm-py311"
     debian_mirror: str | None = Field(
         default=None, description="Mirror for debootstrap; default: read from apt's sources."
     )
-    debian_suite: str = "bookworm"
     cache_dir: Path = Path("~/.cache/modelbus")
-    container_python: str = "3.11"
-    container_glibc: str = "2.36"
+    container_python: str = Field(
+        default="3.11", description="Python of the image named by `base_image`."
+    )
+    container_glibc: str = Field(
+        default="2.36", description="glibc of `base_image` and of template images."
+    )
     container_arch: str = "x86_64"
     pip_timeout_s: float = Field(default=900.0, gt=0)
+    pip: PipIndexSettings = Field(default_factory=PipIndexSettings)
+    dependency_retry_initial_s: float = Field(
+        default=60.0, gt=0, description="A dependency set whose wheels cannot be resolved is "
+        "not resolved again for this long; the wait doubles with each failure.",
+    )
+    dependency_retry_max_s: float = Field(default=3600.0, gt=0)
 
     # Disk
     image_max_idle: float = Field(

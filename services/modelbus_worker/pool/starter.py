@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelbus_contract.errors import InternalError, ModelFailed
+from modelbus_contract.errors import InternalError, ModelFailed, ModelUnavailable
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.runtime_image import PreparedModel, prepare_model
+from modelbus_worker.images.requirements import RequirementsError
+from modelbus_worker.images.runtime_image import KnownImages, PreparedModel, prepare_model
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.settings import ContainerSettings
@@ -54,7 +55,7 @@ class Starter:
         self.standbys = StandbyPool(settings, docker)
         # Builds share base and depset images; one at a time avoids building one twice.
         self._build_lock = threading.Lock()
-        self._known_images: dict[tuple[str, ...], str] = {}
+        self._known_images: KnownImages = {}
         # Image work (lookups, and builds waiting on the lock) gets threads of its own, so
         # many cold starts never take the default executor's few threads from warm requests.
         self._image_executor = ThreadPoolExecutor(
@@ -65,10 +66,13 @@ class Starter:
         self._image_executor.shutdown(wait=False, cancel_futures=True)
 
     def _prepare(self, name: str, version: str) -> PreparedModel:
-        return prepare_model(
-            self.docker.client, self.settings, name, version, self.tracking_uri,
-            build_lock=self._build_lock, known=self._known_images,
-        )
+        try:
+            return prepare_model(
+                self.docker.client, self.settings, name, version, self.tracking_uri,
+                build_lock=self._build_lock, known=self._known_images,
+            )
+        except RequirementsError as exc:  # a requirement line pip cannot install either
+            raise ModelUnavailable(str(exc)) from exc
 
     async def start(self, key: str, name: str, version: str) -> WarmContainer:
         """A container serving ``name``/``version``; raises ModelFailed if it cannot load."""

@@ -33,6 +33,7 @@ from .protocol import (
     recv_frame,
     send_frame,
 )
+from .tensors import model_tensor_sides, table_to_tensors, tensors_to_table
 
 STANDBY, LOADING, READY, FAILED = "standby", "loading", "ready", "failed"
 
@@ -54,6 +55,7 @@ class ModelServer:
     def __init__(self, model: Any | None = None, load_s: float | None = None) -> None:
         self.model = model
         self.load_s = load_s
+        self.tensors_in, self.tensors_out = model_tensor_sides(model)
         self.model_dir: str | None = None
         self.state = STANDBY if model is None else READY
         self.load_lock = threading.Lock()
@@ -114,6 +116,7 @@ class ModelServer:
                      traceback=traceback.format_exc(limit=-8))
                 return Kind.ERROR, encode_error(type(exc).__name__, _error_with_tail(exc), "load")
             self.load_s = round(time.monotonic() - started, 3)
+            self.tensors_in, self.tensors_out = model_tensor_sides(model)
             self.model, self.model_dir, self.state = model, model_dir, READY
         _log("loaded", model=model_dir, load_s=self.load_s)
         return Kind.LOADED, encode_json({"load_s": self.load_s, "pid": os.getpid()})
@@ -122,16 +125,25 @@ class ModelServer:
         """Arrow table in, the model's prediction as an Arrow table out (or an ``ERROR``)."""
         stage = "input"
         try:
-            frame = ipc_to_table(payload).to_pandas()
+            table = ipc_to_table(payload)
+            data = (table.to_pandas() if self.tensors_in is None
+                    else table_to_tensors(table, self.tensors_in))
             stage = "predict"
             with self.predict_lock:
-                prediction = model.predict(frame)
+                prediction = model.predict(data)
             stage = "output"
-            return Kind.RESULT, table_to_ipc(prediction_to_table(prediction))
+            return Kind.RESULT, table_to_ipc(self.output_table(prediction))
         except Exception as exc:
             _log("request_failed", stage=stage, error=repr(exc),
                  traceback=traceback.format_exc(limit=5))
             return Kind.ERROR, encode_error(type(exc).__name__, str(exc), stage)
+
+    def output_table(self, prediction: Any) -> Any:
+        """The prediction as a table: arrays as tensor columns when the model's signature
+        has output tensors, anything else as columns."""
+        side = self.tensors_out
+        table = tensors_to_table(prediction, side) if side is not None else None
+        return table if table is not None else prediction_to_table(prediction)
 
 
 def warm_up() -> float:

@@ -6,7 +6,6 @@ import sys
 import time
 
 import click
-from docker.errors import DockerException
 
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
@@ -83,6 +82,9 @@ def prune(unused_for: str | None, dry_run: bool, all_unused: bool) -> None:
     """Remove runtime, dependency-set and model images, build leftovers, wheelhouses and
     cached model files unused for a while; never an image a container (running or
     stopped) uses. Prints one line per item and the bytes freed."""
+    # Imported here: the client-only install has no Docker SDK (and needs no `images`).
+    from docker.errors import DockerException
+
     from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.images.prune import PrunedItem
     from modelbus_worker.images.prune import prune as run_prune

@@ -285,7 +285,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[Line]]:
         registry = MlflowClient(server.tracking_uri, registry_uri=server.tracking_uri)
         pool = ContainerPool(ContainerSettings(), tracking_uri=server.tracking_uri)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
-        worker = WorkerService(settings, pool)
+        worker = WorkerService(settings, pool, containers=pool)
         view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
         bus = AsyncModelbusClient(settings=settings)
         stack = Stack(settings, registry, view, worker, pool, bus, reps)

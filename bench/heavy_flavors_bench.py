@@ -203,7 +203,8 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
         pool = ContainerPool(container_settings, tracking_uri=uri)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
         # worker.stop() closes the pool
-        worker = WorkerService(settings, pool, max_timeout_s=COLD_TIMEOUT_S)
+        worker = WorkerService(settings, pool, max_timeout_s=COLD_TIMEOUT_S,
+                               containers=pool)
         bus = AsyncModelbusClient(settings=settings)
         view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
         for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),

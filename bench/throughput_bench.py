@@ -520,7 +520,7 @@ async def run(
         v1 = log_linear_model(uri, name)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
         worker: WorkerService | WorkerProcess = (
-            WorkerService(settings, pool)  # worker.stop() closes the pool
+            WorkerService(settings, pool, containers=pool)  # worker.stop() closes the pool
             if in_process else WorkerProcess(settings, tmp / "worker.log")
         )
         print(f"worker: {'in the bench process' if in_process else 'its own process'}")

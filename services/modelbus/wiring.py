@@ -52,9 +52,7 @@ def build_worker(settings: ModelbusSettings) -> WorkerService:
     from modelbus_worker.service import WorkerService
 
     metrics = WorkerMetrics()
-    pool = ContainerPool(
-        tracking_uri=settings.mlflow_tracking_uri, on_start=metrics.container_started
-    )
+    pool = ContainerPool(tracking_uri=settings.mlflow_tracking_uri)
     return WorkerService(
         settings, pool, max_timeout_s=pool.settings.request_timeout_s, metrics=metrics,
         containers=pool,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -26,6 +26,11 @@ log = get_logger("worker")
 
 # Bodies larger than this are decoded on a thread, so one big request never stalls the loop.
 _OFFLOAD_DECODED_BYTES = 1 << 20
+
+
+# Told how a model version's start ended: model, version, its error (None: it started)
+# and its seconds.
+StartListener = Callable[[str, str, ModelbusError | None, float], None]
 
 
 class Predictor(Protocol):

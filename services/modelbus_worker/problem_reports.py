@@ -9,8 +9,7 @@ problem. A report the entry already reflects is not sent again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
 
 from modelbus_contract.errors import ModelbusError, ModelUnavailable
 from modelbus_contract.messages import (
@@ -28,16 +27,6 @@ log = get_logger("worker.problem_reports")
 
 REPORTED_CODES = frozenset({ModelUnavailable.code})
 _UNSENT = object()
-# Told how a start ended: model, version, and its error (None: it started).
-StartListener = Callable[[str, str, ModelbusError | None], None]
-
-
-@runtime_checkable
-class StartEvents(Protocol):
-    """Port: a predictor that tells how starting a model version ended (the pool)."""
-
-    def add_start_listener(self, listener: StartListener) -> None: ...
-
 
 def report_for(
     entry: CatalogEntry | None, name: str, version: str, error: ModelbusError | None
@@ -68,7 +57,9 @@ class ProblemReporter:
         self._sent: dict[str, str | None] = {}  # key → last problem sent (None: "started")
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __call__(self, name: str, version: str, error: ModelbusError | None) -> None:
+    def __call__(
+        self, name: str, version: str, error: ModelbusError | None, seconds: float = 0.0
+    ) -> None:
         key = version_key(name, version)
         report = report_for(self._entries.get(key), name, version, error)
         if report is None or self._sent.get(key, _UNSENT) == report.problem:

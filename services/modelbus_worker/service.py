@@ -12,6 +12,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from modelbus_contract.channels import topic_specs
+from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.closing import close_quietly
@@ -25,10 +26,10 @@ from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
 from .batching import BatchingPredictor, BatchSettings
-from .handler import Predictor, RequestHandler
+from .handler import Predictor, RequestHandler, StartListener
 from .measured import MeasuredHandler, MeasuredPredictor
 from .metrics import WorkerMetrics
-from .problem_reports import ProblemReporter, StartEvents
+from .problem_reports import ProblemReporter
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
@@ -45,6 +46,8 @@ class Containers(Protocol):
     def engine_reachable(self) -> bool: ...
 
     def starting(self, name: str, version: str) -> bool: ...
+
+    def add_start_listener(self, listener: StartListener) -> None: ...
 
 
 def _never(name: str, version: str) -> bool:
@@ -69,8 +72,9 @@ class WorkerService:
         self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
         # Versions the pool cannot start are reported to the catalog (discovered topic).
         self.problems = ProblemReporter(self._writer, topics.discovered, self.catalog.entries)
-        if isinstance(predictor, StartEvents):
-            predictor.add_start_listener(self.problems)
+        if containers is not None:
+            containers.add_start_listener(self.problems)
+            containers.add_start_listener(self._container_started)
         predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
         if settings.worker_batching:
             batch = BatchSettings(
@@ -117,6 +121,11 @@ class WorkerService:
             backoff_for(settings),
         )
         self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
+
+    def _container_started(
+        self, name: str, version: str, error: ModelbusError | None, seconds: float
+    ) -> None:
+        self.metrics.container_started(name, version, error is None, seconds)
 
     def _batching_allowed(self, name: str, version: str) -> bool:
         entry = self.catalog.entries.get(f"{name}/{version}")

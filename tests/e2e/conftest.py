@@ -95,7 +95,7 @@ async def inference_stack(
     # Room for every version the tests register, so none evicts another's warm container.
     pool = ContainerPool(ContainerSettings(max_containers=8), docker_client=docker_client,
                          tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool)
+    worker = WorkerService(settings, pool, containers=pool)
     stack = InferenceStack(settings, worker, pool, demo, tricky)
     async with contextlib.AsyncExitStack() as running:
         # Every stop runs, in reverse order, even when a start or another stop fails.

@@ -144,7 +144,7 @@ async def tensor_stack(
     settings = stack_settings(kafka_bootstrap, mlflow_tracking_uri)
     pool = ContainerPool(ContainerSettings(max_containers=4), docker_client=docker_client,
                          tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool)
+    worker = WorkerService(settings, pool, containers=pool)
     async with contextlib.AsyncExitStack() as running:
         for service in (build_discovery(settings), build_catalog(settings), worker):
             await service.start()

@@ -123,7 +123,7 @@ async def test_worker_restarted_mid_stream_loses_no_request(
 
     def worker() -> WorkerService:
         pool = ContainerPool(docker_client=docker_client, tracking_uri=mlflow_tracking_uri)
-        return WorkerService(settings, pool)
+        return WorkerService(settings, pool, containers=pool)
 
     first = worker()
     await first.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +19,7 @@ from modelbus_contract.errors import (
 )
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
+from modelbus_worker.handler import StartListener
 from modelbus_worker.images.docker_build import docker_client as make_docker_client
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
@@ -41,10 +41,6 @@ from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
 log = get_logger("modelbus_worker.pool")
 
 _OFFLOAD_BYTES = 1 << 20  # encode/decode bigger payloads off the event loop
-# Told of every cold start that ended: model, version, whether it worked, its seconds.
-StartObserver = Callable[[str, str, bool, float], None]
-# Told how every start ended: model, version, and the error (None: it started).
-StartListener = Callable[[str, str, ModelbusError | None], None]
 
 
 class ContainerPool:
@@ -62,10 +58,8 @@ class ContainerPool:
         settings: ContainerSettings | None = None,
         docker_client: Any | None = None,
         tracking_uri: str | None = None,
-        on_start: StartObserver | None = None,
     ) -> None:
         self.settings = settings or ContainerSettings()
-        self._on_start = on_start
         client = make_docker_client(docker_client)
         self.docker = DockerContainers(client, self.settings)
         uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
@@ -87,7 +81,8 @@ class ContainerPool:
         await self.close()
 
     def add_start_listener(self, listener: StartListener) -> None:
-        """Call ``listener`` after every start attempt with its error (None: started)."""
+        """Call ``listener`` after every start attempt with its error (None: started) and
+        its seconds."""
         self._start_listeners.append(listener)
 
     def container_counts(self) -> dict[str, int]:
@@ -218,7 +213,6 @@ class ContainerPool:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._started(name, version, False, started)
             error = exc if isinstance(exc, ModelbusError) else InternalError(
                 f"{type(exc).__name__}: {exc}"
             )
@@ -228,25 +222,23 @@ class ContainerPool:
             log.warning("container_start_failed", model=name, model_version=version,
                         code=error.code, failures=failure.failures, error=error.message[:500],
                         retry_in_s=round(failure.retry_at - time.monotonic(), 1))
-            self._tell_listeners(name, version, error)
+            self._tell_listeners(name, version, error, started)
             raise
         self._failed.pop(key, None)
-        self._started(name, version, True, started)
-        self._tell_listeners(name, version, None)
+        self._tell_listeners(name, version, None, started)
         if self._closed:
             await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
             raise InternalError("the container pool closed while the model was starting")
         self._warm[key] = warm
         return warm
 
-    def _started(self, name: str, version: str, ok: bool, since: float) -> None:
-        if self._on_start is not None:
-            self._on_start(name, version, ok, time.monotonic() - since)
-
-    def _tell_listeners(self, name: str, version: str, error: ModelbusError | None) -> None:
+    def _tell_listeners(
+        self, name: str, version: str, error: ModelbusError | None, since: float
+    ) -> None:
+        seconds = time.monotonic() - since
         for listener in self._start_listeners:
             try:
-                listener(name, version, error)
+                listener(name, version, error, seconds)
             except Exception:
                 log.exception("start listener failed", model=name, model_version=version)
 

@@ -151,41 +151,19 @@ def image_size(docker_client: Any, pool: Any, key: str) -> int:
 
 async def measure(warm: int, heavy: bool, tmp: Path) -> list[Row]:
     import docker
+    from heavy_flavors_bench import start_stack
 
-    from modelbus.client import AsyncModelbusClient
-    from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
-    from modelbus.wiring import build_catalog, build_discovery
     from modelbus_contract.errors import ModelbusError
-    from modelbus_contract.settings import ModelbusSettings
-    from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.pool.settings import ContainerSettings
-    from modelbus_worker.service import WorkerService
 
     docker_client = docker.from_env()
     results: list[Row] = []
     async with contextlib.AsyncExitStack() as stack:
-        broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
-        broker.start()
-        stack.callback(broker.stop)
-        server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
-        server.start()
-        stack.callback(server.stop)
-        settings = ModelbusSettings().model_copy(update={
-            "kafka_bootstrap_servers": broker.bootstrap_servers,
-            "mlflow_tracking_uri": server.tracking_uri,
-            "topic_prefix": f"bench-flavors-{uuid.uuid4().hex[:8]}.",
-            "poll_interval_s": 1.0,
-        })
-        uri = settings.mlflow_tracking_uri
-        pool = ContainerPool(ContainerSettings(max_containers=16), docker_client=docker_client,
-                             tracking_uri=uri)
-        worker = WorkerService(settings, pool, containers=pool)  # stop() closes the pool
-        discovery, catalog = build_discovery(settings), build_catalog(settings)
-        bus = AsyncModelbusClient(settings=settings)
-        for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
-                              (worker, worker.stop), (bus, bus.close)):
-            await service.start()
-            stack.push_async_callback(stop)
+        services = await start_stack(
+            stack, tmp, f"bench-flavors-{uuid.uuid4().hex[:8]}.",
+            ContainerSettings(max_containers=16), docker_client=docker_client)
+        worker, pool, bus = services.worker, services.pool, services.bus
+        uri = services.settings.mlflow_tracking_uri
         for label, log_model, request in rows(docker_client, heavy):
             row = Row(label)
             results.append(row)

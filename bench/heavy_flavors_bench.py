@@ -168,49 +168,72 @@ def runtime_image(docker_client: Any, key: str, since: float) -> tuple[str, int,
             created.timestamp() < since)
 
 
-async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
-    import docker
+@dataclass
+class BenchStack:
+    settings: Any  # ModelbusSettings
+    pool: Any  # ContainerPool
+    worker: Any  # WorkerService
+    bus: Any  # AsyncModelbusClient
 
+
+async def start_stack(
+    stack: contextlib.AsyncExitStack, tmp: Path, prefix: str, container_settings: Any,
+    max_timeout_s: float = TIMEOUT_S, docker_client: Any = None,
+) -> BenchStack:
+    """Broker and MLflow server (free ports, under ``tmp``), discovery, catalog, a worker
+    and a client in this process on ``prefix``; all stopped by ``stack``."""
     from modelbus.client import AsyncModelbusClient
     from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
     from modelbus.wiring import build_catalog, build_discovery
     from modelbus_contract.settings import ModelbusSettings
-    from modelbus_delivery.catalog_view import CatalogView
     from modelbus_worker.pool.pool import ContainerPool
-    from modelbus_worker.pool.settings import ContainerSettings
     from modelbus_worker.service import WorkerService
+
+    broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
+    broker.start()
+    stack.callback(broker.stop)
+    server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
+    server.start()
+    stack.callback(server.stop)
+    settings = ModelbusSettings().model_copy(update={
+        "kafka_bootstrap_servers": broker.bootstrap_servers,
+        "mlflow_tracking_uri": server.tracking_uri,
+        "topic_prefix": prefix,
+        "poll_interval_s": 1.0,
+    })
+    pool = ContainerPool(container_settings, docker_client=docker_client,
+                         tracking_uri=settings.mlflow_tracking_uri)
+    # worker.stop() closes the pool
+    worker = WorkerService(settings, pool, max_timeout_s=max_timeout_s, containers=pool)
+    discovery, catalog = build_discovery(settings), build_catalog(settings)
+    bus = AsyncModelbusClient(settings=settings)
+    for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
+                          (worker, worker.stop), (bus, bus.close)):
+        await service.start()
+        stack.push_async_callback(stop)
+    return BenchStack(settings, pool, worker, bus)
+
+
+async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
+    import docker
+
+    from modelbus_delivery.catalog_view import CatalogView
+    from modelbus_worker.pool.settings import ContainerSettings
 
     run_id = uuid.uuid4().hex[:8]
     results: list[Measured] = []
     docker_client = docker.from_env()
     async with contextlib.AsyncExitStack() as stack:
-        broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
-        broker.start()
-        stack.callback(broker.stop)
-        server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
-        server.start()
-        stack.callback(server.stop)
-        settings = ModelbusSettings().model_copy(update={
-            "kafka_bootstrap_servers": broker.bootstrap_servers,
-            "mlflow_tracking_uri": server.tracking_uri,
-            "topic_prefix": f"bench-heavy-{run_id}.",
-            "poll_interval_s": 1.0,
-        })
-        uri = settings.mlflow_tracking_uri
         # The first request waits for wheels and image builds: no 60 s request cap here.
         container_settings = ContainerSettings(request_timeout_s=COLD_TIMEOUT_S,
                                                start_timeout_s=COLD_TIMEOUT_S)
-        pool = ContainerPool(container_settings, tracking_uri=uri)
-        discovery, catalog = build_discovery(settings), build_catalog(settings)
-        # worker.stop() closes the pool
-        worker = WorkerService(settings, pool, max_timeout_s=COLD_TIMEOUT_S,
-                               containers=pool)
-        bus = AsyncModelbusClient(settings=settings)
+        services = await start_stack(stack, tmp, f"bench-heavy-{run_id}.", container_settings,
+                                     COLD_TIMEOUT_S)
+        settings, bus = services.settings, services.bus
+        uri = settings.mlflow_tracking_uri
         view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
-        for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
-                              (worker, worker.stop), (bus, bus.close), (view, view.stop)):
-            await service.start()
-            stack.push_async_callback(stop)
+        await view.start()
+        stack.push_async_callback(view.stop)
         for flavor in flavors:
             name = f"bench-{flavor}-{run_id}"
             result = Measured(flavor, name, [])

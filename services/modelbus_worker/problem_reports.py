@@ -15,6 +15,7 @@ from modelbus_contract.errors import ModelbusError, ModelUnavailable
 from modelbus_contract.messages import (
     MESSAGE_TYPE_HEADER,
     MODEL_PROBLEM_TYPE,
+    WORKER_PROBLEM_PREFIX,
     CatalogEntry,
     ModelProblemReport,
     version_key,
@@ -33,7 +34,8 @@ def report_for(
 ) -> ModelProblemReport | None:
     """What to tell the catalog after a start of ``name``/``version`` (None: nothing)."""
     if error is None:
-        shown = entry is not None and any(p.startswith("worker: ") for p in entry.problems)
+        shown = entry is not None and any(
+            p.startswith(WORKER_PROBLEM_PREFIX) for p in entry.problems)
         return ModelProblemReport(name=name, version=version) if shown else None
     if error.code not in REPORTED_CODES:
         return None

@@ -95,3 +95,56 @@ async def test_stale_containers_of_dead_workers_are_removed(
     finally:
         if not gone(docker_client, stale.id):
             stale.remove(force=True)
+
+
+async def test_listings_survive_containers_removed_while_listing(
+    docker_client: Any, base_image: str, container_settings: Any
+) -> None:
+    """Another worker of this host removes its container between the engine's listing and
+    anything read about it: stale clean-up and the running set go on without it."""
+    import socket
+
+    import docker
+
+    from modelbus_worker.pool.containers import DockerContainers
+
+    client = docker.from_env()
+    containers = DockerContainers(client, container_settings)
+    host = socket.gethostname()
+    leaving = {
+        "another worker's": {LABEL_MANAGED: "true", LABEL_OWNER: f"{host}:1"},
+        "a dead worker's": {LABEL_MANAGED: "true", LABEL_OWNER: f"{host}:999999999"},
+        "our own": {LABEL_MANAGED: "true", LABEL_OWNER: containers.owner},
+    }
+    started = [
+        await asyncio.to_thread(
+            docker_client.containers.run, base_image, ["sleep", "600"], detach=True,
+            network_mode="none", labels=labels,
+        )
+        for labels in leaving.values()
+    ]
+    listing = client.api.containers
+
+    def list_then_remove(*args: Any, **kwargs: Any) -> Any:
+        found = listing(*args, **kwargs)
+        for c in started:  # removed after the engine listed them
+            client.api.remove_container(c.id, force=True)
+        return found
+
+    client.api.containers = list_then_remove  # type: ignore[method-assign]
+    try:
+        assert await asyncio.to_thread(containers.remove_stale) == 1
+        started.clear()  # gone already: the next listing removes nothing more
+        started.append(
+            await asyncio.to_thread(
+                docker_client.containers.run, base_image, ["sleep", "600"], detach=True,
+                network_mode="none", labels=leaving["our own"],
+            )
+        )
+        assert await asyncio.to_thread(containers.running_ids) == {started[0].id}
+    finally:
+        client.api.containers = listing  # type: ignore[method-assign]
+        for c in started:
+            if not gone(docker_client, c.id):
+                c.remove(force=True)
+        client.close()

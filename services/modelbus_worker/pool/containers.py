@@ -107,10 +107,13 @@ class DockerContainers:
             if "already in progress" not in str(exc):
                 raise
 
+    # Both listings are sparse: one call, no inspect per container. Workers of this host
+    # remove containers at any time, and an inspect of one removed after the listing fails.
     def running_ids(self) -> set[str]:
         """Ids of this worker's containers that are running."""
         found = self.client.containers.list(
-            filters={"label": [f"{LABEL_OWNER}={self.owner}"], "status": "running"}
+            filters={"label": [f"{LABEL_OWNER}={self.owner}"], "status": "running"},
+            sparse=True,
         )
         return {str(c.id) for c in found}
 
@@ -118,8 +121,11 @@ class DockerContainers:
         """Remove managed containers left by worker processes of this host that are gone."""
         removed = 0
         host = socket.gethostname()
-        for c in self.client.containers.list(all=True, filters={"label": LABEL_MANAGED}):
-            owner = str(c.labels.get(LABEL_OWNER, ""))
+        listed = self.client.containers.list(
+            all=True, filters={"label": LABEL_MANAGED}, sparse=True
+        )
+        for c in listed:
+            owner = str((c.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
             owner_host, _, pid = owner.rpartition(":")
             if owner_host != host or owner == self.owner or _pid_alive(pid):
                 continue

@@ -71,6 +71,11 @@ class RuntimeConfig:
     topics: tuple[str, ...]
     group_id: str
     max_in_flight: int = 32
+    # Records handed to the handler per turn of the event loop. The handlers of one chunk
+    # run (and their answers start on their way) before the next chunk of the same fetch is
+    # handed out: under load, answering overlaps with the producers' next requests instead
+    # of moving in waves of a whole fetch.
+    dispatch_chunk: int = 32
     ordered_by_key: bool = False  # records with the same key are handled one after another
     retry_budget: int = 3
     fetch_max_wait_ms: int = 5
@@ -330,7 +335,8 @@ class DeliveryRuntime:
             try:
                 batch = await getmany_skipping_poison(
                     consumer, self.tracker.next_offsets(), self._undecodable,
-                    timeout_ms=200 if free > 0 else 0, max_records=max(free, 1),
+                    timeout_ms=200 if free > 0 else 0,
+                    max_records=max(min(free, self.config.dispatch_chunk), 1),
                 )
             except KafkaError as exc:
                 delay = self._backoff.next_delay()
@@ -342,6 +348,8 @@ class DeliveryRuntime:
             for tp, records in batch.items():
                 for record in records:
                     self._dispatch(tp, Inbound.of(record))
+            if batch:
+                await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
     def _dispatch(self, tp: TopicPartition, record: Inbound) -> None:
         self.tracker.started(tp, record.offset)

@@ -32,6 +32,10 @@ RESULT_HEADERS = (
 )
 # How long stopping waits for the reading task to end after cancelling it.
 TASK_STOP_TIMEOUT_S = 1.0
+# Answers resolved per turn of the event loop. The callers of one chunk run (and send their
+# next requests) before the rest of a large fetch is resolved, so a busy client keeps its
+# requests flowing instead of answering and sending in waves.
+DELIVER_PER_TURN = 32
 
 Answer = tuple[dict[str, str], bytes | None]
 
@@ -161,8 +165,12 @@ class ResultsListener:
                 continue
             backoff.reset()
             advance(self._expected, batch)
+            delivered = 0
             for records in batch.values():
                 for record in records:
+                    if delivered and delivered % DELIVER_PER_TURN == 0:
+                        await asyncio.sleep(0)  # the answered callers run (and send) first
+                    delivered += 1
                     try:
                         self._deliver(record)
                     except Exception as exc:  # a result never stops the reader

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import pyarrow as pa
@@ -575,7 +576,12 @@ def cast_bytes(rows: int, types: list[pa.DataType]) -> int:
     """
     if rows < 0:
         raise ValueError(f"rows must not be negative, got {rows}")
-    return sum(_largest_buffer(rows, dtype) for dtype in types)
+    return sum(_largest_buffer_of(rows, dtype) for dtype in types)
+
+
+@lru_cache(maxsize=1024)  # request after request: the same few row counts and input types
+def _largest_buffer_of(rows: int, dtype: pa.DataType) -> int:
+    return _largest_buffer(rows, dtype)
 
 
 def _largest_buffer(rows: int, dtype: Any) -> int:

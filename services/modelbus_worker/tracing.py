@@ -20,6 +20,8 @@ it is usually importable), a request goes straight through: no header parsing, n
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +44,8 @@ Handler = Callable[[Inbound], Awaitable[list[Outgoing]]]
 
 INSTRUMENTATION = "modelbus.worker"
 MAX_KEY_ATTRIBUTE_BYTES = 256
+# How often a worker without a tracer provider looks again whether one was set.
+RECHECK_S = 1.0
 
 
 def enabled() -> bool:
@@ -79,14 +83,23 @@ class _Tracing:
     """The tracer of a given provider, else of the global one once one is set."""
 
     def __init__(self, tracer_provider: Any) -> None:
-        self._given = tracer_provider is not None
+        self._on = tracer_provider is not None
+        self._next_check = -math.inf
         self.tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider)
 
     def on(self) -> bool:
-        """Whether spans would be recorded anywhere (a few µs; a span costs ~100)."""
-        return self._given or not isinstance(
+        """Whether spans would be recorded anywhere. OpenTelemetry sets the global provider
+        once for good: until it is set, it is looked for at most every ``RECHECK_S``."""
+        if self._on:
+            return True
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + RECHECK_S
+        self._on = not isinstance(
             trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
         )
+        return self._on
 
 
 def consumer_attributes(record: Inbound, consumer_group: str) -> dict[str, str | int]:

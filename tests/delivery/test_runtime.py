@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from tests.support.kafka import produce, read_topic
@@ -65,6 +65,7 @@ async def make_runtime(
     async def make(
         topics: Topics, handler: Handler, *, partitions: int = 1, ordered: bool = False,
         max_request_size: int = 1_048_576, quarantine: DlqQuarantine | None = None,
+        max_in_flight: int = 32,
     ) -> DeliveryRuntime:
         await ensure_topics(kafka_bootstrap, [
             TopicSpec(topics.source, partitions), TopicSpec(topics.out), TopicSpec(topics.dlq)
@@ -74,7 +75,7 @@ async def make_runtime(
         runtime = DeliveryRuntime(
             kafka_bootstrap,
             RuntimeConfig(name="test", topics=(topics.source,), group_id=topics.group,
-                          ordered_by_key=ordered, retry_budget=3),
+                          ordered_by_key=ordered, retry_budget=3, max_in_flight=max_in_flight),
             handler, quarantine or DlqQuarantine(topics.dlq), writer, Backoff(0.01, 0.05),
         )
         await runtime.start()
@@ -127,6 +128,35 @@ async def test_the_offset_is_committed_only_once_the_outputs_are_published(
     assert await _committed(kafka_bootstrap, topics) == 1
     out = await read_topic(kafka_bootstrap, topics.out)
     assert [(r.key, r.value) for r in out] == [(b"k", b"one")]
+
+
+async def test_a_large_fetch_is_handed_out_a_chunk_per_event_loop_turn(
+    kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
+) -> None:
+    """200 records waiting, room for 256 in flight: the first handlers run (and their
+    answers leave) when only the first chunk was handed out, not the whole fetch."""
+    topics, seen = Topics(), []
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topics.source)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        sent = [await producer.send(topics.source, str(i).encode()) for i in range(200)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    runtime: DeliveryRuntime | None = None
+
+    async def note(record: Inbound) -> list[Outgoing]:
+        assert runtime is not None
+        seen.append(runtime.in_flight)  # records handed out and not finished
+        return [Outgoing(topics.out, record.key, record.value)]
+
+    runtime = await make_runtime(topics, note, max_in_flight=256)
+    await async_wait_for(lambda: runtime.handled == 200, 30, message="every record handled")
+    assert len(seen) == 200
+    assert seen[0] <= 32, f"the first handler ran with {seen[0]} records handed out"
+    out = await read_topic(kafka_bootstrap, topics.out)
+    assert sorted(int(r.value) for r in out) == list(range(200))
 
 
 async def test_a_failing_record_spends_its_retry_budget_then_goes_to_the_dlq(

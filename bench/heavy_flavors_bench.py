@@ -182,25 +182,14 @@ async def start_stack(
 ) -> BenchStack:
     """Broker and MLflow server (free ports, under ``tmp``), discovery, catalog, a worker
     and a client in this process on ``prefix``; all stopped by ``stack``."""
+    from throughput_bench import start_servers
+
     from modelbus.client import AsyncModelbusClient
-    from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
     from modelbus.wiring import build_catalog, build_discovery
-    from modelbus_contract.settings import ModelbusSettings
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.service import WorkerService
 
-    broker = EmbeddedBroker(free_tcp_port(), tmp / "kafka")
-    broker.start()
-    stack.callback(broker.stop)
-    server = EmbeddedMlflow(free_tcp_port(), tmp / "mlflow")
-    server.start()
-    stack.callback(server.stop)
-    settings = ModelbusSettings().model_copy(update={
-        "kafka_bootstrap_servers": broker.bootstrap_servers,
-        "mlflow_tracking_uri": server.tracking_uri,
-        "topic_prefix": prefix,
-        "poll_interval_s": 1.0,
-    })
+    settings = start_servers(stack, tmp, prefix, poll_interval_s=1.0)
     pool = ContainerPool(container_settings, docker_client=docker_client,
                          tracking_uri=settings.mlflow_tracking_uri)
     # worker.stop() closes the pool

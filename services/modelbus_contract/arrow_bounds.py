@@ -576,14 +576,10 @@ def cast_bytes(rows: int, types: list[pa.DataType]) -> int:
     """
     if rows < 0:
         raise ValueError(f"rows must not be negative, got {rows}")
-    return sum(_largest_buffer_of(rows, dtype) for dtype in types)
+    return sum(_largest_buffer(rows, dtype) for dtype in types)
 
 
 @lru_cache(maxsize=1024)  # request after request: the same few row counts and input types
-def _largest_buffer_of(rows: int, dtype: pa.DataType) -> int:
-    return _largest_buffer(rows, dtype)
-
-
 def _largest_buffer(rows: int, dtype: Any) -> int:
     while isinstance(dtype, pa.BaseExtensionType):
         dtype = dtype.storage_type

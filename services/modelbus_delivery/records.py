@@ -6,6 +6,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 MAX_HEADER_VALUE_BYTES = 1000
+# Records a reader hands out per turn of the event loop. What one chunk starts (handlers,
+# answered callers) runs before the next chunk of the same fetch is handed out: under load,
+# the two sides of a request/reply work side by side instead of in waves of whole fetches.
+RECORDS_PER_TURN = 32
 
 
 @dataclass(frozen=True)

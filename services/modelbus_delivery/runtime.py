@@ -37,7 +37,7 @@ from .closing import close_quietly
 from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
 from .poison import getmany_skipping_poison
-from .records import Inbound, Outgoing, PoisonRecord
+from .records import RECORDS_PER_TURN, Inbound, Outgoing, PoisonRecord
 from .retry import Backoff
 from .watermarks import OffsetTracker
 from .writer import PublishFailed, TopicWriter
@@ -71,11 +71,7 @@ class RuntimeConfig:
     topics: tuple[str, ...]
     group_id: str
     max_in_flight: int = 32
-    # Records handed to the handler per turn of the event loop. The handlers of one chunk
-    # run (and their answers start on their way) before the next chunk of the same fetch is
-    # handed out: under load, answering overlaps with the producers' next requests instead
-    # of moving in waves of a whole fetch.
-    dispatch_chunk: int = 32
+    dispatch_chunk: int = RECORDS_PER_TURN  # records handed to the handler per loop turn
     ordered_by_key: bool = False  # records with the same key are handled one after another
     retry_budget: int = 3
     fetch_max_wait_ms: int = 5

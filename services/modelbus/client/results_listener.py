@@ -21,6 +21,7 @@ from modelbus_delivery.poison import (
     getmany_skipping_poison,
     stop_reader,
 )
+from modelbus_delivery.records import RECORDS_PER_TURN
 from modelbus_delivery.retry import Backoff
 from modelbus_delivery.topics import TopicGuard, assign_all, ensure_topics, start_consumer
 
@@ -32,10 +33,6 @@ RESULT_HEADERS = (
 )
 # How long stopping waits for the reading task to end after cancelling it.
 TASK_STOP_TIMEOUT_S = 1.0
-# Answers resolved per turn of the event loop. The callers of one chunk run (and send their
-# next requests) before the rest of a large fetch is resolved, so a busy client keeps its
-# requests flowing instead of answering and sending in waves.
-DELIVER_PER_TURN = 32
 
 Answer = tuple[dict[str, str], bytes | None]
 
@@ -156,7 +153,9 @@ class ResultsListener:
         backoff = Backoff(0.2, 5.0)
         while True:
             try:
-                batch = await getmany_skipping_poison(consumer, self._expected, timeout_ms=1000)
+                batch = await getmany_skipping_poison(
+                    consumer, self._expected, timeout_ms=1000, max_records=RECORDS_PER_TURN
+                )
             except KafkaError as exc:
                 delay = backoff.next_delay()
                 log.warning("results_fetch_failed", topic=self._topic, error=repr(exc)[:300],
@@ -165,18 +164,16 @@ class ResultsListener:
                 continue
             backoff.reset()
             advance(self._expected, batch)
-            delivered = 0
             for records in batch.values():
                 for record in records:
-                    if delivered and delivered % DELIVER_PER_TURN == 0:
-                        await asyncio.sleep(0)  # the answered callers run (and send) first
-                    delivered += 1
                     try:
                         self._deliver(record)
                     except Exception as exc:  # a result never stops the reader
                         log.error("result_undeliverable", topic=record.topic,
                                   partition=record.partition, offset=record.offset,
                                   error=f"{type(exc).__name__}: {exc}"[:300])
+            if batch:
+                await asyncio.sleep(0)  # the answered callers run (and send) first
 
     def _deliver(self, record: Any) -> None:
         view = read_headers(record.headers, RESULT_HEADERS)

@@ -7,6 +7,7 @@ request carries is counted as ``_unknown``, so that no sender can create series 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -78,22 +79,42 @@ class WorkerMetrics:
             per_model, buckets=COLD_START_BUCKETS, registry=registry,
         )
         self.consumer = ConsumerMetrics(registry)
+        # The labelled series of each request metric, looked up once per label set: the
+        # label values are bounded, and so are these maps.
+        self._answer_series: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
+        self._predict_series: dict[tuple[str, str], Any] = {}
+        self._batch_series: dict[tuple[str, str], Any] = {}
 
     def answered(
         self, model: str, version: str, status: str, error_code: str,
         seconds: float, queued_s: float | None,
     ) -> None:
         """One answer (labels already bounded)."""
-        self.requests.labels(model, version, status, error_code).inc()
-        self.duration.labels(model, version).observe(seconds)
+        key = (model, version, status, error_code)
+        series = self._answer_series.get(key)
+        if series is None:
+            series = self._answer_series[key] = (
+                self.requests.labels(model, version, status, error_code),
+                self.duration.labels(model, version),
+                self.queue.labels(model, version),
+            )
+        count, duration, queue = series
+        count.inc()
+        duration.observe(seconds)
         if queued_s is not None:
-            self.queue.labels(model, version).observe(queued_s)
+            queue.observe(queued_s)
 
     def request_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
-        self.predict.labels(model, version).observe(seconds)
+        series = self._predict_series.get((model, version))
+        if series is None:
+            series = self._predict_series[model, version] = self.predict.labels(model, version)
+        series.observe(seconds)
 
     def batch_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
-        self.batch_rows.labels(model, version).observe(rows)
+        series = self._batch_series.get((model, version))
+        if series is None:
+            series = self._batch_series[model, version] = self.batch_rows.labels(model, version)
+        series.observe(rows)
 
     def container_started(self, model: str, version: str, ok: bool, seconds: float) -> None:
         self.container_starts.labels(model, version, "ok" if ok else "error").inc()

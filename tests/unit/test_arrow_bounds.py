@@ -872,6 +872,27 @@ def test_truncation_at_a_message_boundary_is_judged_as_pyarrow_judges_it() -> No
     assert outcomes == [0, None, 0, 2, 4, 6]
 
 
+def test_every_prefix_of_a_stream_is_framed_as_pyarrows_stream_reader_frames_it() -> None:
+    """Cut anywhere — inside a length, metadata or body, or at a boundary — a stream
+    decodes exactly when pyarrow's own stream reader reads it, to the same rows."""
+    table = pa.table({"a": [1.5, None, 3.0], "s": ["x", "yy", None]})
+    data = _stream(table.to_batches(max_chunksize=2), table.schema)
+    agreed = 0
+    for cut in range(len(data) + 1):
+        prefix = data[:cut]
+        try:
+            expected: int | None = ipc.open_stream(prefix).read_all().num_rows
+        except (pa.ArrowInvalid, OSError, ValueError):
+            expected = None
+        try:
+            got: int | None = decode_table(prefix, max_rows=10, max_decoded_bytes=1 << 20).num_rows
+        except ArrowStreamInvalid:
+            got = None
+        assert got == expected, f"cut at byte {cut} of {len(data)}"
+        agreed += got is not None
+    assert agreed == 4  # at the end of the schema, of each batch, and the whole stream
+
+
 def _metadata_cases() -> dict[str, tuple[bytes, str]]:
     """Message flatbuffers pyarrow's verifier would refuse, for the parser's own checks."""
 

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from .closing import close_quietly
 from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
+from .partitioner import keyed_partition
 from .retry import Backoff
 
 log = get_logger("writer")
@@ -54,6 +55,7 @@ class TopicWriter:
         producer = AIOKafkaProducer(
             **self._options,
             acks="all",
+            partitioner=keyed_partition,
             linger_ms=self._linger_ms,
             max_request_size=self.max_request_size,
             # Under load many records wait for one in-flight produce request: a batch of

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.messages import CatalogEntry
 
@@ -75,7 +76,7 @@ class CatalogView:
         self._fetch_wait = fetch_max_wait_ms
         self._max_value_bytes = max_value_bytes
         self._close_timeout_s = close_timeout_s
-        self.entries: dict[str, CatalogEntry] = {}
+        self.entries = CatalogEntries()
         self.skipped = 0  # records that could not be used (undecodable, bad key or value)
         self._changed = asyncio.Condition()
         self._subscribers: list[asyncio.Queue[CatalogChange | None]] = []
@@ -126,7 +127,7 @@ class CatalogView:
             log.info("catalog_view_rereading", topic=self._topic)
 
     async def wait_until(
-        self, predicate: Callable[[dict[str, CatalogEntry]], bool], timeout_s: float
+        self, predicate: Callable[[CatalogEntries], bool], timeout_s: float
     ) -> bool:
         """Wait until ``predicate(entries)`` holds; False when the deadline passes first."""
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.consumer_metrics import ConsumerMetrics
 
@@ -30,7 +31,7 @@ def model_labels(
     and for a version it does not list under that name (``""``: none was resolved)."""
     if version and f"{model}/{version}" in entries:
         return model, version
-    if not any(e.name == model for e in entries.values()):
+    if not entries_named(entries, model):
         return UNKNOWN, UNKNOWN if version else ""
     return model, UNKNOWN if version else ""
 

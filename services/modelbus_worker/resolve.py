@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.errors import ModelInvalid, ModelNotFound
 from modelbus_contract.messages import CatalogEntry, version_order
 
 
 def resolve(entries: Mapping[str, CatalogEntry], name: str, spec: str | None) -> CatalogEntry:
     """The entry for ``name`` and ``spec``; ModelNotFound / ModelInvalid say why not."""
-    mine = (e for e in entries.values() if e.name == name)
-    versions = sorted(mine, key=lambda e: version_order(e.version))
+    versions = sorted(entries_named(entries, name), key=lambda e: version_order(e.version))
     if not versions:
         raise ModelNotFound(f"no model named {name!r} in the catalog")
     if spec is None or spec in ("latest", "@latest"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 
+from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.keys import request_key
 from modelbus_contract.messages import CatalogEntry
 
@@ -22,7 +23,7 @@ class ShardKeys:
 
     def key(self, model: str) -> str:
         shards = max(
-            (e.shards for e in self._entries.values() if e.name == model), default=1
+            (e.shards for e in entries_named(self._entries, model)), default=1
         )
         if shards == 1:
             return request_key(model)

@@ -82,40 +82,29 @@ class WorkerMetrics:
         self.consumer = ConsumerMetrics(registry)
         # The labelled series of each request metric, looked up once per label set: the
         # label values are bounded, and so are these maps.
-        self._answer_series: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
-        self._predict_series: dict[tuple[str, str], Any] = {}
-        self._batch_series: dict[tuple[str, str], Any] = {}
+        self._series: dict[tuple[Any, ...], Any] = {}
+
+    def _labelled(self, metric: Any, *labels: str) -> Any:
+        series = self._series.get((id(metric), *labels))
+        if series is None:
+            series = self._series[id(metric), *labels] = metric.labels(*labels)
+        return series
 
     def answered(
         self, model: str, version: str, status: str, error_code: str,
         seconds: float, queued_s: float | None,
     ) -> None:
         """One answer (labels already bounded)."""
-        key = (model, version, status, error_code)
-        series = self._answer_series.get(key)
-        if series is None:
-            series = self._answer_series[key] = (
-                self.requests.labels(model, version, status, error_code),
-                self.duration.labels(model, version),
-                self.queue.labels(model, version),
-            )
-        count, duration, queue = series
-        count.inc()
-        duration.observe(seconds)
+        self._labelled(self.requests, model, version, status, error_code).inc()
+        self._labelled(self.duration, model, version).observe(seconds)
         if queued_s is not None:
-            queue.observe(queued_s)
+            self._labelled(self.queue, model, version).observe(queued_s)
 
     def request_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
-        series = self._predict_series.get((model, version))
-        if series is None:
-            series = self._predict_series[model, version] = self.predict.labels(model, version)
-        series.observe(seconds)
+        self._labelled(self.predict, model, version).observe(seconds)
 
     def batch_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
-        series = self._batch_series.get((model, version))
-        if series is None:
-            series = self._batch_series[model, version] = self.batch_rows.labels(model, version)
-        series.observe(rows)
+        self._labelled(self.batch_rows, model, version).observe(rows)
 
     def container_started(self, model: str, version: str, ok: bool, seconds: float) -> None:
         self.container_starts.labels(model, version, "ok" if ok else "error").inc()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pyarrow as pa
+import pytest
 from prometheus_client import CollectorRegistry
 from tests.worker.test_handler_unit import ENTRY, LinearPredictor, _handler, _record
 
 from modelbus.client.tables import to_ipc_stream
+from modelbus_contract.catalog_index import CatalogEntries
+from modelbus_contract.messages import CatalogEntry
 from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor
 from modelbus_worker.metrics import UNKNOWN, WorkerMetrics, model_labels
 
@@ -27,12 +31,13 @@ def _series(registry: CollectorRegistry, name: str) -> list[dict[str, str]]:
     ]
 
 
-def test_labels_are_bounded_by_the_catalog() -> None:
-    assert model_labels(CATALOG, "lin", "3") == ("lin", "3")
-    assert model_labels(CATALOG, "lin", "") == ("lin", "")  # not resolved (a bad request)
-    assert model_labels(CATALOG, "lin", "99") == ("lin", UNKNOWN)
-    assert model_labels(CATALOG, "attacker-1", "") == (UNKNOWN, "")
-    assert model_labels(CATALOG, "attacker-2", "7") == (UNKNOWN, UNKNOWN)
+@pytest.mark.parametrize("catalog", [CATALOG, CatalogEntries(CATALOG)], ids=["dict", "index"])
+def test_labels_are_bounded_by_the_catalog(catalog: Mapping[str, CatalogEntry]) -> None:
+    assert model_labels(catalog, "lin", "3") == ("lin", "3")
+    assert model_labels(catalog, "lin", "") == ("lin", "")  # not resolved (a bad request)
+    assert model_labels(catalog, "lin", "99") == ("lin", UNKNOWN)
+    assert model_labels(catalog, "attacker-1", "") == (UNKNOWN, "")
+    assert model_labels(catalog, "attacker-2", "7") == (UNKNOWN, UNKNOWN)
 
 
 async def test_answers_are_counted_by_model_status_and_error_code() -> None:

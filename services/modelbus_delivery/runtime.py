@@ -71,7 +71,6 @@ class RuntimeConfig:
     topics: tuple[str, ...]
     group_id: str
     max_in_flight: int = 32
-    dispatch_chunk: int = RECORDS_PER_TURN  # records handed to the handler per loop turn
     ordered_by_key: bool = False  # records with the same key are handled one after another
     retry_budget: int = 3
     fetch_max_wait_ms: int = 5
@@ -332,7 +331,7 @@ class DeliveryRuntime:
                 batch = await getmany_skipping_poison(
                     consumer, self.tracker.next_offsets(), self._undecodable,
                     timeout_ms=200 if free > 0 else 0,
-                    max_records=max(min(free, self.config.dispatch_chunk), 1),
+                    max_records=max(min(free, RECORDS_PER_TURN), 1),
                 )
             except KafkaError as exc:
                 delay = self._backoff.next_delay()

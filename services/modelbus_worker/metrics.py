@@ -85,9 +85,9 @@ class WorkerMetrics:
         self._series: dict[tuple[Any, ...], Any] = {}
 
     def _labelled(self, metric: Any, *labels: str) -> Any:
-        series = self._series.get((id(metric), *labels))
+        series = self._series.get((metric, *labels))
         if series is None:
-            series = self._series[id(metric), *labels] = metric.labels(*labels)
+            series = self._series[metric, *labels] = metric.labels(*labels)
         return series
 
     def answered(

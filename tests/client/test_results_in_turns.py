@@ -8,9 +8,10 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from modelbus.client.results_listener import ResultsListener
+
+from .helpers import Raw, produce_batch
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +33,10 @@ async def test_the_answers_of_one_fetch_are_resolved_a_chunk_per_turn(
             resolved_when_resumed.append(sum(f.done() for f in waiting.values()))
 
         callers = [asyncio.create_task(caller(f)) for f in waiting.values()]
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:  # one produce request: the listener fetches them together
-            sent = [
-                await producer.send(topic, b"", headers=[("correlation_id", cid.encode())])
-                for cid in waiting
-            ]
-            await asyncio.gather(*sent)
-        finally:
-            await producer.stop()
+        # one record batch: the listener fetches them together
+        await produce_batch(kafka_bootstrap, topic, [
+            Raw(b"", None, [("correlation_id", cid.encode())]) for cid in waiting
+        ])
         await asyncio.wait_for(asyncio.gather(*callers), 30)
         assert len(resolved_when_resumed) == ANSWERS
         assert resolved_when_resumed[0] <= 32, (

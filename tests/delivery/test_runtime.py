@@ -8,9 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from tests.client.helpers import Raw, produce_batch
 from tests.support.kafka import produce, read_topic
 from tests.support.raw_records import produce_raw
 from tests.support.waiting import async_wait_for
@@ -137,13 +138,9 @@ async def test_a_large_fetch_is_handed_out_a_chunk_per_event_loop_turn(
     answers leave) when only the first chunk was handed out, not the whole fetch."""
     topics, seen = Topics(), []
     await ensure_topics(kafka_bootstrap, [TopicSpec(topics.source)])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        sent = [await producer.send(topics.source, str(i).encode()) for i in range(200)]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    await produce_batch(  # one record batch: fetched together
+        kafka_bootstrap, topics.source, [Raw(str(i).encode(), None) for i in range(200)]
+    )
     runtime: DeliveryRuntime | None = None
 
     async def note(record: Inbound) -> list[Outgoing]:

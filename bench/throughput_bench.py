@@ -5,8 +5,10 @@ discovery, catalog and a worker in-process on a private topic prefix, registers 
 pyfunc ``y = 2a + b`` (bench/linear_model.py, the demo molecule model's requirements so that
 its dependency-set image is reused) and measures, in the same run and interleaved round by
 round: modelbus through Kafka, ``mlflow models serve`` over HTTP JSON, a bare Kafka echo
-through the same broker and in-process ``predict``. Every modelbus answer is checked row by
-row against its own request. See bench/README.md.
+through the same broker and in-process ``predict``. The floors of one request are measured
+too: the echo (also with a body the size of a 10,000-row request) and the model's container
+called straight from the bench, without Kafka. Every modelbus answer is checked row by row
+against its own request. See bench/README.md.
 
     .venv/bin/python bench/throughput_bench.py [--quick]
 """
@@ -379,7 +381,10 @@ class Results:
     mb_single: list[float] = field(default_factory=list)
     echo_single: list[float] = field(default_factory=list)
     serve_single: list[float] = field(default_factory=list)
+    direct_single: list[float] = field(default_factory=list)  # the container, no Kafka
     mb_big: list[float] = field(default_factory=list)
+    echo_big: list[float] = field(default_factory=list)
+    direct_big: list[float] = field(default_factory=list)
     serve_big: list[float] = field(default_factory=list)
     local_big: list[float] = field(default_factory=list)
     cold: list[float] = field(default_factory=list)
@@ -388,6 +393,8 @@ class Results:
     first_v1: float = 0.0
     check: Verifier = field(default_factory=Verifier)
     echo_errors: Counter[str] = field(default_factory=Counter)
+    direct_errors: Counter[str] = field(default_factory=Counter)
+    big_body_bytes: int = 0
     serve_errors: Counter[str] = field(default_factory=Counter)
     loads: list[str] = field(default_factory=list)
 
@@ -558,6 +565,11 @@ async def run(
         print(f"{name} v{v1}: first request (files downloaded, container started) "
               f"{res.first_v1:.1f} s; mlflow models serve on port {serve.port}", flush=True)
         local = mlflow.pyfunc.load_model(f"models:/{name}/{v1}")
+        # The same model's container called straight from this process (a container of
+        # its own unless the worker runs here): what one predict costs without Kafka.
+        if not in_process:
+            stack.push_async_callback(pool.close)
+        await pool.warm(name, v1)
 
         async def mb_one(
             table: pa.Table, version: str = v1, wait_s: float = TIMEOUT_S
@@ -573,14 +585,32 @@ async def run(
             return cid
 
         body = to_ipc_stream(request_table(1))
+        big_body = to_ipc_stream(request_table(BIG_ROWS))  # the size of a 10,000-row request
+        res.big_body_bytes = len(big_body)
 
-        async def echo_one(_: int = 0) -> None:
+        async def echo_one(_: int = 0, sent: bytes = body) -> None:
             cid = uuid.uuid4().hex.encode()
             try:
-                if await echo.request(cid, body) != body:
+                if await echo.request(cid, sent) != sent:
                     res.echo_errors["wrong body"] += 1
             except Exception as exc:
                 res.echo_errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+
+        async def direct_one(table: pa.Table) -> float:
+            """Seconds one predict took in the container called straight from here (its
+            answer checked afterwards, outside the time)."""
+            t0 = time.perf_counter()
+            try:
+                got = await pool.predict(name, v1, table, TIMEOUT_S)
+            except Exception as exc:
+                res.direct_errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+                return math.nan
+            seconds = time.perf_counter() - t0
+            want = [2.0 * a + b for a, b in zip(table.column("a").to_pylist(),
+                                                table.column("b").to_pylist(), strict=True)]
+            if got.column("y").to_pylist() != want:
+                res.direct_errors["wrong answer"] += 1
+            return seconds
 
         def phase_done(what: str, before: Counter[str]) -> None:
             """Print the phase's failures; end the run when modelbus stopped answering."""
@@ -648,12 +678,15 @@ async def run(
             t2 = time.perf_counter()
             http1.invoke([[1.0, 2.0]])
             t3 = time.perf_counter()
+            direct = await direct_one(request_table(1))
             if i >= 20:
                 if answered:
                     res.mb_single.append(t1 - t0)
                     single_cids[answered] = t1 - t0
                 res.echo_single.append(t2 - t1)
                 res.serve_single.append(t3 - t2)
+                if not math.isnan(direct):
+                    res.direct_single.append(direct)
             if res.check.failing >= 5:  # one at a time, each failure may be a whole timeout
                 raise Stalled(f"one at a time: 5 modelbus requests in a row failed: "
                               f"{res.check.since(before)}")
@@ -669,6 +702,7 @@ async def run(
                 )
 
         before = res.check.errors.copy()
+        echo.resume()
         for i in range(1 + plan.big):  # the first of each is a warm-up
             table = request_table(BIG_ROWS)
             rows, frame = table.to_pandas().values.tolist(), table.to_pandas()
@@ -679,6 +713,9 @@ async def run(
             t2 = time.perf_counter()
             local.predict(frame)
             t3 = time.perf_counter()
+            await echo_one(sent=big_body)
+            t4 = time.perf_counter()
+            direct = await direct_one(table)
             if y_http != [2.0 * a + b for a, b in rows]:
                 res.serve_errors["wrong 10,000-row answer"] += 1
             if i:
@@ -686,6 +723,10 @@ async def run(
                     res.mb_big.append(t1 - t0)
                 res.serve_big.append(t2 - t1)
                 res.local_big.append(t3 - t2)
+                res.echo_big.append(t4 - t3)
+                if not math.isnan(direct):
+                    res.direct_big.append(direct)
+        echo.pause()
         http1.conn.close()
         res.loads.append(load())
         print(f"10,000 rows: {plan.big} requests each (load {res.loads[-1]})", flush=True)
@@ -770,6 +811,8 @@ def print_table(res: Results) -> None:
     (m50, m99), (e50, e99), (s50, s99) = (p50_p99(res.mb_single), p50_p99(res.echo_single),
                                           p50_p99(res.serve_single))
     mbig, sbig, lbig = med(res.mb_big), med(res.serve_big), med(res.local_big)
+    ebig, dbig = med(res.echo_big), med(res.direct_big)
+    d50 = med(res.direct_single)
     ms = 1e3
     print("\nratio = modelbus ÷ peer (above 1 is better for requests/s, worse for times)\n")
     print("| figure | modelbus | peer / floor in the same run |")
@@ -784,10 +827,15 @@ def print_table(res: Results) -> None:
           f"{m99 * ms:.1f} ms | bare Kafka echo (request → consumer → reply, fetch wait "
           f"{ECHO_FETCH_WAIT_MS} ms): {e50 * ms:.1f} / {e99 * ms:.1f} ms (ratio "
           f"{ratio(m50, e50)} / {ratio(m99, e99)}); `mlflow models serve`: {s50 * ms:.1f} / "
-          f"{s99 * ms:.1f} ms (ratio {ratio(m50, s50)} / {ratio(m99, s99)}) |")
+          f"{s99 * ms:.1f} ms (ratio {ratio(m50, s50)} / {ratio(m99, s99)}); the model's "
+          f"container called directly (no Kafka): p50 {d50 * ms:.1f} ms, so echo + container "
+          f"{(e50 + d50) * ms:.1f} ms (ratio {ratio(m50, e50 + d50)}) |")
     print(f"| {BIG_ROWS:,}-row request p50 | {mbig * ms:.1f} ms | `mlflow models serve`: "
           f"{sbig * ms:.1f} ms (ratio {ratio(mbig, sbig)}); in-process predict: "
-          f"{lbig * ms:.1f} ms (ratio {ratio(mbig, lbig)}) |")
+          f"{lbig * ms:.1f} ms (ratio {ratio(mbig, lbig)}); bare Kafka echo of a body this "
+          f"size ({res.big_body_bytes / 1e3:,.0f} kB): {ebig * ms:.1f} ms; the model's container "
+          f"called directly: {dbig * ms:.1f} ms; echo + container {(ebig + dbig) * ms:.1f} ms "
+          f"(ratio {ratio(mbig, ebig + dbig)}) |")
     cold = f"{median(res.cold):.1f} s (n={len(res.cold)}: " + ", ".join(
         f"{x:.1f}" for x in res.cold) + ")" if res.cold else "n/a"
     print(f"| first request of a version whose dependency image is cached (cold start) | "
@@ -811,7 +859,8 @@ def print_table(res: Results) -> None:
         print(f"  MISMATCH {line}")
     for what, n in c.errors.most_common(10):
         print(f"  modelbus error x{n}: {what}")
-    for label, errors in (("echo", res.echo_errors), ("mlflow serve", res.serve_errors)):
+    for label, errors in (("echo", res.echo_errors), ("mlflow serve", res.serve_errors),
+                          ("container called directly", res.direct_errors)):
         for what, n in errors.most_common(5):
             print(f"  {label} error x{n}: {what}")
 

@@ -105,7 +105,7 @@ class CatalogService:
         )
         self._guard: TopicGuard | None = None
         # The catalog topic as it is (every partition), for the entries-by-status gauge.
-        self.view = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        self.view = CatalogView(kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms)
         # The entries this instance published, ahead of the view reading them back: a
         # worker's report and a discovery event of one version may follow each other fast.
         # None: removed (the view may not have read the tombstone yet).

@@ -63,6 +63,13 @@ class ModelbusSettings(BaseSettings):
     retry_max_s: float = Field(default=5.0, gt=0)
 
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    kafka_catalog_fetch_max_wait_ms: int = Field(
+        default=100, ge=0,
+        description="How often an idle catalog view (worker, catalog service, client) asks "
+        "the broker for new entries. A worker catches its view up to the topic's end before "
+        "it answers that a model is unknown or invalid, so this bounds only how soon a new "
+        "entry is seen unasked.",
+    )
     kafka_session_timeout_ms: int = Field(
         default=10_000, ge=3_000, le=300_000,
         description="How long a worker may be silent before the group gives its partitions "

@@ -4,6 +4,11 @@ Used by the worker (to resolve requests), by the client (``catalog()``/``watch_c
 and by tests. It reads every partition from the earliest offset without a consumer group,
 so every instance sees the whole catalog.
 
+It polls the broker every ``fetch_max_wait_ms`` (100 ms by default: an idle view costs the
+broker a fetch per wait). A reader that must not act on a stale view — the worker, before it
+answers that a model is unknown — calls :meth:`CatalogView.sync` first: it returns once the
+view holds every record that was on the topic when it was called.
+
 Records it cannot use — one the Kafka client cannot decode, a key that is missing or not
 UTF-8, a value larger than ``max_value_bytes`` or not a valid ``CatalogEntry`` — are
 logged and skipped; they never stop the reader.
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from pydantic import ValidationError
 
 from modelbus_contract.catalog_index import CatalogEntries
@@ -44,6 +49,12 @@ log = get_logger("catalog_view")
 MAX_VALUE_BYTES = 1024 * 1024
 # How long stopping waits for the reading task to end after cancelling it.
 TASK_STOP_TIMEOUT_S = 1.0
+# How often an idle view asks the broker for new records, unless told otherwise.
+FETCH_MAX_WAIT_MS = 100
+# How long ``sync`` waits for the view to reach the topic's end, unless told otherwise: at
+# least this, and at least a few of the view's fetch waits (the embedded broker answers a
+# fetch when its wait ends).
+SYNC_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,7 @@ class CatalogView:
         self,
         kafka: str | KafkaOptions,
         topic: str,
-        fetch_max_wait_ms: int = 5,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
         *,
         max_value_bytes: int = MAX_VALUE_BYTES,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
@@ -79,6 +90,8 @@ class CatalogView:
         self.entries = CatalogEntries()
         self.skipped = 0  # records that could not be used (undecodable, bad key or value)
         self._changed = asyncio.Condition()
+        self._progress = asyncio.Condition()  # notified after every read
+        self._next_ends: asyncio.Task[dict[TopicPartition, int]] | None = None
         self._subscribers: list[asyncio.Queue[CatalogChange | None]] = []
         self._expected: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -113,6 +126,8 @@ class CatalogView:
         if task is not None:
             await stop_reader("catalog view reader", task, TASK_STOP_TIMEOUT_S)
         consumer, self._consumer = self._consumer, None
+        async with self._progress:
+            self._progress.notify_all()  # a sync() waiting for the reader gives up
         if consumer is not None:
             await close_consumer("catalog view consumer", consumer, self._close_timeout_s)
         for queue in self._subscribers:
@@ -125,6 +140,50 @@ class CatalogView:
         if expected is not None:
             self._expected = expected
             log.info("catalog_view_rereading", topic=self._topic)
+
+    async def sync(self, timeout_s: float | None = None) -> bool:
+        """Wait until the view holds every record that was on the topic when this was
+        called (the end offsets are asked for after the call; concurrent callers share one
+        request). False when the view is not running, the broker does not answer or
+        ``timeout_s`` passes first."""
+        consumer = self._consumer
+        if consumer is None or self._task is None or self._task.done():
+            return False
+        if timeout_s is None:
+            timeout_s = max(SYNC_TIMEOUT_S, 3 * self._fetch_wait / 1000)
+        try:
+            async with asyncio.timeout(timeout_s):
+                ends = await asyncio.shield(self._end_offsets(consumer))
+                async with self._progress:
+                    while True:
+                        if self._consumer is not consumer:  # stopped meanwhile
+                            return False
+                        if await _reached(consumer, ends):
+                            return True
+                        await self._progress.wait()
+        except TimeoutError:
+            log.warning("catalog_view_sync_timeout", topic=self._topic, timeout_s=timeout_s)
+        except (KafkaError, ConsumerStoppedError) as exc:
+            log.warning("catalog_view_sync_failed", topic=self._topic, error=repr(exc)[:300])
+        return False
+
+    def _end_offsets(
+        self, consumer: AIOKafkaConsumer
+    ) -> asyncio.Task[dict[TopicPartition, int]]:
+        """The end offsets of a request not sent yet: callers that come before it is sent
+        share it; a later caller gets the next one."""
+        if self._next_ends is None:
+            self._next_ends = asyncio.create_task(self._ask_end_offsets(consumer))
+            # Its failure is each waiter's; one left by a caller that gave up is not logged.
+            self._next_ends.add_done_callback(
+                lambda t: None if t.cancelled() else t.exception()
+            )
+        return self._next_ends
+
+    async def _ask_end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        self._next_ends = None  # being sent: whoever asks from now on needs a newer answer
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(consumer.assignment()))
+        return ends
 
     async def wait_until(
         self, predicate: Callable[[CatalogEntries], bool], timeout_s: float
@@ -179,9 +238,12 @@ class CatalogView:
         )
         advance(self._expected, batch)
         await self._apply(batch)
+        async with self._progress:
+            self._progress.notify_all()
 
     def _undecodable(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
         self.skipped += 1
+
 
     async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         changes: list[CatalogChange] = []
@@ -231,3 +293,10 @@ class CatalogView:
             return None
         return CatalogChange(key, entry)
 
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer has read each partition up to its end offset in ``ends``."""
+    for tp, end in ends.items():
+        if tp in consumer.assignment() and await consumer.position(tp) < end:
+            return False
+    return True

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from modelbus_contract.channels import Topics
-from modelbus_contract.errors import BadRequest, InternalError, ModelbusError
+from modelbus_contract.errors import (
+    BadRequest,
+    InternalError,
+    ModelbusError,
+    ModelInvalid,
+    ModelNotFound,
+)
 from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.logs import debug_enabled, get_logger
@@ -18,7 +24,14 @@ from modelbus_delivery.records import Inbound, Outgoing
 
 from .replies import dlq_copy, error_result, ok_result
 from .reply_policy import ReplyPolicy
-from .request import Envelope, RequestLimits, decode_body, read_envelope, read_request
+from .request import (
+    Envelope,
+    InferenceRequest,
+    RequestLimits,
+    decode_body,
+    read_envelope,
+    read_request,
+)
 from .resolve import resolve
 from .schema_check import conform
 
@@ -31,6 +44,9 @@ _OFFLOAD_DECODED_BYTES = 1 << 20
 # Told how a model version's start ended: model, version, its error (None: it started)
 # and its seconds.
 StartListener = Callable[[str, str, ModelbusError | None, float], None]
+
+# Brings the catalog entries up to the catalog topic's end; False if it could not.
+CatchUp = Callable[[], Awaitable[bool]]
 
 
 class Predictor(Protocol):
@@ -53,8 +69,10 @@ class RequestHandler:
         topics: Topics,
         policy: ReplyPolicy,
         limits: RequestLimits,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self._entries = entries
+        self._catch_up = catch_up
         self._predictor = predictor
         self._topics = topics
         self._policy = policy
@@ -69,7 +87,7 @@ class RequestHandler:
         model, version = headers.get("model")[:256], ""
         try:
             request = read_request(envelope, headers, record.value, self._limits)
-            entry = resolve(self._entries, request.model, request.version_spec)
+            entry = await self._resolve(request)
             model, version = entry.name, entry.version
             if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
                 table = await asyncio.to_thread(decode_body, request, entry.inputs, self._limits)
@@ -106,6 +124,18 @@ class RequestHandler:
                 error_result(envelope, err, model, version),
                 dlq_copy(self._topics.dlq, record, err),
             ]
+
+
+    async def _resolve(self, request: InferenceRequest) -> CatalogEntry:
+        """The request's catalog entry. Before answering that its model is unknown or
+        invalid, the catalog is caught up once: the entry the sender saw may have been
+        published after this worker's view last read the topic."""
+        try:
+            return resolve(self._entries, request.model, request.version_spec)
+        except (ModelNotFound, ModelInvalid):
+            if self._catch_up is None or not await self._catch_up():
+                raise
+        return resolve(self._entries, request.model, request.version_spec)
 
 
 def _bound(envelope: Envelope, model: str, version: str) -> Any:

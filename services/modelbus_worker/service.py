@@ -69,7 +69,9 @@ class WorkerService:
         self._writer = TopicWriter(
             kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
         )
-        self.catalog = CatalogView(kafka, topics.catalog, settings.kafka_fetch_max_wait_ms)
+        self.catalog = CatalogView(
+            kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms
+        )
         # Versions the pool cannot start are reported to the catalog (discovered topic).
         self.problems = ProblemReporter(self._writer, topics.discovered, self.catalog.entries)
         if containers is not None:
@@ -110,7 +112,7 @@ class WorkerService:
                     RequestHandler(
                         self.catalog.entries,
                         traced_predictor(MeasuredPredictor(predictor, metrics.request_predicted)),
-                        topics, policy, limits,
+                        topics, policy, limits, catch_up=self.catalog.sync,
                     ),
                     metrics, self.catalog.entries,
                 ),

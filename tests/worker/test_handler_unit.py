@@ -133,3 +133,68 @@ def test_the_quarantine_answers_the_requester_and_keeps_a_copy() -> None:
     assert (note.topic, note.key, note.value, note.headers["dlq_offset"]) == (
         TOPICS.dlq, None, b"", "7"
     )
+
+
+class CatalogThatCatchesUp:
+    """Entries as a view holds them, and the catch-up that brings in what was published
+    since (``published``), as ``CatalogView.sync`` does; ``reachable=False``: it fails."""
+
+    def __init__(self, published: list[CatalogEntry], reachable: bool = True) -> None:
+        self.entries: dict[str, CatalogEntry] = {}
+        self.published = published
+        self.reachable = reachable
+        self.catch_ups = 0
+
+    async def sync(self) -> bool:
+        self.catch_ups += 1
+        if not self.reachable:
+            return False
+        self.entries.update((e.key, e) for e in self.published)
+        return True
+
+
+def _request(model: bytes = b"lin", version: bytes | None = None) -> Inbound:
+    headers = {"model": model, "correlation_id": b"c9"}
+    if version is not None:
+        headers["model_version"] = version
+    return _record(to_ipc_stream(pa.table({"a": [1.0], "b": [2.0]})), headers)
+
+
+def _caught_up_handler(catalog: CatalogThatCatchesUp) -> RequestHandler:
+    return RequestHandler(catalog.entries, LinearPredictor(), TOPICS, POLICY, LIMITS,
+                          catch_up=catalog.sync)
+
+
+async def test_a_model_published_after_the_view_last_read_is_answered_after_one_catch_up() -> None:
+    catalog = CatalogThatCatchesUp([ENTRY])
+    out = await _caught_up_handler(catalog)(_request())
+    assert [(o.topic, o.headers["status"]) for o in out] == [(TOPICS.results, "ok")]
+    assert from_ipc_stream(out[0].value or b"").column("y").to_pylist() == [4.0]
+    assert catalog.catch_ups == 1
+
+
+async def test_a_version_that_became_ready_since_the_view_last_read_is_answered() -> None:
+    catalog = CatalogThatCatchesUp([ENTRY])
+    catalog.entries[ENTRY.key] = ENTRY.model_copy(update={"status": "invalid",
+                                                          "problems": ["no signature"]})
+    out = await _caught_up_handler(catalog)(_request(version=b"3"))
+    assert [o.headers["status"] for o in out] == ["ok"]
+    assert catalog.catch_ups == 1
+
+
+async def test_a_known_model_costs_no_catch_up() -> None:
+    catalog = CatalogThatCatchesUp([])
+    catalog.entries[ENTRY.key] = ENTRY
+    out = await _caught_up_handler(catalog)(_request())
+    assert [o.headers["status"] for o in out] == ["ok"]
+    assert catalog.catch_ups == 0
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+async def test_a_model_still_unknown_after_the_catch_up_is_model_not_found(
+    reachable: bool,
+) -> None:
+    catalog = CatalogThatCatchesUp([ENTRY], reachable=reachable)
+    out = await _caught_up_handler(catalog)(_request(model=b"nope"))
+    assert [(o.topic, _code(o)) for o in out] == [(TOPICS.results, "model_not_found")]
+    assert catalog.catch_ups == 1

@@ -400,7 +400,7 @@ class AsyncModelbusClient:
             raise ClientClosed("the client is closed")
         view = CatalogView(
             self._kafka, self._topics.catalog,
-            fetch_max_wait_ms or self.settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms or self.settings.kafka_catalog_fetch_max_wait_ms,
             close_timeout_s=self._close_timeout_s,
         )
         self._views.add(view)

@@ -130,7 +130,8 @@ class ContainerPool:
             t1 = time.perf_counter()
             c.in_flight += 1
             try:
-                kind, body = await asyncio.wait_for(c.channel.call(Kind.PREDICT, payload), timeout)
+                async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+                    kind, body = await c.channel.call(Kind.PREDICT, payload)
             except TimeoutError:
                 # The container is shared: remove it only if it no longer answers at all.
                 if not await self._healthy(c):

@@ -244,7 +244,6 @@ class CatalogView:
     def _undecodable(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
         self.skipped += 1
 
-
     async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         changes: list[CatalogChange] = []
         for records in batch.values():

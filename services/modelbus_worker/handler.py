@@ -125,7 +125,6 @@ class RequestHandler:
                 dlq_copy(self._topics.dlq, record, err),
             ]
 
-
     async def _resolve(self, request: InferenceRequest) -> CatalogEntry:
         """The request's catalog entry. Before answering that its model is unknown or
         invalid, the catalog is caught up once: the entry the sender saw may have been

@@ -108,13 +108,20 @@ class BatchingPredictor:
         self._schedule(key, queue)
         if timeout_s is None:
             return await item.answer
-        # A batch runs under its members' longest deadline: this one keeps its own.
+        # A batch runs under its members' longest deadline: this one keeps its own. It does
+        # not run while the model starts: checked at each expiry, a start that was under way
+        # at the last check gives the request its whole deadline again from this one (the
+        # first predict after a start may still be on its way).
         loop = asyncio.get_running_loop()
         deadline = timeout_s + self.settings.window_s
         expiry: list[asyncio.TimerHandle] = []
+        was_starting = False
 
         def expire() -> None:
-            if self._starting(name, version):
+            nonlocal was_starting
+            starting = self._starting(name, version)
+            if starting or was_starting:
+                was_starting = starting
                 expiry[0] = loop.call_later(deadline, expire)
             else:
                 _expire(item.answer, f"{name}/{version}: no answer within {timeout_s}s")

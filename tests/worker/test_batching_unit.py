@@ -175,6 +175,48 @@ async def test_a_deadline_does_not_run_while_the_model_starts() -> None:
     assert [a.column("y").to_pylist() for a in answers] == [[0.0], [2.0]]
 
 
+class StartThenPredictModel(LinearModel):
+    """Its first predict waits for a start of ``start_s`` (``starting`` holds), then
+    computes for ``predict_s`` more, as the pool's first call after a start does."""
+
+    def __init__(self, start_s: float, predict_s: float) -> None:
+        super().__init__(delay_s=predict_s)
+        self.start_s = start_s
+        self.is_starting = False
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table:
+        self.is_starting = True
+        try:
+            await asyncio.sleep(self.start_s)
+        finally:
+            self.is_starting = False
+        return await super().predict(name, version, table, timeout_s)
+
+
+async def test_a_request_whose_model_started_just_before_an_expiry_check_keeps_its_deadline(
+) -> None:
+    # Deadline 0.5 s, checked at 0.5 s (starting) and 1.0 s; the start ends at 0.9 s and the
+    # first predict answers at 1.2 s, 0.3 s after the start: within the deadline.
+    model = StartThenPredictModel(start_s=0.9, predict_s=0.3)
+    batching = BatchingPredictor(model, BatchSettings(window_s=0),
+                                 starting=lambda name, version: model.is_starting)
+    answer = await batching.predict("m", "1", _request(2), timeout_s=0.5)
+    assert answer.column("y").to_pylist() == [4.0]
+
+
+async def test_after_a_start_the_deadline_runs_again() -> None:
+    model = StartThenPredictModel(start_s=0.9, predict_s=5.0)
+    batching = BatchingPredictor(model, BatchSettings(window_s=0),
+                                 starting=lambda name, version: model.is_starting)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(InferenceTimeout, match=r"^m/1: no answer within 0\.5s$"):
+        await batching.predict("m", "1", _request(2), timeout_s=0.5)
+    assert 0.9 < asyncio.get_running_loop().time() - started < 2.0
+    await batching.close()
+
+
 async def test_without_a_start_the_same_deadline_expires() -> None:
     model = StartingModel(start_s=0.3)
     batching = BatchingPredictor(model, BatchSettings(window_s=0))

@@ -149,37 +149,10 @@ async def test_a_batch_never_grows_past_max_rows() -> None:
 
 
 class StartingModel(LinearModel):
-    """Its first predict waits for a start of ``start_s``, during which ``starting`` holds."""
-
-    def __init__(self, start_s: float) -> None:
-        super().__init__(delay_s=start_s)
-        self.is_starting = False
-
-    async def predict(
-        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
-    ) -> pa.Table:
-        self.is_starting = True
-        try:
-            return await super().predict(name, version, table, timeout_s)
-        finally:
-            self.is_starting = False
-
-
-async def test_a_deadline_does_not_run_while_the_model_starts() -> None:
-    model = StartingModel(start_s=0.3)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0),
-                                 starting=lambda name, version: model.is_starting)
-    answers = await asyncio.gather(
-        *(batching.predict("m", "1", _request(n), timeout_s=0.05) for n in range(2))
-    )
-    assert [a.column("y").to_pylist() for a in answers] == [[0.0], [2.0]]
-
-
-class StartThenPredictModel(LinearModel):
     """Its first predict waits for a start of ``start_s`` (``starting`` holds), then
     computes for ``predict_s`` more, as the pool's first call after a start does."""
 
-    def __init__(self, start_s: float, predict_s: float) -> None:
+    def __init__(self, start_s: float, predict_s: float = 0.0) -> None:
         super().__init__(delay_s=predict_s)
         self.start_s = start_s
         self.is_starting = False
@@ -195,11 +168,21 @@ class StartThenPredictModel(LinearModel):
         return await super().predict(name, version, table, timeout_s)
 
 
+async def test_a_deadline_does_not_run_while_the_model_starts() -> None:
+    model = StartingModel(start_s=0.3)
+    batching = BatchingPredictor(model, BatchSettings(window_s=0),
+                                 starting=lambda name, version: model.is_starting)
+    answers = await asyncio.gather(
+        *(batching.predict("m", "1", _request(n), timeout_s=0.05) for n in range(2))
+    )
+    assert [a.column("y").to_pylist() for a in answers] == [[0.0], [2.0]]
+
+
 async def test_a_request_whose_model_started_just_before_an_expiry_check_keeps_its_deadline(
 ) -> None:
     # Deadline 0.5 s, checked at 0.5 s (starting) and 1.0 s; the start ends at 0.9 s and the
     # first predict answers at 1.2 s, 0.3 s after the start: within the deadline.
-    model = StartThenPredictModel(start_s=0.9, predict_s=0.3)
+    model = StartingModel(start_s=0.9, predict_s=0.3)
     batching = BatchingPredictor(model, BatchSettings(window_s=0),
                                  starting=lambda name, version: model.is_starting)
     answer = await batching.predict("m", "1", _request(2), timeout_s=0.5)
@@ -207,7 +190,7 @@ async def test_a_request_whose_model_started_just_before_an_expiry_check_keeps_i
 
 
 async def test_after_a_start_the_deadline_runs_again() -> None:
-    model = StartThenPredictModel(start_s=0.9, predict_s=5.0)
+    model = StartingModel(start_s=0.9, predict_s=5.0)
     batching = BatchingPredictor(model, BatchSettings(window_s=0),
                                  starting=lambda name, version: model.is_starting)
     started = asyncio.get_running_loop().time()

@@ -110,6 +110,12 @@ def request_table(rows: int) -> pa.Table:
                      "b": [-i - r / 4 for r in range(rows)]})
 
 
+def expected_y(sent: pa.Table) -> list[float]:
+    """What the linear model must answer for ``sent``, row by row: y = 2a + b."""
+    a, b = sent.column("a").to_pylist(), sent.column("b").to_pylist()
+    return [2.0 * x + y for x, y in zip(a, b, strict=True)]
+
+
 @dataclass
 class Verifier:
     """Every answer must carry exactly its own rows, in order: y = 2a + b row by row."""
@@ -133,7 +139,7 @@ class Verifier:
         self.answers += 1
         self.failing = 0
         a, b = sent.column("a").to_pylist(), sent.column("b").to_pylist()
-        want = [2.0 * x + y for x, y in zip(a, b, strict=True)]
+        want = expected_y(sent)
         have = got.column("y").to_pylist() if "y" in got.column_names else None
         if have != want:
             self.mismatches.append(f"{cid}: a={a[:3]} b={b[:3]} want y={want[:3]} got "
@@ -606,9 +612,7 @@ async def run(
                 res.direct_errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
                 return math.nan
             seconds = time.perf_counter() - t0
-            want = [2.0 * a + b for a, b in zip(table.column("a").to_pylist(),
-                                                table.column("b").to_pylist(), strict=True)]
-            if got.column("y").to_pylist() != want:
+            if got.column("y").to_pylist() != expected_y(table):
                 res.direct_errors["wrong answer"] += 1
             return seconds
 

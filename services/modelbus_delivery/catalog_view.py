@@ -89,8 +89,7 @@ class CatalogView:
         self._close_timeout_s = close_timeout_s
         self.entries = CatalogEntries()
         self.skipped = 0  # records that could not be used (undecodable, bad key or value)
-        self._changed = asyncio.Condition()
-        self._progress = asyncio.Condition()  # notified after every read
+        self._read_done = asyncio.Condition()  # notified after every read and at stop
         self._next_ends: asyncio.Task[dict[TopicPartition, int]] | None = None
         self._subscribers: list[asyncio.Queue[CatalogChange | None]] = []
         self._expected: dict[TopicPartition, int] = {}
@@ -126,8 +125,8 @@ class CatalogView:
         if task is not None:
             await stop_reader("catalog view reader", task, TASK_STOP_TIMEOUT_S)
         consumer, self._consumer = self._consumer, None
-        async with self._progress:
-            self._progress.notify_all()  # a sync() waiting for the reader gives up
+        async with self._read_done:
+            self._read_done.notify_all()  # a sync() waiting for the reader gives up
         if consumer is not None:
             await close_consumer("catalog view consumer", consumer, self._close_timeout_s)
         for queue in self._subscribers:
@@ -154,13 +153,13 @@ class CatalogView:
         try:
             async with asyncio.timeout(timeout_s):
                 ends = await asyncio.shield(self._end_offsets(consumer))
-                async with self._progress:
+                async with self._read_done:
                     while True:
                         if self._consumer is not consumer:  # stopped meanwhile
                             return False
                         if await _reached(consumer, ends):
                             return True
-                        await self._progress.wait()
+                        await self._read_done.wait()
         except TimeoutError:
             log.warning("catalog_view_sync_timeout", topic=self._topic, timeout_s=timeout_s)
         except (KafkaError, ConsumerStoppedError) as exc:
@@ -190,8 +189,8 @@ class CatalogView:
     ) -> bool:
         """Wait until ``predicate(entries)`` holds; False when the deadline passes first."""
         try:
-            async with asyncio.timeout(timeout_s), self._changed:
-                await self._changed.wait_for(lambda: predicate(self.entries))
+            async with asyncio.timeout(timeout_s), self._read_done:
+                await self._read_done.wait_for(lambda: predicate(self.entries))
             return True
         except TimeoutError:
             return False
@@ -216,7 +215,7 @@ class CatalogView:
         await consumer.seek_to_beginning(*tps)
         self._expected = await expected_positions(consumer, tps)
         end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+        while not await _reached(consumer, end):
             await self._read(consumer, timeout_ms=200)
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
@@ -237,14 +236,14 @@ class CatalogView:
             consumer, self._expected, self._undecodable, timeout_ms=timeout_ms
         )
         advance(self._expected, batch)
-        await self._apply(batch)
-        async with self._progress:
-            self._progress.notify_all()
+        self._apply(batch)
+        async with self._read_done:
+            self._read_done.notify_all()
 
     def _undecodable(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
         self.skipped += 1
 
-    async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
         changes: list[CatalogChange] = []
         for records in batch.values():
             for record in records:
@@ -257,13 +256,9 @@ class CatalogView:
                 else:
                     self.entries[change.key] = change.entry
                 changes.append(change)
-        if not changes:
-            return
         for queue in self._subscribers:
             for change in changes:
                 queue.put_nowait(change)
-        async with self._changed:
-            self._changed.notify_all()
 
     def _change_of(self, record: Any) -> CatalogChange | None:
         """The change a record makes, or None (logged) when it cannot be used."""

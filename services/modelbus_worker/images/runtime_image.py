@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -148,10 +148,16 @@ def prepare_model(
     tracking_uri: str,
     build_lock: AbstractContextManager[Any] | None = None,
     known: KnownImages | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> PreparedModel:
     """Registry lookup, files (downloaded once), the interpreter the version's Python asks
-    for, and its runtime image. Raises ModelUnavailable when no interpreter can load it."""
+    for, and its runtime image. Raises ModelUnavailable when no interpreter can load it.
+    ``on_step`` is told ``files``, then ``images``, as each begins."""
+    if on_step is not None:
+        on_step("files")
     files = fetch_model_files(settings, name, version, tracking_uri)
+    if on_step is not None:
+        on_step("images")
     mark = time.monotonic()
     interpreter = interpreter_for(
         files.model_dir, settings, lambda image: image_available(client, image))

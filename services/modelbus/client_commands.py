@@ -20,7 +20,7 @@ from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 
 from .cli_settings import load_settings
-from .client import AsyncModelbusClient
+from .client import AsyncModelbusClient, Progress
 from .client.chunked_predict import DEFAULT_WINDOW
 from .predict_spool import Spool
 from .table_files import TableFileError, read_table, render
@@ -100,6 +100,25 @@ def predict(model: str, version: str | None, timeout: float, output: Path | None
     _predict_to_file(settings, job, quiet)
 
 
+class ProgressLine:
+    """One line on stderr per progress notice, rewritten in place on a terminal."""
+
+    def __init__(self) -> None:
+        self._open = False
+
+    def __call__(self, progress: Progress) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"\r\033[K{progress.describe()}", err=True, nl=False)
+            self._open = True
+        else:
+            click.echo(progress.describe(), err=True)
+
+    def end(self) -> None:
+        if self._open:
+            click.echo("", err=True)
+            self._open = False
+
+
 def _predict_to_screen(settings: ModelbusSettings, model: str, version: str | None,
                        timeout: float, window: int, input_file: Path) -> None:
     try:
@@ -107,11 +126,17 @@ def _predict_to_screen(settings: ModelbusSettings, model: str, version: str | No
     except TableFileError as exc:
         raise click.ClickException(str(exc)) from None
 
+    line = ProgressLine()
+
     async def call() -> Any:
-        async with AsyncModelbusClient(settings=settings) as client:
+        async with AsyncModelbusClient(settings=settings, on_progress=line) as client:
             return await client.predict_table(model, table, version, timeout, window)
 
-    click.echo(render(_run(call(), settings)))
+    try:
+        answer = _run(call(), settings)
+    finally:
+        line.end()
+    click.echo(render(answer))
 
 
 def _predict_to_file(settings: ModelbusSettings, job: FileJob, quiet: bool) -> None:
@@ -196,11 +221,21 @@ def _params(params: list[Parameter]) -> str:
     )
 
 
+def _serving(entry: CatalogEntry) -> str:
+    """``  prepared (host:12)``, ``  preparing: images (host:12)``, ``  failed: code: why``."""
+    serving = entry.serving
+    if serving is None:
+        return ""
+    detail = (f": {serving.error_code}: {serving.error_message or ''}".rstrip(": ")
+              if serving.error_code else f": {serving.step}" if serving.step else "")
+    return f"  {serving.state}{detail} ({serving.worker})"
+
+
 def _line(entry: CatalogEntry) -> str:
     aliases = f" @{',@'.join(entry.aliases)}" if entry.aliases else ""
     problems = f"  problems: {'; '.join(entry.problems)}" if entry.problems else ""
     return (
-        f"{entry.name}/{entry.version}{aliases}  {entry.status}  "
+        f"{entry.name}/{entry.version}{aliases}  {entry.status}{_serving(entry)}  "
         f"in({_params(entry.inputs)}) -> out({_params(entry.outputs)}){problems}"
     )
 

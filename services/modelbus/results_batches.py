@@ -97,6 +97,10 @@ class TableBatch:
     members: dict[str, list[ResultRecord]] = field(default_factory=dict)
 
 
+# A record with another (non-empty) status is an interim notice, which the result follows.
+FINAL_STATUSES = frozenset({"ok", "error"})
+
+
 def partition_dir(model: str, version: str) -> str:
     """Directory of a model version's files: ``NAME/vVERSION``.
 
@@ -138,6 +142,8 @@ def build_tables(
         if record.problem is not None:
             errors.append(error_row(record, record.problem_code, record.problem))
             continue
+        if h.get("status") not in FINAL_STATUSES and h.get("status"):
+            continue  # an interim notice (`preparing`) or a newer writer's: not a result
         if h.get("status") != "ok" or not record.value:
             errors.append(
                 error_row(record, h.get("error_code", "unknown"), h.get("error_message", ""))

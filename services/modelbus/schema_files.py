@@ -9,8 +9,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelbus_contract.channels import CHANNELS, topic_name
-from modelbus_contract.inference import ErrorBody, RequestHeaders, ResultHeaders
-from modelbus_contract.messages import CatalogEntry, DiscoveryEvent, ModelProblemReport
+from modelbus_contract.inference import (
+    ErrorBody,
+    ProgressHeaders,
+    RequestHeaders,
+    ResultHeaders,
+)
+from modelbus_contract.messages import (
+    CatalogEntry,
+    DiscoveryEvent,
+    ModelProblemReport,
+    ServingReport,
+)
 from modelbus_contract.settings import ModelbusSettings
 
 SERVICES = ("discovery", "catalog", "worker")
@@ -20,9 +30,11 @@ SERVICES = ("discovery", "catalog", "worker")
 MESSAGES: tuple[tuple[type[BaseModel], str], ...] = (
     (DiscoveryEvent, "discovery-event"),
     (ModelProblemReport, "model-problem-report"),
+    (ServingReport, "serving-report"),
     (CatalogEntry, "catalog-entry"),
     (RequestHeaders, "inference-request-headers"),
     (ResultHeaders, "inference-result-headers"),
+    (ProgressHeaders, "inference-progress-headers"),
     (ErrorBody, "inference-error-body"),
 )
 
@@ -63,8 +75,7 @@ def asyncapi_document() -> dict[str, Any]:
                     topic, group_id=f"{settings.topic_prefix}{service}",
                     title=f"{service}.consume.{slug}", description=channel.description,
                 )(_documented(_consumed(channel)))
-        publishers = ((channel.publisher, channel.message), *channel.also_published)
-        for publisher, message in publishers:
+        for publisher, message in _published(channel).items():
             if publisher in SERVICES:
                 broker(publisher).publisher(
                     topic, title=f"{publisher}.publish.{slug}",
@@ -77,6 +88,14 @@ def asyncapi_document() -> dict[str, Any]:
         description="Serve MLflow-registry models over Kafka.",
     )
     return json.loads(spec.to_specification().to_json())  # type: ignore[no-any-return]
+
+
+def _published(channel: Any) -> dict[str, Any]:
+    """Service → what it writes to a channel (the union when it writes several messages)."""
+    out: dict[str, Any] = {channel.publisher: channel.message}
+    for service, message in channel.also_published:
+        out[service] = out[service] | message if service in out else message
+    return out
 
 
 def _consumed(channel: Any) -> Any:

@@ -12,10 +12,13 @@ from pydantic import ValidationError
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.interpreters import InterpreterSettings
 from modelbus_contract.messages import (
+    MODEL_PROBLEM_TYPE,
+    SERVING_REPORT_TYPE,
     CatalogEntry,
     DiscoveryEvent,
     ModelProblemReport,
-    is_problem_report,
+    ServingReport,
+    message_type,
     version_key,
 )
 from modelbus_contract.redact import redact
@@ -34,6 +37,7 @@ from modelbus_delivery.writer import TopicWriter
 from .entry import ModelFacts, build_entry
 from .metrics import CatalogMetrics
 from .reader import ModelUnreadable
+from .serving import serving_kept, with_serving
 from .worker_problems import carried_over, with_report
 
 log = get_logger("catalog")
@@ -162,12 +166,23 @@ class CatalogService:
         """One record of the discovered topic → the entry (or tombstone) to publish."""
         if record.value is None:
             return []  # a tombstone compacting the discovered topic: nothing to announce
-        if is_problem_report(record.headers):
+        kind = message_type(record.headers)
+        if kind == MODEL_PROBLEM_TYPE:
             try:
                 report = ModelProblemReport.model_validate_json(record.value)
             except ValidationError as exc:
                 raise PoisonRecord(f"not a model problem report: {str(exc)[:500]}") from None
             return self.handle_report(report)
+        if kind == SERVING_REPORT_TYPE:
+            try:
+                serving = ServingReport.model_validate_json(record.value)
+            except ValidationError as exc:
+                raise PoisonRecord(f"not a serving report: {str(exc)[:500]}") from None
+            return self.handle_serving(serving)
+        if kind:  # a message of a newer writer: not for this catalog to judge
+            log.info("discovered_message_skipped", message_type=kind[:80],
+                     partition=record.partition, offset=record.offset)
+            return []
         try:
             event = DiscoveryEvent.model_validate_json(record.value)
         except ValidationError as exc:
@@ -182,10 +197,11 @@ class CatalogService:
                 self._published[event.key] = None
                 return Outgoing(self._catalog_topic, event.key.encode(), None)
             facts = await self._read_facts(event)
-            entry = carried_over(
+            previous = self._current(event.key)
+            entry = serving_kept(carried_over(
                 build_entry(event, facts, self._settings.datagrok_tag, self._interpreters),
-                self._current(event.key),
-            )
+                previous,
+            ), previous)
             log.info(
                 "catalog_entry_built", status=entry.status, problems=len(entry.problems),
                 inputs=[p.name for p in entry.inputs], outputs=[p.name for p in entry.outputs],
@@ -207,6 +223,22 @@ class CatalogService:
                 return []
             log.info("catalog_entry_worker_problem", error_code=report.error_code,
                      problems=len(merged.problems))
+            return [self._publish(merged)]
+
+    def handle_serving(self, report: ServingReport) -> list[Outgoing]:
+        """A worker's serving state put in the version's current entry (re-published), or
+        nothing when the version has no entry or the entry already says so."""
+        with structlog.contextvars.bound_contextvars(model=report.name,
+                                                     model_version=report.version):
+            entry = self._current(version_key(report.name, report.version))
+            if entry is None:
+                log.info("serving_report_for_unknown_version", state=report.state)
+                return []
+            merged = with_serving(entry, report)
+            if merged is None:
+                return []
+            log.info("catalog_entry_serving", state=report.state, worker=report.worker,
+                     error_code=report.error_code)
             return [self._publish(merged)]
 
     def _current(self, key: str) -> CatalogEntry | None:

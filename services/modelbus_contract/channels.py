@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .inference import ArrowStream, ErrorBody
-from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport
+from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport, ServingReport
 from .settings import ModelbusSettings
 
 
@@ -48,9 +48,12 @@ CHANNELS: tuple[Channel, ...] = (
         "carrying the discovery tag (on the model or the version). Workers write model "
         "problem reports here too (key `name/version#worker`, header "
         "`message_type: model_problem`): a version they cannot start, or that starts again; "
-        "the catalog merges them into the version's entry.",
+        "the catalog merges them into the version's entry; and serving reports (key "
+        "`name/version#serving`, header `message_type: serving_report`): a version being "
+        "prepared, prepared or failed, shown as the entry's `serving`. Readers skip a "
+        "`message_type` they do not know.",
         compacted=True,
-        also_published=(("worker", ModelProblemReport),),
+        also_published=(("worker", ModelProblemReport), ("worker", ServingReport)),
     ),
     Channel(
         "catalog", "models.catalog", "catalog", ("worker", "users"), CatalogEntry,
@@ -68,7 +71,9 @@ CHANNELS: tuple[Channel, ...] = (
         "results", "inference.results", "worker", ("users",), ArrowStream | ErrorBody,
         "Results keyed like the request, header `status` ok|error and the request's "
         "`correlation_id`; value Arrow on ok, the JSON error body on error. Sent to the "
-        "request's `reply_to` topic when the worker accepts it.",
+        "request's `reply_to` topic when the worker accepts it. A request with "
+        "`notify_progress: true` may first get progress notices (`status: preparing`, empty "
+        "value) while its model version is prepared.",
         partitioned=True,
     ),
     Channel(
@@ -117,4 +122,4 @@ def topic_specs(settings: ModelbusSettings, roles: tuple[str, ...]) -> list[Topi
 
 def message_models() -> list[type[BaseModel]]:
     """Every JSON message model the table names (for documentation)."""
-    return [DiscoveryEvent, ModelProblemReport, CatalogEntry, ErrorBody]
+    return [DiscoveryEvent, ModelProblemReport, ServingReport, CatalogEntry, ErrorBody]

@@ -17,7 +17,7 @@ MAX_CORRELATION_ID_BYTES = 256
 MAX_ECHOED_KEY_BYTES = 4096
 
 REQUEST_HEADERS = ("model", "model_version", "correlation_id", "reply_to", "content-type",
-                   "timeout_ms", "chunk_id", "chunk_index", "chunk_count")
+                   "timeout_ms", "chunk_id", "chunk_index", "chunk_count", "notify_progress")
 
 
 def _text(raw: str | bytes | None) -> str | None:

@@ -63,6 +63,12 @@ class RequestHeaders(BaseModel):
         description="W3C Trace Context `tracestate` (at most 512 characters of list-members); "
         "echoed when valid and the `traceparent` is.",
     )
+    notify_progress: str | None = Field(
+        default=None,
+        description="`true`: while the model version is being prepared (files, images, "
+        "container, model load), the worker sends progress notices for this request to the "
+        "reply topic (see `inference-progress-headers`) before its result.",
+    )
 
 
 class ResultHeaders(BaseModel):
@@ -94,6 +100,31 @@ class ResultHeaders(BaseModel):
     )
     tracestate: str | None = Field(
         default=None, description="The request's, when it and the traceparent were valid.",
+    )
+
+
+PROGRESS_STATUS = "preparing"
+
+
+class ProgressHeaders(BaseModel):
+    """Headers of a progress notice: an interim record (empty value) on the reply topic,
+    keyed like the request, sent only for requests with `notify_progress: true`. It says
+    the model version is still being prepared; the result follows. A reader that does not
+    ask for notices never gets one; one that reads a shared topic skips any record whose
+    `status` is neither `ok` nor `error`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    correlation_id: str
+    status: Literal["preparing"]
+    model: str
+    model_version: str = Field(description="The resolved version number.")
+    step: str = Field(description="`queued` (not begun yet), `files`, `images` (dependency "
+                      "and runtime images), `container` or `loading`; an open set.")
+    elapsed_ms: str = Field(description="Milliseconds since the preparation began.")
+    notice_interval_ms: str = Field(
+        description="The next notice comes within this many milliseconds while preparation "
+        "goes on: a caller may extend its wait by it."
     )
 
 

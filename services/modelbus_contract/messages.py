@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .headers import RawHeaders, header_dict
 
-# Bump the Literal of ``schema_version`` in a model when its message changes incompatibly.
+# How these messages evolve (the README's "Public contract" says them too):
+# - Every reader ignores fields it does not know (``extra="ignore"``), so a newer writer's
+#   additional field never makes a message unreadable for an older reader.
+# - Within a schema version, changes are additive only: a new optional field (with a
+#   default), a new value where a field is documented as open (``state``, ``step``), a new
+#   message type on a topic under its own ``message_type`` header (readers skip types they
+#   do not know). Nothing is removed, renamed, retyped or made required.
+# - Anything else bumps the Literal of ``schema_version`` and gets a new schema file.
+TOLERANT = ConfigDict(extra="ignore")
 
 
 def version_key(name: str, version: str) -> str:
@@ -33,7 +41,7 @@ def utc_now() -> datetime:
 class DiscoveryEvent(BaseModel):
     """A change seen in the registry for one tagged, READY model version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = TOLERANT
 
     schema_version: Literal["1"] = "1"
     kind: Literal["found", "updated", "removed"]
@@ -62,7 +70,7 @@ class DiscoveryEvent(BaseModel):
 class Parameter(BaseModel):
     """One model input or output as the catalog describes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = TOLERANT
 
     index: int = Field(ge=0)
     name: str | None = Field(
@@ -94,10 +102,43 @@ class Parameter(BaseModel):
     optional: bool = False
 
 
+# Serving states a worker reports; the set is open: a reader treats any other as not prepared.
+PREPARING, PREPARED, FAILED = "preparing", "prepared", "failed"
+
+
+class ServingState(BaseModel):
+    """One version's readiness on the worker that owns its requests: being prepared (files,
+    images, a container), prepared (a request is answered without waiting for any of it), or
+    failed (``error_code`` and the decisive line of ``error_message``)."""
+
+    model_config = TOLERANT
+
+    state: str = Field(
+        description="`preparing`, `prepared` or `failed`; an open set: treat any other value "
+        "as not prepared."
+    )
+    worker: str = Field(description="The reporting worker (`host:pid` unless configured).")
+    step: str | None = Field(
+        default=None, description="While preparing: `queued`, `files`, `images`, `container` "
+        "or `loading` (an open set).",
+    )
+    error_code: str | None = Field(default=None, description="When failed: the error code "
+                                   "requests get (e.g. `model_unavailable`).")
+    error_message: str | None = Field(default=None, description="When failed: its decisive "
+                                      "line.")
+    seconds: float | None = Field(default=None, description="How long the preparation took "
+                                  "(prepared or failed).")
+    reported_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def prepared(self) -> bool:
+        return self.state == PREPARED
+
+
 class CatalogEntry(BaseModel):
     """Everything a user or a worker needs to call one model version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = TOLERANT
 
     schema_version: Literal["1"] = "1"
     name: str
@@ -126,6 +167,10 @@ class CatalogEntry(BaseModel):
         "(`NAME`, `NAME#1`, …, `NAME#K-1`), so that up to K workers serve it (tag "
         "`modelbus.shards=K` on the model or version).",
     )
+    serving: ServingState | None = Field(
+        default=None, description="How ready the version is to answer at once, as the worker "
+        "that owns its requests last reported (null: no worker has prepared it).",
+    )
     updated_at: datetime = Field(default_factory=utc_now)
 
     @property
@@ -149,7 +194,7 @@ class ModelProblemReport(BaseModel):
     started. The catalog shows the problem in the version's entry as
     ``worker: <error_code>: <error_message>`` and removes it again; ``status`` is unchanged."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = TOLERANT
 
     schema_version: Literal["1"] = "1"
     name: str
@@ -173,9 +218,35 @@ class ModelProblemReport(BaseModel):
         return worker_problem(self.error_code, self.error_message or "")
 
 
+SERVING_REPORT_TYPE = "serving_report"
+SERVING_REPORT_KEY_SUFFIX = "#serving"
+
+
+class ServingReport(ServingState):
+    """A worker's word on preparing one model version, on the discovered topic (key
+    ``name/version#serving``, header ``message_type: serving_report``). The catalog puts it
+    in the version's entry as ``serving``."""
+
+    schema_version: Literal["1"] = "1"
+    name: str
+    version: str
+
+    @property
+    def key(self) -> str:
+        return f"{version_key(self.name, self.version)}{SERVING_REPORT_KEY_SUFFIX}"
+
+    def state_only(self) -> ServingState:
+        return ServingState.model_validate(self.model_dump(include=set(ServingState.model_fields)))
+
+
+def message_type(headers: RawHeaders | None) -> str:
+    """The ``message_type`` header of a discovered-topic record ('' for a discovery event)."""
+    return header_dict(headers).get(MESSAGE_TYPE_HEADER, "")
+
+
 def is_problem_report(headers: RawHeaders | None) -> bool:
     """Whether a record of the discovered topic is a worker's report (by its header)."""
-    return header_dict(headers).get(MESSAGE_TYPE_HEADER) == MODEL_PROBLEM_TYPE
+    return message_type(headers) == MODEL_PROBLEM_TYPE
 
 
 def problem_report_key(name: str, version: str) -> str:

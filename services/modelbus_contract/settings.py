@@ -110,6 +110,25 @@ class ModelbusSettings(BaseSettings):
     worker_batches_in_flight: int = Field(
         default=2, ge=1, description="Batches of one model version running at once."
     )
+    worker_prepare: Literal["latest", "all", "none"] = Field(
+        default="latest",
+        description="Which catalogued versions a worker prepares before any request (files, "
+        "images, a warm container or a standby runtime), among the models whose requests "
+        "it consumes: `latest` (the newest ready version of each model and every version "
+        "with an alias), `all`, or `none` (a version is prepared by its first request).",
+    )
+    worker_prepare_concurrency: int = Field(
+        default=1, ge=1, description="Preparations (image builds) a worker runs at once."
+    )
+    worker_prepare_max_versions: int = Field(
+        default=16, ge=0,
+        description="The most versions a worker prepares (newest of each model first), which "
+        "bounds the disk its files and images take.",
+    )
+    worker_id: str | None = Field(
+        default=None, description="How a worker names itself in serving reports; default "
+        "`host:pid`.",
+    )
     log_level: str = "INFO"
     metrics_port: int = Field(
         default=0, ge=0, le=65535,

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from modelbus_contract.channels import topic_specs
-from modelbus_contract.messages import DiscoveryEvent, is_problem_report
+from modelbus_contract.messages import DiscoveryEvent, message_type
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
@@ -90,7 +90,7 @@ class DiscoveryService:
             "kafka", lambda: read_to_end(self._kafka, self._topic), backoff,
             bootstrap_servers=servers,
         ):
-            if is_problem_report(record.headers):
+            if message_type(record.headers):
                 continue  # a worker's report for the catalog, not a discovery event
             try:
                 fold(self._known, DiscoveryEvent.model_validate_json(record.value or b""))

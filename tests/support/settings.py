@@ -17,6 +17,9 @@ def isolated_settings(
             "mlflow_tracking_uri": mlflow_tracking_uri,
             "topic_prefix": f"{stem}-{uuid.uuid4().hex[:12]}.",
             "poll_interval_s": 1.0,
+            # Requests alone start containers, unless a test of background preparation
+            # asks for a policy: the others count and time starts that requests cause.
+            "worker_prepare": "none",
         }
     )
 

@@ -5,6 +5,7 @@ from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.catalog_view import CatalogChange
 
 from .async_client import AsyncModelbusClient
+from .progress import Progress
 from .results_listener import ClientClosed
 from .sync_client import ModelbusClient
 
@@ -15,4 +16,5 @@ __all__ = [
     "ClientClosed",
     "ModelbusClient",
     "ModelbusError",
+    "Progress",
 ]

@@ -41,6 +41,7 @@ from .chunked_predict import (
     predict_chunks,
 )
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
+from .progress import NOTIFY_PROGRESS_HEADER, Progress, ProgressListener, wait_after_notice
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
@@ -63,6 +64,9 @@ class AsyncModelbusClient:
     where batch pipelines read every answer, or a ``replies.NAME`` topic of the workers'
     allow-list.
 
+    ``on_progress`` is told of every progress notice (a model version still being
+    prepared) of every call that does not pass its own listener.
+
     ``close()`` never raises and returns within ``close_bound_s`` seconds, whatever the
     broker does: every Kafka client is closed concurrently, each within ``close_timeout_s``
     (what does not finish is abandoned and logged). Requests still waiting fail with
@@ -76,8 +80,10 @@ class AsyncModelbusClient:
         settings: ModelbusSettings | None = None,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         reply_topic: str | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> None:
         settings = settings or ModelbusSettings()
+        self._on_progress = on_progress
         if bootstrap_servers:
             settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap_servers})
         self.settings = settings
@@ -183,6 +189,7 @@ class AsyncModelbusClient:
         wait: float | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> pa.Table:
         """Run ``data`` (Table, DataFrame or dict of columns) through ``model``.
 
@@ -196,13 +203,17 @@ class AsyncModelbusClient:
         included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
         the result cannot be read.
 
+        While the model version is still being prepared (files, images, container, model
+        load), the worker sends progress notices: each one extends ``wait`` (the deadline
+        ``timeout`` starts once the version is up) and is passed to ``on_progress``.
+
         ``traceparent``/``tracestate`` (W3C Trace Context; ValueError when not valid) go on
         the request; without them, the current OpenTelemetry span's context does, if any.
         """
         trace = request_trace_headers(traceparent, tracestate)
         _, table = await self._request(
             model, to_ipc_stream(as_table(data)), version, timeout, correlation_id,
-            trace=trace, wait=wait,
+            trace=trace, wait=wait, on_progress=on_progress,
         )
         return table
 
@@ -292,10 +303,12 @@ class AsyncModelbusClient:
         extra_headers: Mapping[str, str] | None = None,
         trace: Mapping[str, str] | None = None,
         wait: float | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> tuple[dict[str, str], pa.Table]:
         """Send one request; its result's headers and table, or the ``ModelbusError``.
 
         ``trace``: its trace headers; default the current OpenTelemetry span's, if any.
+        Each progress notice extends the wait (``wait_after_notice``).
         """
         wait = timeout if wait is None else wait
         if self._closed:
@@ -308,14 +321,30 @@ class AsyncModelbusClient:
             "correlation_id": cid,
             "content-type": ARROW_STREAM,
             "timeout_ms": str(int(timeout * 1000)),
+            NOTIFY_PROGRESS_HEADER: "true",
         }
         if self.reply_topic != self._topics.results:
             headers["reply_to"] = self.reply_topic
         if version is not None:
             headers["model_version"] = str(version)
-        future = self._results.expect(cid)
+        loop = asyncio.get_running_loop()
+        scope: asyncio.Timeout | None = None
+
+        on_progress = on_progress or self._on_progress
+
+        def noticed(notice: Mapping[str, str]) -> None:
+            progress = Progress.from_headers(notice)
+            if scope is not None and (when := scope.when()) is not None:
+                scope.reschedule(max(when, loop.time() + wait_after_notice(wait, progress)))
+            if on_progress is not None:
+                try:
+                    on_progress(progress)
+                except Exception:  # the caller's callback never costs the answer
+                    log.exception("progress_listener_failed", model=model)
+
+        future = self._results.expect(cid, noticed)
         try:
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(wait) as scope:
                 await self._send(self._keys.key(model), body, headers, future)
                 result_headers, value = await future
         except TimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,12 +30,15 @@ log = get_logger("client")
 
 RESULT_HEADERS = (
     "status", "model", "model_version", "correlation_id", "error_code", "error_message",
-    "content-type",
+    "content-type", "step", "elapsed_ms", "notice_interval_ms",
 )
+FINAL_STATUSES = frozenset({"ok", "error"})
 # How long stopping waits for the reading task to end after cancelling it.
 TASK_STOP_TIMEOUT_S = 1.0
 
 Answer = tuple[dict[str, str], bytes | None]
+# Told the headers of each progress notice (``status: preparing``) for a waiting request.
+NoticeListener = Callable[[dict[str, str]], None]
 
 
 class ClientClosed(ModelbusError):
@@ -46,6 +50,8 @@ class ClientClosed(ModelbusError):
 class ResultsListener:
     """Reads a results topic from its end (no consumer group) and resolves futures by id.
 
+    A progress notice (a record whose ``status`` is neither ``ok`` nor ``error``) goes to
+    the request's notice listener, if it has one, and leaves it waiting for its result.
     A result whose headers cannot be read fails its request with ``InternalError``; a
     record the Kafka client cannot decode at all is logged and skipped (its request, which
     cannot be identified, ends at its timeout). ``stop`` fails every waiting request with
@@ -68,6 +74,7 @@ class ResultsListener:
         self._fetch_wait = fetch_max_wait_ms
         self._close_timeout_s = close_timeout_s
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
+        self._notices: dict[str, NoticeListener] = {}
         self._expected: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -118,6 +125,7 @@ class ResultsListener:
     def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
         """Fail every waiting request with ``ClientClosed``; refuse new ones from now on."""
         self._closed = True
+        self._notices.clear()
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
@@ -137,15 +145,20 @@ class ResultsListener:
             closing.append(close_consumer("results consumer", consumer, self._close_timeout_s))
         await asyncio.gather(*closing)  # side by side: the bound stays one close's
 
-    def expect(self, correlation_id: str) -> asyncio.Future[Answer]:
+    def expect(
+        self, correlation_id: str, on_notice: NoticeListener | None = None
+    ) -> asyncio.Future[Answer]:
         if self._closed:
             raise ClientClosed("the client is closed")
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
+        if on_notice is not None:
+            self._notices[correlation_id] = on_notice
         return future
 
     def forget(self, correlation_id: str) -> None:
         self._waiting.pop(correlation_id, None)
+        self._notices.pop(correlation_id, None)
 
     async def _run(self) -> None:
         consumer = self._consumer
@@ -178,6 +191,13 @@ class ResultsListener:
     def _deliver(self, record: Any) -> None:
         view = read_headers(record.headers, RESULT_HEADERS)
         cid = view.get("correlation_id") or _text(record.key)
+        status = view.get("status")
+        if status and status not in FINAL_STATUSES and not view.problems:
+            listener = self._notices.get(cid) if cid else None
+            if listener is not None and cid in self._waiting:
+                listener(view.values)
+            return  # a notice: the result is still to come
+        self._notices.pop(cid, None)
         future = self._waiting.pop(cid, None) if cid else None
         if future is None or future.done():  # not ours, or a duplicate: the first answer wins
             return

@@ -7,7 +7,15 @@ import concurrent.futures
 import contextlib
 import inspect
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,6 +30,7 @@ from modelbus_delivery.logs import get_logger
 
 from .async_client import AsyncModelbusClient
 from .chunked_predict import DEFAULT_WINDOW
+from .progress import Progress, ProgressListener, wait_after_notice
 from .results_listener import ClientClosed
 from .trace_context import request_trace_headers
 
@@ -72,8 +81,14 @@ class ModelbusClient:
             self._stop_loop()
             raise
 
-    def _run(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
-        """Run ``awaitable`` on the loop thread; ClientClosed if the client closes meanwhile."""
+    def _run(
+        self, awaitable: Awaitable[T], timeout: float | None = None,
+        deadline: Callable[[], float] | None = None,
+    ) -> T:
+        """Run ``awaitable`` on the loop thread; ClientClosed if the client closes meanwhile.
+
+        It waits ``timeout`` seconds, or until ``deadline()`` (a ``time.monotonic`` value
+        that may move later while it waits)."""
         with self._lock:
             if self._closed:
                 if inspect.iscoroutine(awaitable):
@@ -86,7 +101,14 @@ class ModelbusClient:
             future = asyncio.run_coroutine_threadsafe(call(), self._loop)
             self._calls.add(future)
         try:
-            return future.result(timeout)
+            if deadline is None:
+                return future.result(timeout)
+            while True:
+                try:
+                    return future.result(max(deadline() - time.monotonic(), 0.0))
+                except TimeoutError:
+                    if deadline() <= time.monotonic():
+                        raise
         except concurrent.futures.CancelledError:
             raise ClientClosed("the client was closed while the call was running") from None
         except TimeoutError:
@@ -99,19 +121,29 @@ class ModelbusClient:
     def predict(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
         wait: float | None = None, traceparent: str | None = None,
-        tracestate: str | None = None,
+        tracestate: str | None = None, on_progress: ProgressListener | None = None,
     ) -> pa.Table:
         """See ``AsyncModelbusClient.predict``: ``timeout`` is the model's deadline, ``wait``
-        how long this call waits for the answer (default: ``timeout``)."""
+        how long this call waits for the answer (default: ``timeout``), extended by each
+        progress notice while the model version is prepared. ``on_progress`` is called on
+        the client's event-loop thread."""
         wait = timeout if wait is None else wait
         # Read here: the current OpenTelemetry span is this thread's, not the loop thread's.
         trace = request_trace_headers(traceparent, tracestate)
+        until = [time.monotonic() + wait + GRACE_S]
+
+        def noticed(progress: Progress) -> None:  # on the loop thread
+            until[0] = max(until[0], time.monotonic() + wait_after_notice(wait, progress)
+                           + GRACE_S)
+            if on_progress is not None:
+                on_progress(progress)
+
         try:
             return self._run(
                 self._client.predict(model, data, version=version, timeout=timeout, wait=wait,
                                      traceparent=trace.get("traceparent"),
-                                     tracestate=trace.get("tracestate")),
-                wait + GRACE_S,
+                                     tracestate=trace.get("tracestate"), on_progress=noticed),
+                deadline=lambda: until[0],
             )
         except TimeoutError:  # the loop thread did not answer in time
             raise InferenceTimeout(f"no result for {model} within {wait}s") from None

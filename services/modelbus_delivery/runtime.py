@@ -130,6 +130,8 @@ class DeliveryRuntime:
         self._committing: asyncio.Task[None] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
+        # Told after every rebalance (the partitions this member holds now).
+        self.assignment_listeners: list[Callable[[], None]] = []
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -199,6 +201,13 @@ class DeliveryRuntime:
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member holds now."""
         return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has, as the consumer's metadata says (None: unknown)."""
+        if self._consumer is None:
+            return None
+        partitions = self._consumer.partitions_for_topic(topic)
+        return len(partitions) if partitions else None
 
     @property
     def in_flight(self) -> int:
@@ -296,6 +305,11 @@ class DeliveryRuntime:
                 continue
             consumer.seek(tp, resume[tp])
         self.tracker.forget(gone)
+        for listener in self.assignment_listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug never stops the group's protocol
+                log.exception("assignment_listener_failed", service=self.config.name)
 
     async def _commit_loop(self) -> None:
         while True:

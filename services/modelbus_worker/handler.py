@@ -22,6 +22,7 @@ from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.logs import debug_enabled, get_logger
 from modelbus_delivery.records import Inbound, Outgoing
 
+from .progress_notices import ProgressNotices
 from .replies import dlq_copy, error_result, ok_result
 from .reply_policy import ReplyPolicy
 from .request import (
@@ -36,6 +37,8 @@ from .resolve import resolve
 from .schema_check import conform
 
 log = get_logger("worker")
+
+NOTIFY_PROGRESS = "notify_progress"  # request header: "true" asks for progress notices
 
 # Bodies larger than this are decoded on a thread, so one big request never stalls the loop.
 _OFFLOAD_DECODED_BYTES = 1 << 20
@@ -70,9 +73,11 @@ class RequestHandler:
         policy: ReplyPolicy,
         limits: RequestLimits,
         catch_up: CatchUp | None = None,
+        notices: ProgressNotices | None = None,
     ) -> None:
         self._entries = entries
         self._catch_up = catch_up
+        self._notices = notices
         self._predictor = predictor
         self._topics = topics
         self._policy = policy
@@ -94,9 +99,14 @@ class RequestHandler:
             else:
                 table = decode_body(request, entry.inputs, self._limits)
             table = conform(table, entry.inputs)
-            output = await self._predictor.predict(
+            prediction = self._predictor.predict(
                 entry.name, entry.version, table, request.timeout_s
             )
+            if self._notices is not None and headers.get(NOTIFY_PROGRESS) == "true":
+                output = await self._notices.around(
+                    envelope, entry.name, entry.version, prediction)
+            else:
+                output = await prediction
             result = ok_result(envelope, entry, output)
             if debug_enabled():
                 _bound(envelope, model, version).debug(

@@ -79,6 +79,15 @@ class WorkerMetrics:
             "Cold starts that succeeded: image, container and model load.",
             per_model, buckets=COLD_START_BUCKETS, registry=registry,
         )
+        self.preparations = Counter(
+            "modelbus_preparations", "Background preparations of a model version (files, "
+            "images, a container) before any request, by outcome (prepared, failed).",
+            ["outcome"], registry=registry,
+        )
+        self.preparation_seconds = Histogram(
+            "modelbus_preparation_seconds", "How long background preparations took.",
+            ["outcome"], buckets=COLD_START_BUCKETS, registry=registry,
+        )
         self.consumer = ConsumerMetrics(registry)
         # The labelled series of each request metric, looked up once per label set: the
         # label values are bounded, and so are these maps.
@@ -110,6 +119,11 @@ class WorkerMetrics:
         self.container_starts.labels(model, version, "ok" if ok else "error").inc()
         if ok:
             self.cold_start.labels(model, version).observe(seconds)
+
+    def prepared(self, outcome: str, seconds: float) -> None:
+        """One background preparation ended (``prepared`` or ``failed``)."""
+        self.preparations.labels(outcome).inc()
+        self.preparation_seconds.labels(outcome).observe(seconds)
 
     def set_containers(self, counts: Mapping[str, int]) -> None:
         for state in CONTAINER_STATES:

@@ -19,6 +19,7 @@ from modelbus_delivery.closing import close_quietly
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.ops_http import Check, kafka_ready
+from modelbus_delivery.records import Outgoing
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
@@ -29,7 +30,11 @@ from .batching import BatchingPredictor, BatchSettings
 from .handler import Predictor, RequestHandler, StartListener
 from .measured import MeasuredHandler, MeasuredPredictor
 from .metrics import WorkerMetrics
+from .preparation.plan import Ownership
+from .preparation.preparer import Preparer
+from .preparation.reports import ServingReporter, default_worker_id
 from .problem_reports import ProblemReporter
+from .progress_notices import ProgressNotices, StartStep
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
@@ -48,6 +53,12 @@ class Containers(Protocol):
     def starting(self, name: str, version: str) -> bool: ...
 
     def add_start_listener(self, listener: StartListener) -> None: ...
+
+    def ready(self, name: str, version: str) -> bool: ...
+
+    def progress(self, name: str, version: str) -> StartStep | None: ...
+
+    async def prepare(self, name: str, version: str) -> None: ...
 
 
 def _never(name: str, version: str) -> bool:
@@ -74,9 +85,21 @@ class WorkerService:
         )
         # Versions the pool cannot start are reported to the catalog (discovered topic).
         self.problems = ProblemReporter(self._writer, topics.discovered, self.catalog.entries)
+        self.preparer: Preparer | None = None
+        notices: ProgressNotices | None = None
         if containers is not None:
             containers.add_start_listener(self.problems)
             containers.add_start_listener(self._container_started)
+            notices = ProgressNotices(containers, self._publish)
+            self.preparer = Preparer(
+                self.catalog.entries, self._ownership, containers,
+                ServingReporter(self._writer, topics.discovered, self.catalog.entries,
+                                settings.worker_id or default_worker_id()),
+                policy=settings.worker_prepare,
+                concurrency=settings.worker_prepare_concurrency,
+                max_versions=settings.worker_prepare_max_versions,
+                observe=metrics.prepared,
+            )
         predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
         if settings.worker_batching:
             batch = BatchSettings(
@@ -112,7 +135,7 @@ class WorkerService:
                     RequestHandler(
                         self.catalog.entries,
                         traced_predictor(MeasuredPredictor(predictor, metrics.request_predicted)),
-                        topics, policy, limits, catch_up=self.catalog.sync,
+                        topics, policy, limits, catch_up=self.catalog.sync, notices=notices,
                     ),
                     metrics, self.catalog.entries,
                 ),
@@ -123,6 +146,20 @@ class WorkerService:
             backoff_for(settings),
         )
         self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
+        if self.preparer is not None:
+            self.runtime.assignment_listeners.append(self.preparer.wake)
+
+    async def _publish(self, out: Outgoing) -> None:
+        await self._writer.send(out.topic, out.key, out.value, out.headers)
+
+    def _ownership(self) -> Ownership | None:
+        """The request partitions this worker holds (None until the group assigned some)."""
+        topic = self._topics.requests
+        count = self.runtime.partition_count(topic)
+        if count is None:
+            return None
+        held = frozenset(tp.partition for tp in self.runtime.assigned() if tp.topic == topic)
+        return Ownership(held, count)
 
     def _container_started(
         self, name: str, version: str, error: ModelbusError | None, seconds: float
@@ -179,6 +216,8 @@ class WorkerService:
         )
         self._guard = TopicGuard(self._kafka, specs, self._topics_lost, name="worker")
         self._guard.start()
+        if self.preparer is not None:
+            await self.preparer.start(self.catalog.changes())
         log.info("worker_started", topic=self._topics.requests, catalog=len(self.catalog.entries))
 
     async def _topics_lost(self) -> None:
@@ -190,6 +229,8 @@ class WorkerService:
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop fetching, let requests in flight finish (for at most ``drain_timeout_s``,
         default the runtime's) and commit, then disconnect."""
+        if self.preparer is not None:
+            await self.preparer.stop()
         if self._guard is not None:
             await self._guard.stop()
         await self.runtime.stop(drain_timeout_s)

@@ -34,7 +34,7 @@ from modelbus_worker.pool.policy import (
     retry_allowed,
 )
 from modelbus_worker.pool.settings import ContainerSettings
-from modelbus_worker.pool.starter import Starter, WarmContainer
+from modelbus_worker.pool.starter import Starter, StartProgress, WarmContainer
 from modelbus_worker.runtime.arrow_io import ipc_to_table, table_to_ipc
 from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
 
@@ -101,6 +101,33 @@ class ContainerPool:
         """Whether the version's container is being started (images built, files fetched,
         model loaded): its requests wait for that, bounded by ``start_timeout_s``."""
         return model_key(name, version) in self._starting
+
+    def ready(self, name: str, version: str) -> bool:
+        """Whether the version has a warm container (a request needs no start)."""
+        return model_key(name, version) in self._warm
+
+    def progress(self, name: str, version: str) -> StartProgress | None:
+        """The step of the version's start or preparation under way (None: none is)."""
+        return self.starter.progress.get(model_key(name, version))
+
+    async def prepare(self, name: str, version: str) -> None:
+        """Get a version ready before its first request: a warm container while the pool
+        has room for one without evicting another, else its files, its images and a
+        standby runtime of its image. Raises what a start raises (``ModelUnavailable``, …)."""
+        key = model_key(name, version)
+        if key in self._warm:
+            return
+        if key in self._starting or len(self._warm) + len(self._starting) < (
+            self.settings.max_containers
+        ):
+            await self._acquire(name, version)
+            return
+        failure = self.start_failure(name, version)
+        if failure is not None:
+            error = ERRORS_BY_CODE.get(failure.code, InternalError)
+            raise error(remembered_message(failure, key, time.monotonic()))
+        image = await self.starter.prepare_image(key, name, version)
+        self.starter.standbys.replenish(image)
 
     def running(self) -> dict[str, str]:
         """``name/version`` → container id of every warm container."""

@@ -29,6 +29,15 @@ from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json, e
 log = get_logger("modelbus_worker.pool.starter")
 
 
+@dataclass(frozen=True)
+class StartProgress:
+    """Where a start stands: its ``step`` (``files``, ``images``, ``container``,
+    ``loading``) and when it began (``time.monotonic``)."""
+
+    step: str
+    since: float
+
+
 @dataclass
 class WarmContainer:
     """A running container of one model version and its socket."""
@@ -61,27 +70,52 @@ class Starter:
         self._image_executor = ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="modelbus-images"
         )
+        # name/version → its start's step (written from image threads too: one assignment).
+        self.progress: dict[str, StartProgress] = {}
 
     def close(self) -> None:
         self._image_executor.shutdown(wait=False, cancel_futures=True)
 
-    def _prepare(self, name: str, version: str) -> PreparedModel:
+    def _prepare(self, key: str, name: str, version: str, since: float) -> PreparedModel:
+        def step(name: str) -> None:
+            self.progress[key] = StartProgress(name, since)
+
         try:
             return prepare_model(
                 self.docker.client, self.settings, name, version, self.tracking_uri,
-                build_lock=self._build_lock, known=self._known_images,
+                build_lock=self._build_lock, known=self._known_images, on_step=step,
             )
         except RequirementsError as exc:  # a requirement line pip cannot install either
             raise ModelUnavailable(str(exc)) from exc
 
+    async def prepare_image(self, key: str, name: str, version: str) -> str:
+        """Fetch a version's files and build its images, without a container; its runtime
+        image. Raises ModelUnavailable when it cannot be installed or run here."""
+        try:
+            prepared = await self._prepared(key, name, version, time.monotonic())
+        finally:
+            self.progress.pop(key, None)
+        return prepared.image
+
+    async def _prepared(self, key: str, name: str, version: str, since: float) -> PreparedModel:
+        self.progress[key] = StartProgress("files", since)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._image_executor, self._prepare, key, name, version, since
+        )
+
     async def start(self, key: str, name: str, version: str) -> WarmContainer:
         """A container serving ``name``/``version``; raises ModelFailed if it cannot load."""
+        try:
+            return await self._start(key, name, version)
+        finally:
+            self.progress.pop(key, None)
+
+    async def _start(self, key: str, name: str, version: str) -> WarmContainer:
         bound = log.bind(model=name, model_version=version)
         t0 = time.monotonic()
-        prepared = await asyncio.get_running_loop().run_in_executor(
-            self._image_executor, self._prepare, name, version
-        )
+        prepared = await self._prepared(key, name, version, t0)
         t1 = time.monotonic()
+        self.progress[key] = StartProgress("container", t0)
         runtime, standby = await self._runtime(prepared.image, key)
         t2 = time.monotonic()
         try:
@@ -89,6 +123,7 @@ class Starter:
                 self.docker.place_model, runtime.socket_dir, prepared.model_dir
             )
             t3 = time.monotonic()
+            self.progress[key] = StartProgress("loading", t0)
             loaded = await self._load(runtime, path)
         except BaseException:
             runtime.channel.close()

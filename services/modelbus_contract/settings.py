@@ -49,6 +49,17 @@ class ModelbusSettings(BaseSettings):
 
     datagrok_tag: str = "datagrok"
     poll_interval_s: float = Field(default=10.0, gt=0)
+    recent_poll_interval_s: float = Field(
+        default=0.5, ge=0,
+        description="How often discovery looks at the most recently updated registered models "
+        "and lists alone those that changed (MLflow sends no webhook for a tag on a registered "
+        "model); 0: never, such changes wait for the next poll.",
+    )
+    recent_models: int = Field(
+        default=50, ge=1, le=1000,
+        description="How many of the most recently updated registered models each look asks "
+        "for: a change to a model further down waits for a webhook or the next poll.",
+    )
     mlflow_timeout_s: float = Field(default=20.0, gt=0, description="Per MLflow request.")
     registry_page_size: int = Field(default=100, ge=1, le=1000)
     webhook_port: int = Field(

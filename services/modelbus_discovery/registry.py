@@ -13,6 +13,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from .changes import VersionSnapshot
+from .recent import ModelState
 
 
 def _quote(value: str) -> str:
@@ -27,6 +28,14 @@ def _paged(search: Callable[..., Any], page_size: int, **kwargs: Any) -> Iterato
         token = page.token
         if not token:
             return
+
+
+def _aliases(rm: Any) -> list[tuple[str, str]]:
+    """(alias, version) of a registered model."""
+    aliases = rm.aliases or {}
+    if isinstance(aliases, dict):
+        return [(a, str(v)) for a, v in aliases.items()]
+    return [(a.alias, str(a.version)) for a in aliases]  # older clients return alias objects
 
 
 class MlflowRegistry:
@@ -89,13 +98,28 @@ class MlflowRegistry:
             if mv.status == "READY" and (model_tagged or self._tag in (mv.tags or {}))
         ]
 
+    def recently_updated_models(self, limit: int) -> list[ModelState]:
+        """The ``limit`` most recently updated registered models, tagged or not (so that a
+        removed tag shows), newest first: one request."""
+        return [
+            ModelState(
+                name=rm.name,
+                last_updated=int(rm.last_updated_timestamp or 0),
+                tags=tuple(sorted((rm.tags or {}).items())),
+                aliases=tuple(sorted(_aliases(rm))),
+                latest_version_tags=tuple(sorted(
+                    (str(mv.version), tuple(sorted((mv.tags or {}).items())))
+                    for mv in rm.latest_versions or ()
+                )),
+            )
+            for rm in self._client.search_registered_models(
+                order_by=["last_updated_timestamp DESC", "name ASC"], max_results=limit
+            )
+        ]
+
     @staticmethod
     def _snapshot(rm: Any, mv: Any) -> VersionSnapshot:
-        aliases = rm.aliases or {}
-        if isinstance(aliases, dict):
-            names = tuple(sorted(a for a, v in aliases.items() if str(v) == str(mv.version)))
-        else:  # older clients return alias objects
-            names = tuple(sorted(a.alias for a in aliases if str(a.version) == str(mv.version)))
+        names = tuple(sorted(a for a, v in _aliases(rm) if v == str(mv.version)))
         return VersionSnapshot(
             name=mv.name,
             version=str(mv.version),

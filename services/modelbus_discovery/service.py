@@ -1,7 +1,9 @@
 """The discovery loop: list the registry, emit what changed, wait, repeat.
 
 Its memory is the discovered topic itself (replayed on start), so restarts are idempotent
-and several replicas agree on what has been announced.
+and several replicas agree on what has been announced. Between listings, registered models
+named by a webhook, or seen changed by the fast path's frequent look at the most recently
+updated models (``recent.py``), are listed alone, inside the same loop.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Protocol
+from typing import Literal, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -32,9 +34,12 @@ from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
 from .metrics import DiscoveryMetrics
+from .recent import ModelState, RecentChanges, RecentModels
 from .webhook_receiver import WebhookReceiver, receiver_for
 
 log = get_logger("discovery")
+
+Trigger = Literal["webhook", "recent"]
 
 
 class Registry(Protocol):
@@ -43,6 +48,8 @@ class Registry(Protocol):
     def tagged_versions(self) -> list[VersionSnapshot]: ...
 
     def tagged_versions_of(self, name: str) -> list[VersionSnapshot]: ...
+
+    def recently_updated_models(self, limit: int) -> list[ModelState]: ...
 
 
 class DiscoveryService:
@@ -69,8 +76,15 @@ class DiscoveryService:
             name="discovery",
         )
         self.scans = 0  # completed listings, for operators and tests
-        self.model_scans = 0  # completed listings of one model (asked for by a webhook)
-        self._models_to_scan: set[str] = set()
+        self.model_scans = 0  # completed listings of one model asked for by a webhook
+        self.recent_model_scans = 0  # ... asked for by the fast path alone
+        self.recent_looks = 0  # completed looks at the recently updated models
+        self._models_to_scan: dict[str, Trigger] = {}
+        self._recent = (
+            RecentModels(settings.recent_models, settings.recent_poll_interval_s)
+            if settings.recent_poll_interval_s > 0 else None
+        )
+        self._recent_failing = False
         self._full_scan_asked = False
         self._webhooks: WebhookReceiver | None = receiver_for(settings, self.scan_model_soon)
         self.consecutive_failures = 0
@@ -133,7 +147,7 @@ class DiscoveryService:
 
     def scan_model_soon(self, name: str) -> None:
         """List registered model ``name`` alone between polls (a registry webhook named it)."""
-        self._models_to_scan.add(name)
+        self._models_to_scan[name] = "webhook"
         self._wake.set()
 
     async def stop(self) -> None:
@@ -158,6 +172,10 @@ class DiscoveryService:
     async def _run(self) -> None:
         backoff = backoff_for(self._settings)
         while True:
+            # The fast path's memory is refreshed just before each listing, so that whatever
+            # changes after it is seen by the next look: what this look finds changed, the
+            # listing itself covers.
+            await self._look_at_recent()
             started = time.perf_counter()
             try:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions)
@@ -212,30 +230,84 @@ class DiscoveryService:
         return True
 
     async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` or until ``rescan_now``; models named by webhooks meanwhile are
+        """Wait ``seconds`` or until ``rescan_now``, looking at the recently updated models
+        whenever a look is due; the models named by webhooks or seen changed meanwhile are
         scanned here, inside the loop, so that no two listings ever overlap."""
-        deadline = asyncio.get_running_loop().time() + seconds
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + seconds
         while True:
-            remaining = deadline - asyncio.get_running_loop().time()
+            now = clock()
+            wait = deadline - now
+            if self._recent is not None:
+                wait = min(wait, self._recent.due_in(now))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(remaining, 0))
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0))
             except TimeoutError:
-                self._models_to_scan.clear()  # the full listing that follows covers them
-                return
+                if clock() >= deadline:
+                    self._models_to_scan.clear()  # the full listing that follows covers them
+                    return
+                changes = await self._look_at_recent()
+                if changes is not None:
+                    self._rescan_changed(changes)  # the next turn does it
+                continue
             self._wake.clear()
             if self._full_scan_asked:
                 self._full_scan_asked = False
                 return
             await self._scan_models()
 
+    async def _look_at_recent(self) -> RecentChanges | None:
+        """Look at the most recently updated models: what changed since the last look
+        (None when the fast path is off or the look failed)."""
+        if self._recent is None:
+            return None
+        clock = asyncio.get_running_loop().time
+        try:
+            states = await asyncio.to_thread(
+                self._registry.recently_updated_models, self._recent.window
+            )
+        except Exception as exc:  # the webhooks and the full poll still find every change
+            self._recent.failed(clock())
+            self.metrics.looked("registry_error")
+            if not self._recent_failing:
+                self._recent_failing = True
+                log.warning("recent_models_unavailable",
+                            error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            return None
+        if self._recent_failing:
+            self._recent_failing = False
+            log.info("recent_models_available_again")
+        self.metrics.looked("ok")
+        self.recent_looks += 1
+        return self._recent.observe(states, clock())
+
+    def _rescan_changed(self, changes: RecentChanges) -> None:
+        """Have the models a look saw changed listed alone, or everything after more
+        changes than one look shows."""
+        if changes.overrun:
+            log.info("recent_models_overrun", models=len(changes.models))
+            self.rescan_now()
+            return
+        if not changes.models:
+            return
+        log.info("recent_models_changed", models=list(changes.models[:20]),
+                 count=len(changes.models))
+        for name in changes.models:
+            self._models_to_scan.setdefault(name, "recent")
+        self._wake.set()
+
     async def _scan_models(self) -> None:
         while self._models_to_scan:
-            name = self._models_to_scan.pop()
+            name, trigger = self._models_to_scan.popitem()
             try:
                 snapshots = await asyncio.to_thread(self._registry.tagged_versions_of, name)
             except Exception as exc:  # the next poll lists it anyway
-                log.warning("model_scan_failed", model=name,
+                log.warning("model_scan_failed", model=name, trigger=trigger,
                             error=f"{type(exc).__name__}: {str(exc)[:300]}")
                 continue
             if await self._publish(diff(self._known, snapshots, model=name)):
-                self.model_scans += 1
+                self.metrics.model_scanned(trigger)
+                if trigger == "webhook":
+                    self.model_scans += 1
+                else:
+                    self.recent_model_scans += 1

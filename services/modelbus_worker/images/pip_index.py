@@ -1,6 +1,6 @@
-"""The package-index settings as pip reads them (its environment) and as a cache key (a
-hash): the URLs, which may carry credentials, never appear in clear outside pip's
-environment (pure logic)."""
+"""The package-index settings as pip and uv read them (their environment) and as a cache
+key (a hash): the URLs, which may carry credentials, never appear in clear outside the
+installer's environment (pure logic)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ PIP_VARIABLES = {
 }
 
 
+# uv's variables for the same settings, and how each separates several values.
+UV_VARIABLES = {
+    "index_url": ("UV_INDEX_URL", " "),
+    "extra_index_url": ("UV_EXTRA_INDEX_URL", " "),
+    "find_links": ("UV_FIND_LINKS", ","),
+    "trusted_host": ("UV_INSECURE_HOST", " "),
+}
+
+
 def _values(settings: PipIndexSettings) -> dict[str, str]:
     out = {}
     for field in PIP_VARIABLES:
@@ -30,6 +39,15 @@ def _values(settings: PipIndexSettings) -> dict[str, str]:
 def pip_environment(settings: PipIndexSettings) -> dict[str, str]:
     """The ``PIP_*`` variables to add to pip's environment (only the settings that are set)."""
     return {PIP_VARIABLES[field]: value for field, value in _values(settings).items()}
+
+
+def uv_environment(settings: PipIndexSettings) -> dict[str, str]:
+    """The ``UV_*`` variables to add to uv's environment (only the settings that are set)."""
+    out = {}
+    for field, value in _values(settings).items():
+        variable, separator = UV_VARIABLES[field]
+        out[variable] = separator.join(value.split())
+    return out
 
 
 def index_fingerprint(settings: PipIndexSettings) -> str:

@@ -4,7 +4,7 @@ the package indexes its wheels come from (env prefix ``MODELBUS_PIP_``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,14 @@ class ContainerSettings(InterpreterSettings):
         default="2.36", description="glibc of `base_image` and of template images."
     )
     container_arch: str = "x86_64"
+    container_installer: Literal["uv", "pip"] = Field(
+        default="uv",
+        description="What resolves and installs a dependency set's wheels: `uv` installs them "
+        "on the host for the container's Python and platform (the image build only unpacks "
+        "and compiles them, offline); `pip` runs `pip download` on the host and `pip install "
+        "--no-index` in the build. A set uv cannot install is tried with pip, whose output "
+        "names the cause.",
+    )
     pip_timeout_s: float = Field(default=900.0, gt=0)
     pip: PipIndexSettings = Field(default_factory=PipIndexSettings)
     dependency_retry_initial_s: float = Field(

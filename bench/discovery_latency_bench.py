@@ -1,13 +1,21 @@
-"""Register → discovery event: polling alone beside MLflow webhooks, at the default poll.
+"""Registry change → discovery event: polling alone, MLflow webhooks, and the fast path.
 
 Starts a broker and an MLflow server that delivers webhooks (free ports, temporary
-directory), runs discovery in-process with the default poll interval (10 s), first
-without and then with its webhook receiver, and registers new versions of one tagged
-model, each after a random pause of up to one poll interval (so that registrations land
-anywhere in the poll cycle). Prints the time from ``create_model_version`` returning to
-the version's event on the discovered topic.
+directory) and runs discovery in-process at the default poll interval (10 s) three ways:
+polling alone and with its webhook receiver (both with the fast path off: the behaviour
+before it), and with the fast path (a look at the most recently updated registered models
+every half second) and no webhooks. Each way, it times from the registry call returning to
+the event on the discovered topic:
 
-    .venv/bin/python bench/discovery_latency_bench.py [--versions N]
+- a new version of a tagged model (``create_model_version``);
+- the ``datagrok`` tag set on a new registered model right after its version was created
+  (the Datagrok page's flow), and set on one that discovery has already listed untagged
+  (a user tagging it later), both ``set_registered_model_tag``: MLflow has no webhook for it.
+
+Each change comes after a random pause, of up to one poll interval when polling alone
+decides (so that changes land anywhere in the poll cycle), else of up to a second.
+
+    .venv/bin/python bench/discovery_latency_bench.py [--versions N] [--tags N]
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -36,6 +46,7 @@ from modelbus.stack.webhook import register_webhook
 from modelbus.wiring import build_discovery
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import configure_logging
+from modelbus_discovery.service import DiscoveryService
 from modelbus_discovery.webhooks import WEBHOOK_PATH
 
 
@@ -76,38 +87,99 @@ class DiscoveredTimes:
         await self._consumer.stop()
 
 
-async def measure(settings: ModelbusSettings, name: str, first: str, versions: int,
-                  label: str) -> list[float]:
-    discovery = build_discovery(settings)
-    times = DiscoveredTimes(settings.kafka_bootstrap_servers, settings.topics.discovered)
+@dataclass
+class Run:
+    """One discovery under test and the tagged model whose versions it registers."""
+
+    uri: str
+    name: str
+    first: str  # the model's first version
+    discovery: DiscoveryService
+    pause_s: float  # longest random pause before a change
+
+    async def pause(self) -> None:
+        await asyncio.sleep(random.uniform(0, self.pause_s))
+
+
+Flow = Callable[[Run], Awaitable[tuple[str, float]]]  # → (key, when the call returned)
+
+
+def untagged_model(uri: str, name: str, of: tuple[str, str]) -> None:
+    """Registered model ``name``, untagged, with one version made from version ``of``."""
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    src = client.get_model_version(*of)
+    client.create_registered_model(name)
+    client.create_model_version(name, str(src.source), run_id=src.run_id,
+                                model_id=src.model_id or str(src.source).rsplit("/", 1)[-1])
+
+
+def tag_model(uri: str, name: str) -> None:
+    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_tag(name, "datagrok", "")
+
+
+async def version_registered(run: Run) -> tuple[str, float]:
+    await run.pause()
+    version = await asyncio.to_thread(new_version, run.uri, run.name, run.first)
+    return f"{run.name}/{version}", time.monotonic()
+
+
+async def tagged_right_after(run: Run) -> tuple[str, float]:
+    await run.pause()
+    name = f"{run.name}-now-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(untagged_model, run.uri, name, (run.name, run.first))
+    await asyncio.to_thread(tag_model, run.uri, name)
+    return f"{name}/1", time.monotonic()
+
+
+async def tagged_once_listed(run: Run) -> tuple[str, float]:
+    name = f"{run.name}-later-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(untagged_model, run.uri, name, (run.name, run.first))
+    listed = run.discovery.scans + 1
+    run.discovery.rescan_now()  # a listing that sees the untagged version
+    deadline = time.monotonic() + 30
+    while run.discovery.scans < listed:
+        if time.monotonic() > deadline:
+            raise TimeoutError("discovery did not list the registry within 30 s")
+        await asyncio.sleep(0.02)
+    await run.pause()
+    await asyncio.to_thread(tag_model, run.uri, name)
+    return f"{name}/1", time.monotonic()
+
+
+async def measure(run_settings: ModelbusSettings, name: str, first: str, pause_s: float,
+                  flows: list[tuple[Flow, int]], label: str) -> list[list[float]]:
+    """Latencies of each flow (``count`` changes each) under one discovery."""
+    discovery = build_discovery(run_settings)
+    times = DiscoveredTimes(run_settings.kafka_bootstrap_servers, run_settings.topics.discovered)
     await discovery.start()
     await times.start()
-    latencies: list[float] = []
+    run = Run(run_settings.mlflow_tracking_uri, name, first, discovery, pause_s)
+    latencies: list[list[float]] = []
     try:
         await times.arrival(f"{name}/{first}", 60)  # the first listing is done
-        for i in range(versions):
-            await asyncio.sleep(random.uniform(0, settings.poll_interval_s))
-            version = await asyncio.to_thread(new_version, settings.mlflow_tracking_uri, name,
-                                              first)
-            registered = time.monotonic()
-            key = f"{name}/{version}"
-            arrived = await times.arrival(key, 3 * settings.poll_interval_s)
-            latencies.append(arrived - registered)
-            print(f"  {label} {i + 1}/{versions}: {latencies[-1]:.2f} s", flush=True)
+        for flow, count in flows:
+            latencies.append([])
+            for i in range(count):
+                key, returned = await flow(run)
+                arrived = await times.arrival(key, 3 * run_settings.poll_interval_s)
+                latencies[-1].append(arrived - returned)
+                print(f"  {label} {flow.__name__} {i + 1}/{count}: {latencies[-1][-1]:.2f} s",
+                      flush=True)
     finally:
         await times.stop()
         await discovery.stop()
     return latencies
 
 
-def summary(label: str, values: list[float]) -> str:
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-    return (f"{label:<22} median {statistics.median(values):6.2f} s   p90 {p90:6.2f} s   "
-            f"max {max(values):6.2f} s   (n={len(values)})")
+    return f"{statistics.median(values):5.2f} {p90:5.2f} {max(values):5.2f}"
 
 
-async def main(versions: int) -> None:
+async def main(versions: int, tags: int) -> None:
     configure_logging("ERROR")
     with tempfile.TemporaryDirectory(prefix="discovery-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -125,27 +197,44 @@ async def main(versions: int) -> None:
             base = ModelbusSettings().model_copy(update={
                 "kafka_bootstrap_servers": broker.bootstrap_servers, "mlflow_tracking_uri": uri,
             })
-            print(f"poll interval {base.poll_interval_s:.0f} s, {versions} versions per mode")
+            print(f"poll interval {base.poll_interval_s:.0f} s, fast path every "
+                  f"{base.recent_poll_interval_s} s; {versions} versions and {tags} tags of "
+                  "each kind per way")
+            all_flows: list[tuple[Flow, int]] = [
+                (version_registered, versions), (tagged_right_after, tags),
+                (tagged_once_listed, tags),
+            ]
 
-            polling = base.model_copy(update={"topic_prefix": f"bench-dp-{uuid.uuid4().hex}."})
-            poll_latencies = await measure(polling, name, first, versions, "polling")
+            def prefixed(**update: object) -> ModelbusSettings:
+                prefix = f"bench-d-{uuid.uuid4().hex}."
+                return base.model_copy(update={"topic_prefix": prefix, **update})
 
+            polling = await measure(prefixed(recent_poll_interval_s=0), name, first,
+                                    base.poll_interval_s, all_flows, "polling")
             secret, port = secrets.token_urlsafe(32), free_tcp_port()
-            await asyncio.to_thread(register_webhook, uri,
-                                    f"http://127.0.0.1:{port}{WEBHOOK_PATH}", secret)
-            hooked = base.model_copy(update={
-                "topic_prefix": f"bench-dw-{uuid.uuid4().hex}.", "webhook_port": port,
-                "webhook_secret": SecretStr(secret),
-            })
-            hook_latencies = await measure(hooked, name, first, versions, "webhooks")
-            MlflowClient(uri, uri).delete_registered_model(name)
+            webhook_id = await asyncio.to_thread(
+                register_webhook, uri, f"http://127.0.0.1:{port}{WEBHOOK_PATH}", secret)
+            hooked = await measure(
+                prefixed(recent_poll_interval_s=0, webhook_port=port,
+                         webhook_secret=SecretStr(secret)),
+                name, first, 1.0, all_flows[:1], "webhooks",
+            )
+            MlflowClient(uri, uri).delete_webhook(webhook_id)
+            fast = await measure(prefixed(), name, first, 1.0, all_flows, "fast path")
 
-    print("\nregister -> discovery event")
-    print(summary("polling only", poll_latencies))
-    print(summary("webhooks (+ polling)", hook_latencies))
+    rows = ["new version -> event", "model tag right after it -> event",
+            "model tag once listed -> event"]
+    print("\nregistry call returned -> discovery event, seconds: median p90 max")
+    print(f"{'':<36}{'polling only':<20}{'webhooks + polling':<20}fast path + polling")
+    for i, row in enumerate(rows):
+        hook = cell(hooked[i]) if i < len(hooked) else "(none: = polling)"
+        print(f"{row:<36}{cell(polling[i]):<20}{hook:<20}{cell(fast[i])}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--versions", type=int, default=8, help="new versions per mode")
-    asyncio.run(main(parser.parse_args().versions))
+    parser.add_argument("--versions", type=int, default=8, help="new versions per way")
+    parser.add_argument("--tags", type=int, default=4,
+                        help="registered-model tags of each kind per way")
+    args = parser.parse_args()
+    asyncio.run(main(args.versions, args.tags))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from modelbus.client.shards import ShardKeys
 from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.messages import CatalogEntry, Parameter
-from modelbus_worker.resolve import resolve
+from modelbus_contract.resolve import resolve
 
 SIZES = (10, 100, 1_000, 10_000)
 VERSIONS_PER_MODEL = 5

@@ -19,6 +19,7 @@ from modelbus_contract.errors import (
 )
 from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.resolve import resolve
 from modelbus_delivery.logs import debug_enabled, get_logger
 from modelbus_delivery.records import Inbound, Outgoing
 
@@ -33,7 +34,6 @@ from .request import (
     read_envelope,
     read_request,
 )
-from .resolve import resolve
 from .schema_check import conform
 
 log = get_logger("worker")

@@ -11,9 +11,9 @@ from tests.support.settings import isolated_settings
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import ModelNotFound
 from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.resolve import resolve
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.topics import ensure_topics
-from modelbus_worker.resolve import resolve
 
 
 def _entry(name: str, version: str, status: Literal["ready", "invalid"] = "ready") -> CatalogEntry:

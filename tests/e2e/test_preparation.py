@@ -34,6 +34,7 @@ from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_contract.errors import ModelUnavailable
 from modelbus_contract.messages import (
     MESSAGE_TYPE_HEADER,
     SERVING_REPORT_TYPE,
@@ -156,13 +157,15 @@ async def test_a_new_model_is_prepared_before_any_request_and_answered_at_once(
     stack.log(MODELS / "scale_model.py", [*PIP_REQUIREMENTS, stack.new_wheel()], name)
     key = f"{name}/1"
 
-    entry = await _serving(worker, key, "prepared", BUILD_TIMEOUT_S, by="prep-1")
-    assert entry.serving is not None and entry.serving.seconds is not None
-    assert stack.pools[0].ready(name, "1")
-    assert starts == [key]  # started by the preparation: no request was sent
-    assert _sample(worker.metrics, "modelbus_preparations_total", {"outcome": "prepared"}) == 1
-
     async with AsyncModelbusClient(settings=stack.settings) as client:
+        entry = await client.wait_prepared(name, timeout=BUILD_TIMEOUT_S)
+        assert entry.key == key
+        assert entry.serving is not None and entry.serving.seconds is not None
+        assert entry.serving.worker == "prep-1"
+        assert stack.pools[0].ready(name, "1")
+        assert starts == [key]  # started by the preparation: no request was sent
+        assert _sample(worker.metrics, "modelbus_preparations_total",
+                       {"outcome": "prepared"}) == 1
         began = time.monotonic()
         answer = await client.predict(name, SAMPLE)
         seconds = time.monotonic() - began
@@ -230,7 +233,10 @@ async def test_a_model_that_cannot_be_installed_is_reported_failed_once(stack: S
     missing = f"modelbus-missing-{uuid.uuid4().hex[:8]}==1.0"
     stack.log(MODELS / "scale_model.py", [*PIP_REQUIREMENTS, missing], name)
     key = f"{name}/1"
-    entry = await _serving(worker, key, "failed", BUILD_TIMEOUT_S, by="prep-fail")
+    async with AsyncModelbusClient(settings=stack.settings) as client:
+        with pytest.raises(ModelUnavailable, match=f"^{key} could not be prepared: "):
+            await client.wait_prepared(name, "1", timeout=BUILD_TIMEOUT_S)
+    entry = await _serving(worker, key, "failed", 60, by="prep-fail")
     assert entry.serving is not None
     assert entry.serving.error_code == "model_unavailable"
     assert missing.split("==")[0] in (entry.serving.error_message or "")

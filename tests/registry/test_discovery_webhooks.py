@@ -1,7 +1,8 @@
 """Instant discovery: a real MLflow server calls discovery's webhook receiver.
 
-The poll interval is five minutes here, so whatever reaches the discovered topic or the
-catalog after discovery's first listing came through a webhook. The MLflow server is
+The poll interval is five minutes here and the fast path (the look at recently updated
+models) is off, so whatever reaches the discovered topic or the catalog after discovery's
+first listing came through a webhook. The MLflow server is
 this module's own: the session's does not deliver webhooks to local addresses.
 """
 
@@ -86,7 +87,7 @@ def hook_settings(
 ) -> ModelbusSettings:
     return isolated_settings(kafka_bootstrap, webhook_mlflow.tracking_uri, "hooks").model_copy(
         update={"poll_interval_s": POLL_S, "webhook_port": urlsplit(receiver_url).port,
-                "webhook_secret": SecretStr(SECRET)}
+                "webhook_secret": SecretStr(SECRET), "recent_poll_interval_s": 0}
     )
 
 

@@ -17,12 +17,12 @@ from modelbus_contract.errors import (
 )
 from modelbus_contract.headers import HeaderView, read_headers
 from modelbus_contract.messages import CatalogEntry, Parameter
+from modelbus_contract.resolve import resolve
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_worker.replies import error_result, label_outputs, ok_result, too_large_instead
 from modelbus_worker.reply_policy import ReplyPolicy
 from modelbus_worker.request import Envelope, RequestLimits, read_envelope, read_request
-from modelbus_worker.resolve import resolve
 from modelbus_worker.schema_check import conform
 
 RESULTS = "modelbus.inference.results"

@@ -42,6 +42,7 @@ from .chunked_predict import (
 )
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .progress import NOTIFY_PROGRESS_HEADER, Progress, ProgressListener, wait_after_notice
+from .readiness import prepared_entry
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
@@ -403,6 +404,33 @@ class AsyncModelbusClient:
         try:
             await view.start(catch_up_timeout_s=timeout)
             return sorted(view.entries.values(), key=lambda e: (e.name, version_order(e.version)))
+        finally:
+            self._views.discard(view)
+            await view.stop()
+
+    async def wait_prepared(
+        self, model: str, version: str | int | None = None,
+        timeout: float = 900.0,  # noqa: ASYNC109 - a deadline spanning many catalog reads
+    ) -> CatalogEntry:
+        """Wait until a worker reports ``model``'s ``version`` (a number, ``"@alias"`` or
+        None for the newest ready) prepared, and return its catalog entry.
+
+        Raises the error of a failed preparation (``ModelUnavailable``, …), ``ModelInvalid``
+        for an invalid version, and ``InferenceTimeout`` when ``timeout`` passes first. A
+        worker whose policy does not prepare the version never reports it.
+        """
+        spec = None if version is None else str(version)
+        view = self._view()
+        changes = view.changes()  # subscribed before the view starts: no change is missed
+        try:
+            async with asyncio.timeout(timeout):
+                await view.start(catch_up_timeout_s=timeout)
+                while (entry := prepared_entry(view.entries, model, spec)) is None:
+                    if await anext(changes, None) is None:
+                        raise ClientClosed("the client was closed while waiting")
+                return entry
+        except TimeoutError:
+            raise InferenceTimeout(f"{model} was not prepared within {timeout}s") from None
         finally:
             self._views.discard(view)
             await view.stop()

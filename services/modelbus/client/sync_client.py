@@ -185,6 +185,13 @@ class ModelbusClient:
     def catalog(self, timeout: float = 30.0) -> list[CatalogEntry]:
         return self._run(self._client.catalog(timeout), timeout + self.close_bound_s)
 
+    def wait_prepared(
+        self, model: str, version: str | int | None = None, timeout: float = 900.0
+    ) -> CatalogEntry:
+        """See ``AsyncModelbusClient.wait_prepared``."""
+        return self._run(self._client.wait_prepared(model, version, timeout),
+                         timeout + self.close_bound_s)
+
     def watch_catalog(self) -> Iterator[CatalogChange]:
         """The current entries, then every change; ends (or raises ClientClosed) on close."""
         changes: AsyncGenerator[CatalogChange, None] = self._client.watch_catalog()

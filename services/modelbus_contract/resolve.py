@@ -1,4 +1,5 @@
-"""Which catalog entry a request means: a version number, ``@alias`` or the newest READY."""
+"""Which catalog entry a request means: a version number, ``@alias`` or the newest READY
+(the worker resolves requests with it; the client, a version to wait for)."""
 
 from __future__ import annotations
 

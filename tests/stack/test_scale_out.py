@@ -102,6 +102,8 @@ class WorkerProcess:
             "MODELBUS_WORKER_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
             "MODELBUS_WORKER_MAX_CONTAINERS": str(MODELS),
             "MODELBUS_WORKER_MAX_STANDBY": "0",  # every container is started for its model
+            # Requests alone start containers: the placement counted is the requests' own.
+            "MODELBUS_WORKER_PREPARE": settings.worker_prepare,
             "MODELBUS_LOG_LEVEL": "INFO",
         }
         self.log_path = log_path

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.interpreters import InterpreterSettings
@@ -41,6 +41,8 @@ from .serving import serving_kept, with_serving
 from .worker_problems import carried_over, with_report
 
 log = get_logger("catalog")
+
+M = TypeVar("M", bound=BaseModel)
 
 # Failures that are neither "registry unreachable" nor "model unreadable" are retried this
 # many times before the entry is published as invalid, so one bad version cannot block the
@@ -168,25 +170,15 @@ class CatalogService:
             return []  # a tombstone compacting the discovered topic: nothing to announce
         kind = message_type(record.headers)
         if kind == MODEL_PROBLEM_TYPE:
-            try:
-                report = ModelProblemReport.model_validate_json(record.value)
-            except ValidationError as exc:
-                raise PoisonRecord(f"not a model problem report: {str(exc)[:500]}") from None
-            return self.handle_report(report)
+            return self.handle_report(
+                _parsed(ModelProblemReport, record.value, "a model problem report"))
         if kind == SERVING_REPORT_TYPE:
-            try:
-                serving = ServingReport.model_validate_json(record.value)
-            except ValidationError as exc:
-                raise PoisonRecord(f"not a serving report: {str(exc)[:500]}") from None
-            return self.handle_serving(serving)
+            return self.handle_serving(_parsed(ServingReport, record.value, "a serving report"))
         if kind:  # a message of a newer writer: not for this catalog to judge
             log.info("discovered_message_skipped", message_type=kind[:80],
                      partition=record.partition, offset=record.offset)
             return []
-        try:
-            event = DiscoveryEvent.model_validate_json(record.value)
-        except ValidationError as exc:
-            raise PoisonRecord(f"not a discovery event: {str(exc)[:500]}") from None
+        event = _parsed(DiscoveryEvent, record.value, "a discovery event")
         return [await self.handle(event)]
 
     async def handle(self, event: DiscoveryEvent) -> Outgoing:
@@ -277,6 +269,14 @@ class CatalogService:
                     retry_in_s=round(delay, 2),
                 )
                 await asyncio.sleep(delay)
+
+
+def _parsed(message: type[M], value: bytes, what: str) -> M:
+    """``value`` read as ``message``; a record that is not one is poison."""
+    try:
+        return message.model_validate_json(value)
+    except ValidationError as exc:
+        raise PoisonRecord(f"not {what}: {str(exc)[:500]}") from None
 
 
 def _is_connection_error(exc: BaseException) -> bool:

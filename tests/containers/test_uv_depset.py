@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,8 @@ REQUIREMENTS = ["inhouse-tool==1.0"]
 
 
 @pytest.fixture
-def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateIndex]:
-    """A private index with one wheel (a module and a console script); HEAD is answered
-    405, as by an index without it (http.server's 501 makes uv retry and give up)."""
-
-    def refuse(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(405)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    monkeypatch.setattr(BaseHTTPRequestHandler, "do_HEAD", refuse, raising=False)
+def index(tmp_path: Path) -> Iterator[PrivateIndex]:
+    """A private index with one wheel (a module and a console script)."""
     wheel = build_wheel(tmp_path, "inhouse-tool", "1.0", {
         "inhouse_tool/__init__.py": "def main():\n    print('inhouse says hello')\n",
         "inhouse_tool-1.0.dist-info/entry_points.txt":

@@ -5,7 +5,6 @@ and pip asked when uv cannot install a set (no Docker here)."""
 from __future__ import annotations
 
 import os
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -90,19 +89,6 @@ def uv() -> str:
     return found
 
 
-@pytest.fixture
-def head_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test index answers HEAD as an index without it does (405): http.server's default
-    501 is a server error to uv, which retries it and gives up."""
-
-    def refuse(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(405)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    monkeypatch.setattr(BaseHTTPRequestHandler, "do_HEAD", refuse, raising=False)
-
-
 def entry_point_wheel(directory: Path) -> Path:
     return build_wheel(directory, "inhouse-tool", "1.0", {
         "inhouse_tool/__init__.py": "def main():\n    print('hello')\n",
@@ -112,7 +98,7 @@ def entry_point_wheel(directory: Path) -> Path:
 
 
 def test_uv_installs_from_a_private_index_into_the_venvs_layout(
-    uv: str, tmp_path: Path, head_refused: None
+    uv: str, tmp_path: Path
 ) -> None:
     wheel = entry_point_wheel(tmp_path)
     with private_index([wheel], "builder", "pw-right") as index:
@@ -130,7 +116,7 @@ def test_uv_installs_from_a_private_index_into_the_venvs_layout(
 
 
 def test_uv_refused_by_the_index_fails_without_the_password(
-    uv: str, tmp_path: Path, head_refused: None
+    uv: str, tmp_path: Path
 ) -> None:
     wheel = entry_point_wheel(tmp_path)
     with private_index([wheel], "builder", "pw-right") as index:

@@ -68,6 +68,13 @@ def private_index(wheels: list[Path], user: str, password: str) -> Iterator[Priv
             status = self._serve()
             index.requests.append((self.path, status))
 
+        def do_HEAD(self) -> None:
+            # As an index without HEAD answers (http.server's default 501 is a server error
+            # to uv, which retries it and gives up).
+            self.send_response(405)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _serve(self) -> int:
             if self.headers.get("Authorization") != expected:
                 self.send_response(401)

@@ -226,12 +226,15 @@ async def _answers_per_request(settings: ModelbusSettings, cids: list[str]) -> C
     await asyncio.sleep(2)  # a late duplicate would be on the topic by now
     records = await read_topic(
         settings.kafka_bootstrap_servers, settings.topics.results,
-        until=lambda rs: wanted <= {header_dict(r.headers).get("correlation_id") for r in rs},
-        timeout=60,
+        until=lambda rs: wanted <= {_answered(r) for r in rs}, timeout=60,
     )
-    return Counter(
-        cid for r in records if (cid := header_dict(r.headers).get("correlation_id")) in wanted
-    )
+    return Counter(cid for r in records if (cid := _answered(r)) in wanted)
+
+
+def _answered(record: Any) -> str | None:
+    """The correlation id a result answers (None for a progress notice: not an answer)."""
+    headers = header_dict(record.headers)
+    return headers.get("correlation_id") if headers.get("status") in ("ok", "error") else None
 
 
 async def _warm_every_model(client: AsyncModelbusClient, models: list[str]) -> None:

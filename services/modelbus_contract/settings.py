@@ -133,8 +133,9 @@ class ModelbusSettings(BaseSettings):
     )
     worker_prepare_max_versions: int = Field(
         default=16, ge=0,
-        description="The most versions a worker prepares (newest of each model first), which "
-        "bounds the disk its files and images take.",
+        description="The most versions a worker wants prepared at a time (newest of each "
+        "model first): it bounds one burst of builds. What was prepared stays, like what "
+        "requests started, until `modelbus images prune` or the image budget removes it.",
     )
     worker_id: str | None = Field(
         default=None, description="How a worker names itself in serving reports; default "
@@ -147,6 +148,22 @@ class ModelbusSettings(BaseSettings):
     )
     metrics_host: str = Field(
         default="0.0.0.0", description="Interface the metrics endpoint listens on."
+    )
+    embedded_broker_watch_s: float = Field(
+        default=10.0, ge=0,
+        description="How often `modelbus up` looks at its embedded broker (the slowest fetch "
+        "of a partition, the broker's memory) and warns before it slows to a halt; 0: never.",
+    )
+    embedded_broker_fetch_warn_ms: float | None = Field(
+        default=None, gt=0,
+        description="Warn when one fetch of a partition takes this long on the embedded "
+        "broker; default half of MODELBUS_KAFKA_FETCH_MAX_WAIT_MS (past the whole wait, the "
+        "services' fetches return no records).",
+    )
+    embedded_broker_memory_warn_mb: int = Field(
+        default=1000, ge=1,
+        description="Warn when the embedded broker's resident memory passes this many MB "
+        "(it keeps every record: about 1 GB per million small requests and answers).",
     )
 
     @property

@@ -94,13 +94,20 @@ class Stack:
     def log(self, code: Path, requirements: list[str], name: str | None = None) -> Any:
         """Log the model from code (and register it as ``name`` with the stack's discovery
         tag set right after, as the page's own flow does)."""
-        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-        with mlflow.start_run():
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(code), pip_requirements=requirements,
-                signature=infer_signature(SAMPLE, pd.DataFrame({"y": [2.0, 5.0]})),
-                registered_model_name=name,
-            )
+        uri = self.settings.mlflow_tracking_uri
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)  # another test may have pointed it elsewhere
+        try:
+            with mlflow.start_run():
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(code), pip_requirements=requirements,
+                    signature=infer_signature(SAMPLE, pd.DataFrame({"y": [2.0, 5.0]})),
+                    registered_model_name=name,
+                )
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
         if name is not None:
             self.registry.set_registered_model_tag(name, self.settings.datagrok_tag, "")
         return info

@@ -201,7 +201,8 @@ async def test_failed_looks_are_logged_once_and_the_fast_path_goes_on(
     model_name: str, cleanup_models: list[str],
 ) -> None:
     cleanup_models.append(model_name)
-    registry = FailingLooks(MlflowRegistry(settings.mlflow_tracking_uri), failures=3)
+    registry = FailingLooks(MlflowRegistry(settings.mlflow_tracking_uri, settings.datagrok_tag),
+                            failures=3)
     discovery = DiscoveryService(settings, registry)
     with capture_logs() as logs:
         await discovery.start()

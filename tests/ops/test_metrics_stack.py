@@ -89,7 +89,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("metrics-stack")
     telemetry = os.environ.get("MLFLOW_DISABLE_TELEMETRY")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # see tests/stack/test_recovery.py
-    kafka_port, mlflow_port, first = free_tcp_port(), free_tcp_port(), _free_ports(3)
+    # The services' ports, then the embedded broker's watch.
+    kafka_port, mlflow_port, first = free_tcp_port(), free_tcp_port(), _free_ports(4)
     up = UpProcess(
         [
             *("--data-dir", str(tmp_path / "data")),
@@ -106,6 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"kafka bootstrap servers: {bootstrap}",
             f"mlflow tracking uri: {tracking_uri}",
             *(f"{s} metrics: http://127.0.0.1:{ports[s]}/metrics" for s in SERVICES),
+            f"kafka metrics: http://127.0.0.1:{first + len(SERVICES)}/metrics",
             "modelbus is up (Ctrl-C to stop)",
         ]
         yield Stack(up, bootstrap, model, ports)

@@ -14,6 +14,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
+from modelbus.stack.broker_watch import BrokerWatch, start_broker_watch
 from modelbus.stack.errors import PortInUseError, StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.ports import port_in_use
@@ -26,6 +27,8 @@ from modelbus_delivery.logs import get_logger
 log = get_logger("stack")
 
 DEFAULT_SERVICES: tuple[str, ...] = ("discovery", "catalog", "worker")
+# The embedded broker's watch serves its metrics under this name, after the services.
+BROKER_WATCH = "kafka"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -133,7 +136,9 @@ def run_stack(
     Embedded components are skipped when an external endpoint is given. Once all is
     started, prints the endpoints and ``modelbus is up (Ctrl-C to stop)`` to ``out``
     (stdout) exactly once, after one ``NAME metrics: URL`` line per service process when
-    ``metrics_port`` is not 0 (consecutive ports from it, in start order). ``workers``
+    ``metrics_port`` is not 0 (consecutive ports from it, in start order), then one for the
+    watch of the embedded broker (``BROKER_WATCH``, the next port), which looks at the
+    broker every ``embedded_broker_watch_s`` and warns before it slows to a halt. ``workers``
     worker processes are run (``worker-1``, … when more than one), members of one
     consumer group. Crashed children are restarted with backoff. Returns 0 after a
     requested stop; startup problems (e.g. a busy port) print one line to stderr and
@@ -156,10 +161,15 @@ def run_stack(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     supervisor = Supervisor(backoff)
+    watch: BrokerWatch | None = None
     try:
         data.mkdir(parents=True, exist_ok=True)
+        settings = ModelbusSettings()
+        watching = not external_kafka and settings.embedded_broker_watch_s > 0
         processes = service_processes(services, workers)
         ports = metrics_ports(processes, metrics_port)
+        if watching and metrics_port:
+            ports[BROKER_WATCH] = metrics_port + len(processes)
         for name, port in ports.items():
             if port_in_use(port, host):
                 raise PortInUseError(f"{name} metrics", host, port)
@@ -171,6 +181,9 @@ def run_stack(
             supervisor.add("kafka", broker)
             bootstrap = broker.bootstrap_servers
             print(IN_MEMORY_NOTE, file=sys.stderr, flush=True)
+            if watching:
+                watch = start_broker_watch(broker, settings, host=host,
+                                           metrics_port=ports.get(BROKER_WATCH, 0))
         webhook = (
             plan_webhook(data, host, webhook_url)
             if webhooks and "discovery" in services and (webhook_url or not external_mlflow)
@@ -216,10 +229,9 @@ def run_stack(
         if stop.is_set():
             return 0
         if demo:
-            settings = ModelbusSettings().model_copy(
+            _start_demo(settings.model_copy(
                 update={"kafka_bootstrap_servers": bootstrap, "mlflow_tracking_uri": tracking_uri}
-            )
-            _start_demo(settings)
+            ))
         while not stop.wait(0.2):
             supervisor.tick()
         return 0
@@ -233,6 +245,8 @@ def run_stack(
         # A second Ctrl-C during shutdown must not abandon children half-stopped.
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        if watch is not None:
+            watch.stop()
         supervisor.stop_all()
         log.info("stack_stopped")
         for sig, handler in previous.items():

@@ -101,6 +101,14 @@ class ModelbusSettings(BaseSettings):
         "and deleted when it closes. The results topic (or a PREFIX + 'replies.NAME' topic) "
         "instead sends the answers where batch pipelines and other readers see them.",
     )
+    client_reply_rotate_after: int = Field(
+        default=50_000,
+        ge=0,
+        description="A client's own reply topic is replaced by a fresh one after this many "
+        "requests; the old one is deleted once its last answer arrived (a broker then never "
+        "holds more answers than this in one reply partition). 0: never replaced. A shared "
+        "reply topic (client_reply_topic) is never replaced.",
+    )
     reply_to_pattern: str | None = Field(
         default=None,
         description="Regular expression (full match) of the topics a request may name in "

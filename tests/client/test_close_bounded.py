@@ -80,7 +80,7 @@ async def test_async_client_close_is_bounded_when_the_broker_freezes(
     waiting = asyncio.create_task(client.predict("m", {"x": [1]}, timeout=600))
     await read_topic(broker.bootstrap_servers, settings.topics.requests,
                      until=lambda records: len(records) == 1)
-    await frozen_mid_fetch(broker, client._results._consumer)
+    await frozen_mid_fetch(broker, client._replies._current._consumer)
     # and one whose send the frozen broker never acknowledges
     unread = unread_request_bytes(broker.port)
     sending = asyncio.create_task(client.predict("m", {"x": [2]}, timeout=600))
@@ -111,7 +111,7 @@ async def test_async_client_close_lets_the_callers_cancellation_through(
     waiting = asyncio.create_task(client.predict("m", {"x": [1]}, timeout=600))
     await read_topic(broker.bootstrap_servers, settings.topics.requests,
                      until=lambda records: len(records) == 1)
-    await frozen_mid_fetch(broker, client._results._consumer)
+    await frozen_mid_fetch(broker, client._replies._current._consumer)
     # a send the frozen broker never acknowledges: closing the producer waits for it
     unread = unread_request_bytes(broker.port)
     sending = asyncio.create_task(client.predict("m", {"x": [2]}, timeout=600))
@@ -150,7 +150,7 @@ def test_sync_client_close_is_bounded_and_stops_its_thread(broker: EmbeddedBroke
     asyncio.run(read_topic(broker.bootstrap_servers, settings.topics.requests,
                            until=lambda records: len(records) == 1))
     freeze(broker)  # the client's loop runs on its own thread: this one may block
-    consumer = client._client._results._consumer
+    consumer = client._client._replies._current._consumer
     wait_for(lambda: fetch_in_flight(consumer), 10, message="a fetch in flight")
     unread = unread_request_bytes(broker.port)
     callers.append(call("sending", 2))
@@ -207,7 +207,7 @@ async def test_closing_after_the_broker_went_away_never_raises(broker: EmbeddedB
     await read_topic(broker.bootstrap_servers, settings.topics.requests,
                      until=lambda records: len(records) == 1)
     broker.stop()
-    consumers = [client._results._consumer, view._consumer]
+    consumers = [client._replies._current._consumer, view._consumer]
     # aiokafka's own stop() raises CancelledError out of a fetch sleeping its retry backoff
     await async_wait_for(lambda: all(fetch_backing_off(c) for c in consumers), 10,
                          message="both fetches failed and backing off")
@@ -229,7 +229,7 @@ def test_sync_client_close_after_the_broker_went_away_never_raises(
     before = client_loop_threads()
     with ModelbusClient(settings=settings_for(broker)) as client:
         broker.stop()
-        consumer = client._client._results._consumer
+        consumer = client._client._replies._current._consumer
         wait_for(lambda: fetch_backing_off(consumer), 10, message="the fetch backing off")
         started = time.monotonic()
     elapsed = time.monotonic() - started

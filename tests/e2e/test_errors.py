@@ -66,7 +66,7 @@ async def test_body_that_is_not_arrow_is_bad_request_and_goes_to_the_dlq(
 ) -> None:
     settings = inference_stack.settings
     cid = uuid.uuid4().hex
-    future = client._results.expect(cid)
+    _, future = client._replies.expect(cid)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:

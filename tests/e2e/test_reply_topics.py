@@ -7,11 +7,14 @@ import asyncio
 import time
 import uuid
 
+import pyarrow as pa
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from tests.support.kafka import read_topic
+from tests.support.kafka import produce, read_topic
 
 from modelbus.client import AsyncModelbusClient
+from modelbus.client.tables import to_ipc_stream
 from modelbus_contract.errors import InferenceTimeout
 from modelbus_contract.headers import header_dict
 
@@ -72,3 +75,65 @@ async def test_the_wait_is_apart_from_the_models_deadline(
     with pytest.raises(InferenceTimeout, match=r"^test-tricky/\d+: no answer within 1.0s$"):
         await client.predict(TRICKY_MODEL, {"Molecule": ["sleep:3"]}, timeout=1, wait=30)
     assert time.monotonic() - started < 3
+
+
+async def _records_in(bootstrap: str, topic: str) -> int:
+    """The records ``topic`` holds (0 for a topic that is not there).
+
+    A deleted topic may come back empty: a producer that once wrote to it (the worker's)
+    asks for its metadata again, and a broker that creates topics on first use makes it.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return 0
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_a_private_reply_topic_is_replaced_and_deleted_once_its_answers_came(
+    inference_stack: InferenceStack,
+) -> None:
+    settings = inference_stack.settings.model_copy(
+        update={"client_reply_topic": None, "client_reply_rotate_after": 2}
+    )
+    bootstrap = settings.kafka_bootstrap_servers
+    async with AsyncModelbusClient(settings=settings) as client:
+        first = client.reply_topic
+        # A request that waits on the first topic while it is replaced: its record is sent
+        # by hand below, once the second topic serves new requests.
+        held = f"held-{uuid.uuid4().hex}"
+        named, pending = client._replies.expect(held)
+        await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]})  # the 2nd: replaces it
+        await asyncio.wait_for(client._replies.rotated(), 30)
+        second = client.reply_topic
+        assert (named, second != first) == (first, True)
+        cid = f"rot-{uuid.uuid4().hex}"
+        await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]}, correlation_id=cid)
+        assert _cids(await read_topic(bootstrap, second, until=lambda rs: len(rs) >= 1)) == [cid]
+        assert client._replies.topics == [second, first]  # the held request still waits
+
+        await produce(
+            bootstrap, settings.topics.requests, to_ipc_stream(pa.table({"Molecule": ["CCO"]})),
+            key=TRICKY_MODEL,
+            headers=[("model", TRICKY_MODEL), ("correlation_id", held), ("reply_to", first),
+                     ("content-type", "application/vnd.apache.arrow.stream")],
+        )
+        headers, _ = await asyncio.wait_for(pending, 60)
+        assert headers["status"] == "ok"
+        await asyncio.wait_for(client._replies.settled(), 30)
+        assert (client._replies.topics, client._replies.rotations) == ([second], 1)
+        # The broker holds none of the first topic's 2 answers any more, and the second's 1.
+        assert (await _records_in(bootstrap, first), await _records_in(bootstrap, second)) == (
+            0, 1
+        )
+    assert await _records_in(bootstrap, second) == 0

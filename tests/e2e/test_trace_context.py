@@ -169,7 +169,7 @@ async def test_an_error_result_and_the_dlq_copy_carry_the_traceparent(
 
     settings = inference_stack.settings
     bad = uuid.uuid4().hex
-    future = client._results.expect(bad)
+    _, future = client._replies.expect(bad)
     try:
         await produce(settings.kafka_bootstrap_servers, settings.topics.requests, b"not arrow",
                       key=bad, headers=[("model", TRICKY_MODEL), ("correlation_id", bad),
@@ -177,7 +177,7 @@ async def test_an_error_result_and_the_dlq_copy_carry_the_traceparent(
                                         ("tracestate", TRACESTATE)])
         headers, _ = await asyncio.wait_for(future, 60)
     finally:
-        client._results.forget(bad)
+        client._replies.forget(bad)
     assert (headers["error_code"], headers["traceparent"], headers["tracestate"]) == (
         "bad_request", TRACEPARENT, TRACESTATE
     )
@@ -204,7 +204,7 @@ async def test_an_invalid_traceparent_is_answered_and_not_echoed(
     settings = inference_stack.settings
     cid = uuid.uuid4().hex
     invalid = f"00-{TRACE_ID}-{'0' * 16}-01"  # an all-zero parent id
-    future = client._results.expect(cid)
+    _, future = client._replies.expect(cid)
     try:
         await produce(
             settings.kafka_bootstrap_servers, settings.topics.requests,
@@ -215,7 +215,7 @@ async def test_an_invalid_traceparent_is_answered_and_not_echoed(
         )
         headers, _ = await asyncio.wait_for(future, 60)
     finally:
-        client._results.forget(cid)
+        client._replies.forget(cid)
     assert headers["status"] == "ok"
     assert "traceparent" not in headers and "tracestate" not in headers
     consumer, _ = _spans_of(exporter, cid)

@@ -43,6 +43,7 @@ from .chunked_predict import (
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .progress import NOTIFY_PROGRESS_HEADER, Progress, ProgressListener, wait_after_notice
 from .readiness import prepared_entry
+from .reply_topics import ReplyTopics
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
@@ -93,13 +94,18 @@ class AsyncModelbusClient:
         self._close_timeout_s = close_timeout_s
         self._writer = TopicWriter(self._kafka, max_request_size=settings.max_message_bytes)
         shared = reply_topic or settings.client_reply_topic
-        self.reply_topic = shared or private_reply_topic(settings)
         self._private_replies = shared is None
         # The answers' partition follows the request key; a private topic needs one only.
-        self._results = ResultsListener(
-            self._kafka, self.reply_topic, settings.kafka_fetch_max_wait_ms,
-            close_timeout_s=close_timeout_s,
-            partitions=1 if self._private_replies else settings.topic_partitions,
+        partitions = 1 if self._private_replies else settings.topic_partitions
+        self._replies = ReplyTopics(
+            shared or private_reply_topic(settings),
+            lambda topic: ResultsListener(
+                self._kafka, topic, settings.kafka_fetch_max_wait_ms,
+                close_timeout_s=close_timeout_s, partitions=partitions,
+            ),
+            rotate_after=settings.client_reply_rotate_after if self._private_replies else 0,
+            next_topic=lambda: private_reply_topic(settings),
+            delete=lambda topics: delete_topics(self._kafka, topics),
         )
         self._views: set[CatalogView] = set()
         self._closed = False
@@ -124,11 +130,11 @@ class AsyncModelbusClient:
         # Made here if this client is the first to need it: a broker that creates topics on
         # first use would give it its default partition count, not the one workers expect.
         await ensure_topics(self._kafka, topic_specs(self.settings, ("requests",)))
-        await self._results.start()
+        await self._replies.start()
         try:
             await self._writer.start()
         except BaseException:
-            await self._results.stop()
+            await self._replies.stop()
             raise
         # Shard counts change rarely: a long fetch wait keeps this reader nearly idle.
         view = self._view(fetch_max_wait_ms=SHARD_VIEW_FETCH_WAIT_MS)
@@ -147,29 +153,36 @@ class AsyncModelbusClient:
         Only a cancellation of the caller itself propagates.
         """
         self._closed = True
-        self._results.close_waiting()  # waiting requests end now, not after the closing
+        self._replies.close_waiting()  # waiting requests end now, not after the closing
         if self._shard_reading is not None and not self._shard_reading.done():
             self._shard_reading.cancel()
+        reply_topics = self._replies.topics  # before stopping: retiring ones leave the list
         outcomes = await asyncio.gather(
             self._writer.stop(),
-            self._results.stop(),
+            self._replies.stop(),
             *(view.stop() for view in list(self._views)),
             return_exceptions=True,
         )
         if self._private_replies:
-            await self._delete_reply_topic()
+            await self._delete_reply_topics(reply_topics)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):  # not expected: every stop is quiet
                 log.warning("close_failed", what="modelbus client", error=repr(outcome)[:300])
 
-    async def _delete_reply_topic(self) -> None:
-        """Delete this client's own reply topic (within the close timeout; a topic left
+    async def _delete_reply_topics(self, topics: list[str]) -> None:
+        """Delete this client's own reply topics (within the close timeout; a topic left
         behind by a broker that did not answer is logged, never raised)."""
         try:
             async with asyncio.timeout(self._close_timeout_s):
-                await delete_topics(self._kafka, [self.reply_topic])
+                await delete_topics(self._kafka, topics)
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("reply_topic_left", topic=self.reply_topic, error=repr(exc)[:300])
+            log.warning("reply_topic_left", topics=topics, error=repr(exc)[:300])
+
+    @property
+    def reply_topic(self) -> str:
+        """The topic new requests name for their answers (a private one is replaced after
+        ``client_reply_rotate_after`` requests)."""
+        return self._replies.topic
 
     async def __aenter__(self) -> AsyncModelbusClient:
         await self.start()
@@ -324,8 +337,6 @@ class AsyncModelbusClient:
             "timeout_ms": str(int(timeout * 1000)),
             NOTIFY_PROGRESS_HEADER: "true",
         }
-        if self.reply_topic != self._topics.results:
-            headers["reply_to"] = self.reply_topic
         if version is not None:
             headers["model_version"] = str(version)
         loop = asyncio.get_running_loop()
@@ -343,7 +354,9 @@ class AsyncModelbusClient:
                 except Exception:  # the caller's callback never costs the answer
                     log.exception("progress_listener_failed", model=model)
 
-        future = self._results.expect(cid, noticed)
+        reply_to, future = self._replies.expect(cid, noticed)
+        if reply_to != self._topics.results:
+            headers["reply_to"] = reply_to
         try:
             async with asyncio.timeout(wait) as scope:
                 await self._send(self._keys.key(model), body, headers, future)
@@ -351,7 +364,7 @@ class AsyncModelbusClient:
         except TimeoutError:
             raise InferenceTimeout(f"no result for {model} within {wait}s") from None
         finally:
-            self._results.forget(cid)
+            self._replies.forget(cid)
         if result_headers.get("status") == "ok":
             return result_headers, self._decode(model, cid, value)
         code = result_headers.get("error_code", "internal")

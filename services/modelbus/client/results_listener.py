@@ -80,6 +80,18 @@ class ResultsListener:
         self._task: asyncio.Task[None] | None = None
         self._guard: TopicGuard | None = None
         self._closed = False
+        self._settled = asyncio.Event()  # set whenever a waiting request leaves
+
+    @property
+    def waiting(self) -> int:
+        """Requests still waiting for their answer on this topic."""
+        return len(self._waiting)
+
+    async def answered(self) -> None:
+        """Return once no request waits on this topic (answered, forgotten or failed)."""
+        while self._waiting:
+            self._settled.clear()
+            await self._settled.wait()
 
     async def start(self) -> None:
         await ensure_topics(self._kafka, [self._spec])
@@ -127,6 +139,7 @@ class ResultsListener:
         self._closed = True
         self._notices.clear()
         waiting, self._waiting = self._waiting, {}
+        self._settled.set()
         for future in waiting.values():
             if not future.done():
                 future.set_exception(ClientClosed(why))
@@ -157,7 +170,8 @@ class ResultsListener:
         return future
 
     def forget(self, correlation_id: str) -> None:
-        self._waiting.pop(correlation_id, None)
+        if self._waiting.pop(correlation_id, None) is not None:
+            self._settled.set()
         self._notices.pop(correlation_id, None)
 
     async def _run(self) -> None:
@@ -199,6 +213,8 @@ class ResultsListener:
             return  # a notice: the result is still to come
         self._notices.pop(cid, None)
         future = self._waiting.pop(cid, None) if cid else None
+        if future is not None:
+            self._settled.set()
         if future is None or future.done():  # not ours, or a duplicate: the first answer wins
             return
         if view.problems:

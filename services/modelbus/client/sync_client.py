@@ -72,7 +72,6 @@ class ModelbusClient:
             bootstrap_servers, settings=settings, close_timeout_s=close_timeout_s,
             reply_topic=reply_topic,
         )
-        self.reply_topic = self._client.reply_topic
         self.close_bound_s = self._client.close_bound_s + GRACE_S + 2 * LOOP_STOP_TIMEOUT_S
         try:
             self._run(self._client.start())
@@ -80,6 +79,11 @@ class ModelbusClient:
             self._closed = True
             self._stop_loop()
             raise
+
+    @property
+    def reply_topic(self) -> str:
+        """The topic new requests name for their answers (see ``AsyncModelbusClient``)."""
+        return self._client.reply_topic
 
     def _run(
         self, awaitable: Awaitable[T], timeout: float | None = None,

@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
-from modelbus.stack.broker_watch import BrokerWatch, start_broker_watch
 from modelbus.stack.errors import PortInUseError, StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.ports import port_in_use
@@ -23,6 +22,9 @@ from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
 from modelbus.stack.webhook import plan_webhook, register_or_warn
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
+
+if TYPE_CHECKING:  # the watch needs prometheus_client: a thin client install has none
+    from modelbus.stack.broker_watch import BrokerWatch
 
 log = get_logger("stack")
 
@@ -182,6 +184,8 @@ def run_stack(
             bootstrap = broker.bootstrap_servers
             print(IN_MEMORY_NOTE, file=sys.stderr, flush=True)
             if watching:
+                from modelbus.stack.broker_watch import start_broker_watch
+
                 watch = start_broker_watch(broker, settings, host=host,
                                            metrics_port=ports.get(BROKER_WATCH, 0))
         webhook = (

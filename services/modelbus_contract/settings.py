@@ -74,6 +74,19 @@ class ModelbusSettings(BaseSettings):
     retry_max_s: float = Field(default=5.0, gt=0)
 
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    kafka_fetch_max_wait_busy_ms: int = Field(
+        default=20, ge=0,
+        description="The fetch wait of the request path's consumers (the worker's requests, "
+        "a client's answers) while records stream at kafka_fetch_busy_rate or more: fewer, "
+        "fuller fetches, which the embedded broker needs under steady load. Not above "
+        "kafka_fetch_max_wait_ms: the wait never changes.",
+    )
+    kafka_fetch_busy_rate: float = Field(
+        default=1000.0, ge=0,
+        description="Records per second (over 1 s) from which a request-path consumer uses "
+        "kafka_fetch_max_wait_busy_ms; below half of it, kafka_fetch_max_wait_ms again. "
+        "0: never.",
+    )
     kafka_catalog_fetch_max_wait_ms: int = Field(
         default=100, ge=0,
         description="How often an idle catalog view (worker, catalog service, client) asks "

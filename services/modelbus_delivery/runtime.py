@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from .closing import close_quietly
+from .fetch_pacing import FetchPacing, pace
 from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
 from .poison import getmany_skipping_poison
@@ -74,6 +75,9 @@ class RuntimeConfig:
     ordered_by_key: bool = False  # records with the same key are handled one after another
     retry_budget: int = 3
     fetch_max_wait_ms: int = 5
+    # While records stream at fetch_busy_rate or more, fetches wait this long (fetch_pacing).
+    fetch_max_wait_busy_ms: int = 0
+    fetch_busy_rate: float = 0.0
     max_partition_fetch_bytes: int = 1_048_576
     fetch_max_bytes: int = 52_428_800
     commit_coalesce_s: float = 0.05
@@ -127,6 +131,9 @@ class DeliveryRuntime:
         self._commit_wanted = asyncio.Event()
         self._capacity = asyncio.Event()  # set whenever a record in flight finishes
         self._fetching: asyncio.Task[None] | None = None
+        self._pacing = FetchPacing(
+            config.fetch_max_wait_ms, config.fetch_max_wait_busy_ms, config.fetch_busy_rate
+        )
         self._committing: asyncio.Task[None] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
@@ -138,6 +145,7 @@ class DeliveryRuntime:
     async def start(self) -> None:
         """Join the group and start consuming (the caller retries on KafkaError)."""
         c = self.config
+        self._pacing.reset()  # the new consumer asks for the quiet wait
         consumer = AIOKafkaConsumer(
             **self._options,
             group_id=c.group_id,
@@ -354,6 +362,7 @@ class DeliveryRuntime:
                 await asyncio.sleep(delay)
                 continue
             self._backoff.reset()
+            pace(consumer, self._pacing, batch, self.config.name)
             for tp, records in batch.items():
                 for record in records:
                     self._dispatch(tp, Inbound.of(record))

@@ -125,6 +125,8 @@ class WorkerService:
                 group_id=f"{settings.topic_prefix}worker",
                 max_in_flight=settings.worker_max_in_flight,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                fetch_max_wait_busy_ms=settings.kafka_fetch_max_wait_busy_ms,
+                fetch_busy_rate=settings.kafka_fetch_busy_rate,
                 max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
                 fetch_max_bytes=max(4 * settings.max_message_bytes, 52_428_800),
                 session_timeout_ms=settings.kafka_session_timeout_ms,

@@ -27,6 +27,7 @@ from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange, CatalogView
 from modelbus_delivery.closing import CLOSE_TIMEOUT_S
+from modelbus_delivery.fetch_pacing import FetchPacing
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
@@ -102,6 +103,9 @@ class AsyncModelbusClient:
             lambda topic: ResultsListener(
                 self._kafka, topic, settings.kafka_fetch_max_wait_ms,
                 close_timeout_s=close_timeout_s, partitions=partitions,
+                pacing=FetchPacing(settings.kafka_fetch_max_wait_ms,
+                                   settings.kafka_fetch_max_wait_busy_ms,
+                                   settings.kafka_fetch_busy_rate),
             ),
             rotate_after=settings.client_reply_rotate_after if self._private_replies else 0,
             next_topic=lambda: private_reply_topic(settings),

@@ -13,6 +13,7 @@ from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import InternalError, ModelbusError
 from modelbus_contract.headers import read_headers
 from modelbus_delivery.closing import CLOSE_TIMEOUT_S
+from modelbus_delivery.fetch_pacing import FetchPacing, pace
 from modelbus_delivery.kafka_config import KafkaOptions, as_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import (
@@ -67,11 +68,14 @@ class ResultsListener:
         *,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         partitions: int = 1,
+        pacing: FetchPacing | None = None,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
         self._spec = TopicSpec(topic, partitions)  # if this reader is the first to need it
         self._fetch_wait = fetch_max_wait_ms
+        # While answers stream, fetches wait longer (see modelbus_delivery.fetch_pacing).
+        self._pacing = pacing or FetchPacing(fetch_max_wait_ms, 0, 0)
         self._close_timeout_s = close_timeout_s
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
         self._notices: dict[str, NoticeListener] = {}
@@ -190,6 +194,7 @@ class ResultsListener:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            pace(consumer, self._pacing, batch, "results-listener")
             advance(self._expected, batch)
             for records in batch.values():
                 for record in records:

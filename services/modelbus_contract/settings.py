@@ -178,8 +178,8 @@ class ModelbusSettings(BaseSettings):
     embedded_broker_fetch_warn_ms: float | None = Field(
         default=None, gt=0,
         description="Warn when one fetch of a partition takes this long on the embedded "
-        "broker; default half of MODELBUS_KAFKA_FETCH_MAX_WAIT_MS (past the whole wait, the "
-        "services' fetches return no records).",
+        "broker; default half of the request path's fetch wait under load "
+        "(MODELBUS_KAFKA_FETCH_MAX_WAIT_BUSY_MS; past the whole wait, answers stall).",
     )
     embedded_broker_memory_warn_mb: int = Field(
         default=1000, ge=1,

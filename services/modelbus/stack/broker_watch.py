@@ -35,8 +35,12 @@ PROBE_TIMEOUT_S = 5.0
 
 
 def limits_from(settings: ModelbusSettings) -> BrokerLimits:
-    """The wall is the services' fetch wait; the warning comes at the configured share."""
-    wall_s = settings.kafka_fetch_max_wait_ms / 1000
+    """The wall is the request path's fetch wait under load (the busy wait when fetches are
+    paced); the warning comes at the configured share."""
+    wait_ms = settings.kafka_fetch_max_wait_ms
+    if settings.kafka_fetch_busy_rate > 0:
+        wait_ms = max(wait_ms, settings.kafka_fetch_max_wait_busy_ms)
+    wall_s = wait_ms / 1000
     warn_ms = settings.embedded_broker_fetch_warn_ms
     return BrokerLimits(
         fetch_wall_s=wall_s,
@@ -69,7 +73,7 @@ class BrokerWatchMetrics:
         )
         self.fetch_wall = Gauge(
             "modelbus_embedded_broker_fetch_wall_seconds",
-            "The services' fetch wait: a fetch of a partition costing more returns no records.",
+            "The request path's fetch wait under load: past it, answers stall.",
             registry=registry,
         )
         self.fetch_wall.set(limits.fetch_wall_s)

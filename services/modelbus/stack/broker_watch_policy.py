@@ -1,13 +1,13 @@
 """When to warn about the embedded broker, from successive readings (pure logic).
 
 The embedded broker keeps every record batch in memory and, on every fetch that finds
-new data in a partition, lists all the batches that partition ever held. Consumers ask
-with a fetch wait (``MODELBUS_KAFKA_FETCH_MAX_WAIT_MS``) that also bounds that listing:
-once listing a partition takes longer, the fetch stops before the newest batches and
-returns nothing, again and again. That is the wall; the watch warns before it (the
-slowest fetch past a share of the wait, twice in a row), again at it, and when the
-broker's memory passes a limit, each time saying what to do; a warning is repeated while
-it lasts and a recovery is told once.
+new data in a partition, lists all the batches that partition ever held. Under load the
+request path's consumers fetch with the busy wait (``MODELBUS_KAFKA_FETCH_MAX_WAIT_BUSY_MS``;
+``modelbus_delivery.fetch_pacing``). In the soak bench the answered rate held while one
+listing of the busiest partition took less than that wait, and fell steeply once it took
+more: that is the wall. The watch warns before it (the slowest fetch past a share of the
+wait, twice in a row), again at it, and when the broker's memory passes a limit, each time
+saying what to do; a warning is repeated while it lasts and a recovery is told once.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FetchState(IntEnum):
 class BrokerLimits:
     """What the readings are held against."""
 
-    fetch_wall_s: float  # the services' fetch wait: a fetch costing more returns nothing
+    fetch_wall_s: float  # the services' fetch wait under load: past it, answers stall
     fetch_warn_s: float  # warn from here on
     memory_warn_bytes: int
     confirm_readings: int = 2  # a fetch state changes after this many readings agree
@@ -152,12 +152,12 @@ class BrokerWatchPolicy:
         where = reading.where or "a partition"
         if state is FetchState.AT_WALL:
             text = (f"the embedded broker is at its limit: one fetch of {where} takes "
-                    f"{ms:.1f} ms, more than the {wall_ms:g} ms the services wait, so their "
-                    f"fetches stop returning records. {WHAT_TO_DO}")
+                    f"{ms:.1f} ms, more than the {wall_ms:g} ms the services wait under load: "
+                    f"answers slow down and stall. {WHAT_TO_DO}")
             return [Notice("embedded_broker_at_limit", "fetch", True, text, fields)]
         text = (f"the embedded broker is slowing down: one fetch of {where} takes {ms:.1f} ms "
-                f"of the {wall_ms:g} ms the services wait (it lists every record batch the "
-                f"partition ever held); past that, their fetches return no records. "
+                f"of the {wall_ms:g} ms the services wait under load (it lists every record "
+                f"batch the partition ever held); past that, answers slow down and stall. "
                 f"{WHAT_TO_DO}")
         return [Notice("embedded_broker_slowing", "fetch", True, text, fields)]
 

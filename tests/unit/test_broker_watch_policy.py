@@ -137,3 +137,13 @@ def test_the_limits_follow_the_request_paths_fetch_wait_under_load() -> None:
     assert limits_from(tuned) == BrokerLimits(
         fetch_wall_s=0.03, fetch_warn_s=0.004, memory_warn_bytes=300_000_000
     )
+
+
+def test_memory_that_hovers_at_its_limit_warns_once() -> None:
+    policy = BrokerWatchPolicy(LIMITS, Clock())
+    assert events(policy, BrokerReading(rss_bytes=1_006_000_000)) == [
+        "embedded_broker_memory_high"
+    ]
+    for rss in (993_000_000, 1_016_000_000, 901_000_000):  # within 10% below: still high
+        assert events(policy, BrokerReading(rss_bytes=rss)) == []
+    assert events(policy, BrokerReading(rss_bytes=899_000_000)) == ["embedded_broker_memory_ok"]

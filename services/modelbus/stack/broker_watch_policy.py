@@ -25,6 +25,9 @@ WHAT_TO_DO = (
 )
 
 
+MEMORY_CLEAR = 0.9  # a memory warning ends below this share of the limit
+
+
 class FetchState(IntEnum):
     OK = 0
     SLOWING = 1
@@ -103,7 +106,10 @@ class BrokerWatchPolicy:
                                    self.limits.confirm_readings)
             notices.extend(self._fetch_notice(reading, now, changed))
         if reading.rss_bytes is not None:
-            level = 1 if reading.rss_bytes >= self.limits.memory_warn_bytes else 0
+            # Resident memory moves by a few percent between looks: once past the limit,
+            # the warning lasts until memory is clearly below it.
+            limit = self.limits.memory_warn_bytes * (MEMORY_CLEAR if self.memory_high else 1)
+            level = 1 if reading.rss_bytes >= limit else 0
             changed = self._settle(self._memory, level, 1)
             notices.extend(self._memory_notice(reading, now, changed))
         return notices

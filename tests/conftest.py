@@ -31,10 +31,19 @@ _INTEGRATION_FIXTURES = frozenset(
 )
 
 
+# The per-test timeout of an integration test (the unit tests' is ``timeout`` in
+# pyproject.toml). Their own bounds reach 1,800 s: a session fixture warming the e2e models
+# (its setup counts towards the first test that uses it), a dependency install
+# (``pip_timeout_s``, 900 s) followed by the test itself, the demo of ``modelbus up``.
+INTEGRATION_TIMEOUT_S = 3600
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("integration") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(INTEGRATION_TIMEOUT_S))
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:

@@ -9,8 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from .inference import ArrowStream, ErrorBody
 from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport, ServingReport
 from .settings import ModelbusSettings
@@ -118,8 +116,3 @@ def topic_specs(settings: ModelbusSettings, roles: tuple[str, ...]) -> list[Topi
         partitions = settings.topic_partitions if channel.partitioned else 1
         specs.append(TopicSpec(topic_name(settings, role), partitions, channel.compacted))
     return specs
-
-
-def message_models() -> list[type[BaseModel]]:
-    """Every JSON message model the table names (for documentation)."""
-    return [DiscoveryEvent, ModelProblemReport, ServingReport, CatalogEntry, ErrorBody]

@@ -117,13 +117,6 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def framework_logger(service: str) -> logging.Logger:
-    """The stdlib logger handed to FastStream: JSON through the root handler, warnings up."""
-    logger = logging.getLogger(f"modelbus.{service}.faststream")
-    logger.setLevel(logging.WARNING)
-    return logger
-
-
 def get_logger(name: str) -> Any:
     """A structlog logger carrying the component name."""
     return structlog.get_logger(component=name)

@@ -30,12 +30,3 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return True
     return False
-
-
-def can_connect(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True if a TCP connection to ``host:port`` succeeds within ``timeout``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

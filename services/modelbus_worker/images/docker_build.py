@@ -13,9 +13,8 @@ from modelbus_delivery.logs import get_logger
 
 log = get_logger("modelbus_worker.images.docker_build")
 
-# Labels of the intermediate stage of a multi-stage build: which stage, and which build,
-# so that exactly that build's leftover is removed once it is done.
-STAGE_LABEL = "modelbus.stage"
+# The label naming the build of a multi-stage build's intermediate stage, so that exactly
+# that build's leftover is removed once it is done.
 BUILD_LABEL = "modelbus.build"
 
 

@@ -13,6 +13,9 @@ carries exactly its own rows, in order.
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
 row-wise: that batch is retried one by one and the version is never batched again.
+
+Windows and deadlines are timers of the running event loop, or of the ``Timers`` a test
+passes in (a clock it moves itself).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -31,6 +34,20 @@ from .handler import Predictor
 from .tracing import current_span, note_batch
 
 log = get_logger("batching")
+
+
+class Cancellable(Protocol):
+    """A scheduled callback that can be called off (``asyncio.TimerHandle``)."""
+
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """Where windows and deadlines are scheduled: the running loop's ``call_later``."""
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any
+    ) -> Cancellable: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +73,7 @@ class _Pending:
 class _Queue:
     pending: list[_Pending] = field(default_factory=list)
     rows: int = 0
-    closing: asyncio.Handle | None = None  # the scheduled close of the open batch
+    closing: Cancellable | None = None  # the scheduled close of the open batch
     running: int = 0
 
 
@@ -77,6 +94,7 @@ class BatchingPredictor:
         settings: BatchSettings | None = None,
         batchable: Callable[[str, str], bool] = lambda name, version: True,
         starting: Callable[[str, str], bool] = lambda name, version: False,
+        timers: Callable[[], Timers] = asyncio.get_running_loop,
     ) -> None:
         self._predictor = predictor
         self.settings = settings or BatchSettings()
@@ -84,6 +102,7 @@ class BatchingPredictor:
         # Whether a version's container is being started: as without batching, a request's
         # deadline does not run while its model starts (the start has its own bound).
         self._starting = starting
+        self._timers = timers
         self._queues: dict[_Key, _Queue] = {}
         self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
@@ -112,9 +131,9 @@ class BatchingPredictor:
         # not run while the model starts: checked at each expiry, a start that was under way
         # at the last check gives the request its whole deadline again from this one (the
         # first predict after a start may still be on its way).
-        loop = asyncio.get_running_loop()
+        timers = self._timers()
         deadline = timeout_s + self.settings.window_s
-        expiry: list[asyncio.TimerHandle] = []
+        expiry: list[Cancellable] = []
         was_starting = False
 
         def expire() -> None:
@@ -122,11 +141,11 @@ class BatchingPredictor:
             starting = self._starting(name, version)
             if starting or was_starting:
                 was_starting = starting
-                expiry[0] = loop.call_later(deadline, expire)
+                expiry[0] = timers.call_later(deadline, expire)
             else:
                 _expire(item.answer, f"{name}/{version}: no answer within {timeout_s}s")
 
-        expiry.append(loop.call_later(deadline, expire))
+        expiry.append(timers.call_later(deadline, expire))
         try:
             return await item.answer
         finally:
@@ -142,12 +161,11 @@ class BatchingPredictor:
             self._close_batch(key, queue)
             return
         if queue.closing is None:
-            loop = asyncio.get_running_loop()
             window = self.settings.window_s
             queue.closing = (
-                loop.call_later(window, self._close_batch, key, queue)
+                self._timers().call_later(window, self._close_batch, key, queue)
                 if window > 0
-                else loop.call_soon(self._close_batch, key, queue)
+                else asyncio.get_running_loop().call_soon(self._close_batch, key, queue)
             )
 
     def _close_batch(self, key: _Key, queue: _Queue) -> None:

@@ -1,29 +1,43 @@
-"""Micro-batching as plain asyncio: concurrent requests share a predict, answers split back."""
+"""Micro-batching as plain asyncio: concurrent requests share a predict, answers split back.
+
+Windows and deadlines run on a ``ManualTimers`` clock that moves only when a test advances
+it; a model computes until the test releases it. Nothing here depends on how fast the
+machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from tests.support.timers import ManualTimers
+from tests.support.waiting import async_wait_for
 
 from modelbus_contract.errors import InferenceTimeout, ModelFailed
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 
+WAIT_S = 5.0  # bounds a wait for something that happens within a few turns of the loop
+
 
 class LinearModel:
-    """y = 2a + b; raises for a negative ``a``; ``shrink`` drops the last output row."""
+    """y = 2a + b; raises for a negative ``a``; ``shrink`` drops the last output row. A
+    ``held`` model computes until the test sets ``release``."""
 
-    def __init__(self, shrink: bool = False, delay_s: float = 0.0) -> None:
+    def __init__(self, shrink: bool = False, held: bool = False) -> None:
         self.calls: list[int] = []
         self.shrink = shrink
-        self.delay_s = delay_s
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
 
     async def predict(
         self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
     ) -> pa.Table:
         self.calls.append(table.num_rows)
-        await asyncio.sleep(self.delay_s)
+        await self.release.wait()
         a, b = table.column("a").to_pylist(), table.column("b").to_pylist()
         if any(x < 0 for x in a):
             raise ModelFailed("negative a")
@@ -38,11 +52,23 @@ def _request(n: int, rows: int = 1) -> pa.Table:
     return pa.table({"a": [float(n)] * rows, "b": [float(r) for r in range(rows)]})
 
 
+async def _through_a_window(
+    timers: ManualTimers, window_s: float, *requests: Awaitable[pa.Table]
+) -> list[Any]:
+    """The requests' answers (or errors), once their window has passed on ``timers``."""
+    answers = asyncio.gather(*requests, return_exceptions=True)
+    await async_wait_for(timers.pending, WAIT_S, interval=0.001, message="a window opened")
+    timers.advance(window_s)
+    return await answers
+
+
 async def test_concurrent_requests_share_one_predict_and_get_their_own_rows() -> None:
-    model = LinearModel()
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.01))
+    model, timers = LinearModel(), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.01), timers=lambda: timers)
     tables = [_request(n, rows=1 + n % 3) for n in range(12)]
-    answers = await asyncio.gather(*(batching.predict("m", "1", t) for t in tables))
+    answers = await _through_a_window(
+        timers, 0.01, *(batching.predict("m", "1", t) for t in tables)
+    )
     assert model.calls == [sum(t.num_rows for t in tables)]
     for n, (table, answer) in enumerate(zip(tables, answers, strict=True)):
         assert answer.column("y").to_pylist() == [2.0 * n + r for r in range(table.num_rows)]
@@ -50,31 +76,35 @@ async def test_concurrent_requests_share_one_predict_and_get_their_own_rows() ->
 
 
 async def test_a_full_batch_closes_before_its_window() -> None:
-    model = LinearModel()
-    batching = BatchingPredictor(model, BatchSettings(window_s=60, max_rows=4))
+    model, timers = LinearModel(), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=60, max_rows=4),
+                                 timers=lambda: timers)
     answers = await asyncio.wait_for(
-        asyncio.gather(*(batching.predict("m", "1", _request(n, 2)) for n in range(2))), 5
+        asyncio.gather(*(batching.predict("m", "1", _request(n, 2)) for n in range(2))), WAIT_S
     )
     assert model.calls == [4]
     assert [a.num_rows for a in answers] == [2, 2]
+    assert timers.now == 0.0  # the window never passed
 
 
 async def test_one_bad_request_fails_alone_the_others_are_retried_one_by_one() -> None:
-    model = LinearModel()
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.01))
-    results = await asyncio.gather(
-        *(batching.predict("m", "1", _request(n)) for n in (1, -1, 2)), return_exceptions=True
+    model, timers = LinearModel(), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.01), timers=lambda: timers)
+    results = await _through_a_window(
+        timers, 0.01, *(batching.predict("m", "1", _request(n)) for n in (1, -1, 2))
     )
     assert model.calls == [3, 1, 1, 1]
-    assert results[0].column("y").to_pylist() == [2.0]  # type: ignore[union-attr]
+    assert results[0].column("y").to_pylist() == [2.0]
     assert isinstance(results[1], ModelFailed)
-    assert results[2].column("y").to_pylist() == [4.0]  # type: ignore[union-attr]
+    assert results[2].column("y").to_pylist() == [4.0]
 
 
 async def test_a_model_that_is_not_row_wise_is_served_unbatched_from_then_on() -> None:
-    model = LinearModel(shrink=True)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.01))
-    first = await asyncio.gather(*(batching.predict("m", "1", _request(n)) for n in range(3)))
+    model, timers = LinearModel(shrink=True), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.01), timers=lambda: timers)
+    first = await _through_a_window(
+        timers, 0.01, *(batching.predict("m", "1", _request(n)) for n in range(3))
+    )
     assert model.calls == [3, 1, 1, 1]
     assert [a.num_rows for a in first] == [1, 1, 1]
     await asyncio.gather(*(batching.predict("m", "1", _request(n)) for n in range(2)))
@@ -82,12 +112,14 @@ async def test_a_model_that_is_not_row_wise_is_served_unbatched_from_then_on() -
 
 
 async def test_versions_opted_out_and_different_schemas_are_never_mixed() -> None:
-    model = LinearModel()
+    model, timers = LinearModel(), ManualTimers()
     batching = BatchingPredictor(
-        model, BatchSettings(window_s=0.01), batchable=lambda name, version: version != "2"
+        model, BatchSettings(window_s=0.01), batchable=lambda name, version: version != "2",
+        timers=lambda: timers,
     )
     other = pa.table({"a": pa.array([1], pa.float32()), "b": pa.array([1], pa.float32())})
-    await asyncio.gather(
+    await _through_a_window(
+        timers, 0.01,
         batching.predict("m", "1", _request(1)), batching.predict("m", "1", _request(2)),
         batching.predict("m", "2", _request(3)), batching.predict("m", "2", _request(4)),
         batching.predict("m", "1", other),
@@ -96,13 +128,21 @@ async def test_versions_opted_out_and_different_schemas_are_never_mixed() -> Non
 
 
 async def test_each_request_keeps_its_own_deadline_inside_a_longer_batch() -> None:
-    model = LinearModel(delay_s=0.3)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.01))
-    quick, patient = await asyncio.gather(
+    model, timers = LinearModel(held=True), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.01), timers=lambda: timers)
+    answers = asyncio.gather(
         batching.predict("m", "1", _request(1), timeout_s=0.05),
         batching.predict("m", "1", _request(2), timeout_s=5),
         return_exceptions=True,
     )
+    await async_wait_for(lambda: len(timers.pending()) == 3, WAIT_S, interval=0.001,
+                         message="the window and both deadlines set")
+    timers.advance(0.01)
+    await async_wait_for(lambda: model.calls == [2], WAIT_S, interval=0.001,
+                         message="the batch in the model")
+    timers.advance(0.1)  # past the quick request's deadline (0.06 s), long before the other's
+    model.release.set()
+    quick, patient = await answers
     assert isinstance(quick, InferenceTimeout)
     assert patient.column("y").to_pylist() == [4.0]  # type: ignore[union-attr]
 
@@ -115,31 +155,37 @@ async def test_empty_tables_go_straight_through(rows: int) -> None:
 
 
 async def test_a_lone_request_is_not_held_back_by_a_window() -> None:
-    model = LinearModel()
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.0))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    answer = await batching.predict("m", "1", _request(3))
+    model, timers = LinearModel(), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.0), timers=lambda: timers)
+    answer = await asyncio.wait_for(batching.predict("m", "1", _request(3)), WAIT_S)
     assert answer.column("y").to_pylist() == [6.0]
     assert model.calls == [1]
-    assert loop.time() - started < 0.05
+    assert (timers.now, timers.pending()) == (0.0, [])  # answered with no time passing
 
 
 async def test_requests_that_arrive_while_batches_run_go_together_as_the_next_batch() -> None:
-    model = LinearModel(delay_s=0.1)
+    model = LinearModel(held=True)
     batching = BatchingPredictor(model, BatchSettings(max_in_flight=1))
     first = asyncio.create_task(batching.predict("m", "1", _request(1)))
-    await asyncio.sleep(0.03)  # the first batch is running in the model
+    await async_wait_for(lambda: model.calls == [1], WAIT_S, interval=0.001,
+                         message="the first batch running in the model")
     later = [asyncio.create_task(batching.predict("m", "1", _request(n))) for n in (2, 3, 4)]
-    await asyncio.sleep(0.01)
-    assert model.calls == [1]  # queued, not sent: one batch in flight at most
+    # A request for another version, sent after them, reaches the model after anything the
+    # batcher sends for them (the loop runs its callbacks in order): once it is there, they
+    # have had their chance to go.
+    marker = asyncio.create_task(batching.predict("m", "2", _request(0, rows=5)))
+    await async_wait_for(lambda: len(model.calls) == 2, WAIT_S, interval=0.001,
+                         message="the other version's request in the model")
+    assert model.calls == [1, 5]  # queued, not sent: one batch in flight at most
+    model.release.set()
     answers = await asyncio.gather(first, *later)
-    assert model.calls == [1, 3]
+    await marker
+    assert model.calls == [1, 5, 3]
     assert [a.column("y").to_pylist() for a in answers] == [[2.0], [4.0], [6.0], [8.0]]
 
 
 async def test_a_batch_never_grows_past_max_rows() -> None:
-    model = LinearModel(delay_s=0.02)
+    model = LinearModel()
     batching = BatchingPredictor(model, BatchSettings(max_rows=4, max_in_flight=2))
     answers = await asyncio.gather(*(batching.predict("m", "1", _request(n, 2)) for n in range(5)))
     assert model.calls == [4, 4, 2]
@@ -149,12 +195,13 @@ async def test_a_batch_never_grows_past_max_rows() -> None:
 
 
 class StartingModel(LinearModel):
-    """Its first predict waits for a start of ``start_s`` (``starting`` holds), then
-    computes for ``predict_s`` more, as the pool's first call after a start does."""
+    """Its predict waits for a start (``is_starting`` holds until the test sets
+    ``started``), then computes until the test sets ``release``, as the pool's first call
+    after a start does."""
 
-    def __init__(self, start_s: float, predict_s: float = 0.0) -> None:
-        super().__init__(delay_s=predict_s)
-        self.start_s = start_s
+    def __init__(self, held: bool = True) -> None:
+        super().__init__(held=held)
+        self.started = asyncio.Event()
         self.is_starting = False
 
     async def predict(
@@ -162,47 +209,81 @@ class StartingModel(LinearModel):
     ) -> pa.Table:
         self.is_starting = True
         try:
-            await asyncio.sleep(self.start_s)
+            await self.started.wait()
         finally:
             self.is_starting = False
         return await super().predict(name, version, table, timeout_s)
 
 
+def _starting_batcher(model: StartingModel, timers: ManualTimers) -> BatchingPredictor:
+    return BatchingPredictor(model, BatchSettings(window_s=0), timers=lambda: timers,
+                             starting=lambda name, version: model.is_starting)
+
+
+async def _in_the_model(model: LinearModel, calls: list[int]) -> None:
+    await async_wait_for(lambda: model.calls == calls, WAIT_S, interval=0.001,
+                         message=f"predict calls {calls}")
+
+
+async def _starting(model: StartingModel) -> None:
+    await async_wait_for(lambda: model.is_starting, WAIT_S, interval=0.001,
+                         message="the model starting")
+
+
 async def test_a_deadline_does_not_run_while_the_model_starts() -> None:
-    model = StartingModel(start_s=0.3)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0),
-                                 starting=lambda name, version: model.is_starting)
-    answers = await asyncio.gather(
+    model, timers = StartingModel(held=False), ManualTimers()
+    batching = _starting_batcher(model, timers)
+    answers = asyncio.gather(
         *(batching.predict("m", "1", _request(n), timeout_s=0.05) for n in range(2))
     )
-    assert [a.column("y").to_pylist() for a in answers] == [[0.0], [2.0]]
+    await _starting(model)
+    timers.advance(0.3)  # a start six times as long as the deadline
+    model.started.set()
+    assert [a.column("y").to_pylist() for a in await answers] == [[0.0], [2.0]]
 
 
 async def test_a_request_whose_model_started_just_before_an_expiry_check_keeps_its_deadline(
 ) -> None:
     # Deadline 1 s, checked at 1 s (starting), 2 s and 3 s; the start ends at 1.8 s and the
-    # first predict answers at 2.4 s, 0.6 s after the start: within the deadline. Each step
-    # has 0.4 s or more to spare, for a loaded machine's late timers.
-    model = StartingModel(start_s=1.8, predict_s=0.6)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0),
-                                 starting=lambda name, version: model.is_starting)
-    answer = await batching.predict("m", "1", _request(2), timeout_s=1.0)
-    assert answer.column("y").to_pylist() == [4.0]
+    # first predict answers at 2.4 s, 0.6 s after the start: within the deadline.
+    model, timers = StartingModel(), ManualTimers()
+    batching = _starting_batcher(model, timers)
+    answer = asyncio.create_task(batching.predict("m", "1", _request(2), timeout_s=1.0))
+    await _starting(model)
+    timers.advance(1.8)
+    model.started.set()
+    await _in_the_model(model, [1])
+    timers.advance(0.6)
+    assert timers.pending() == [3.0]  # checked at 2 s, still waiting
+    model.release.set()
+    assert (await answer).column("y").to_pylist() == [4.0]
 
 
 async def test_after_a_start_the_deadline_runs_again() -> None:
-    model = StartingModel(start_s=0.9, predict_s=5.0)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0),
-                                 starting=lambda name, version: model.is_starting)
-    started = asyncio.get_running_loop().time()
+    # A start of 0.9 s, then a predict of 5 s: the deadline of 0.5 s, checked at 0.5 s
+    # (starting) and at 1 s (started since the last check), expires at 1.5 s.
+    model, timers = StartingModel(), ManualTimers()
+    batching = _starting_batcher(model, timers)
+    answer = asyncio.create_task(batching.predict("m", "1", _request(2), timeout_s=0.5))
+    await _starting(model)
+    timers.advance(0.9)
+    model.started.set()
+    await _in_the_model(model, [1])
+    timers.advance(0.1)
+    assert timers.pending() == [1.5]  # checked at 1 s, still waiting
+    timers.advance(0.5)
     with pytest.raises(InferenceTimeout, match=r"^m/1: no answer within 0\.5s$"):
-        await batching.predict("m", "1", _request(2), timeout_s=0.5)
-    assert 0.9 < asyncio.get_running_loop().time() - started < 3.0
+        await answer
+    assert (timers.now, timers.pending()) == (1.5, [])
     await batching.close()
 
 
 async def test_without_a_start_the_same_deadline_expires() -> None:
-    model = StartingModel(start_s=0.3)
-    batching = BatchingPredictor(model, BatchSettings(window_s=0))
+    model, timers = StartingModel(), ManualTimers()
+    batching = BatchingPredictor(model, BatchSettings(window_s=0), timers=lambda: timers)
+    answer = asyncio.create_task(batching.predict("m", "1", _request(1), timeout_s=0.05))
+    await _starting(model)
+    timers.advance(0.05)
     with pytest.raises(InferenceTimeout, match=r"^m/1: no answer within 0\.05s$"):
-        await batching.predict("m", "1", _request(1), timeout_s=0.05)
+        await answer
+    await batching.close()

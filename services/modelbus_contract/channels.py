@@ -1,17 +1,30 @@
 """The channel table: every topic of the contract, who writes and reads it, and what it
 carries. Topic names, the topics each service creates and the AsyncAPI document are all
 derived from this one table.
+
+It reads the topic settings through ``TopicSettings`` (``ModelbusSettings`` is one), so
+it sits below the settings module, whose ``topics`` it builds.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .inference import ArrowStream, ErrorBody
 from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport, ServingReport
-from .settings import ModelbusSettings
+
+
+class TopicSettings(Protocol):
+    """What the channel table reads of the settings (``ModelbusSettings``): the prefix,
+    the partitions of partitioned topics, and ``topic_<role>`` overrides (read by name)."""
+
+    @property
+    def topic_prefix(self) -> str: ...
+
+    @property
+    def topic_partitions(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -85,13 +98,13 @@ CHANNELS: tuple[Channel, ...] = (
 CHANNEL_BY_ROLE = {c.role: c for c in CHANNELS}
 
 
-def topic_name(settings: ModelbusSettings, role: str) -> str:
+def topic_name(settings: TopicSettings, role: str) -> str:
     """The configured name of a channel: its override, else prefix + default suffix."""
     override: str | None = getattr(settings, f"topic_{role}")
     return override or f"{settings.topic_prefix}{CHANNEL_BY_ROLE[role].suffix}"
 
 
-def private_reply_topic(settings: ModelbusSettings) -> str:
+def private_reply_topic(settings: TopicSettings) -> str:
     """A new topic name for one client's answers, inside the workers' default reply_to
     allow-list (PREFIX + ``replies.`` + anything)."""
     return f"{settings.topic_prefix}replies.{uuid.uuid4().hex}"
@@ -100,7 +113,7 @@ def private_reply_topic(settings: ModelbusSettings) -> str:
 class Topics:
     """Topic names of the settings: ``topics.requests``, ``topics.results``, ..."""
 
-    def __init__(self, settings: ModelbusSettings) -> None:
+    def __init__(self, settings: TopicSettings) -> None:
         self.discovered = topic_name(settings, "discovered")
         self.catalog = topic_name(settings, "catalog")
         self.requests = topic_name(settings, "requests")
@@ -108,7 +121,7 @@ class Topics:
         self.dlq = topic_name(settings, "dlq")
 
 
-def topic_specs(settings: ModelbusSettings, roles: tuple[str, ...]) -> list[TopicSpec]:
+def topic_specs(settings: TopicSettings, roles: tuple[str, ...]) -> list[TopicSpec]:
     """The topics to create for these channels, as the table and the settings say."""
     specs = []
     for role in roles:

@@ -7,13 +7,12 @@ services and any MLflow client on the same machine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from .channels import Topics
+from .channels import Topics
 
 
 class ModelbusSettings(BaseSettings):
@@ -189,7 +188,5 @@ class ModelbusSettings(BaseSettings):
 
     @property
     def topics(self) -> Topics:
-        from .channels import Topics  # the channel table builds on these settings
-
         return Topics(self)
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 
 from modelbus_delivery.logs import configure_logging
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.runtime.arrow_io import prediction_to_table
+from modelbus_worker.settings import ContainerSettings
 
 MODEL_CODE = '''
 import mlflow.pyfunc, pandas as pd

@@ -93,7 +93,7 @@ def measure(sets: list[str], rounds: int, root: Path) -> list[Build]:
     from modelbus_worker.images.base import ensure_base_image
     from modelbus_worker.images.interpreter import default_interpreter
     from modelbus_worker.images.requirements import normalize_requirements
-    from modelbus_worker.pool.settings import ContainerSettings
+    from modelbus_worker.settings import ContainerSettings
 
     client = docker.from_env()
     interpreter = default_interpreter(ContainerSettings())

@@ -44,8 +44,8 @@ from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
 from modelbus_worker.images.runtime_image import prepare_model
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 LOGGERS: dict[str, Callable[[MlflowClient], DemoModel]] = {
     "molecule": log_molecule_model, "iris": log_iris_model,

@@ -154,7 +154,7 @@ async def measure(warm: int, heavy: bool, tmp: Path) -> list[Row]:
     from heavy_flavors_bench import start_stack
 
     from modelbus_contract.errors import ModelbusError
-    from modelbus_worker.pool.settings import ContainerSettings
+    from modelbus_worker.settings import ContainerSettings
 
     docker_client = docker.from_env()
     results: list[Row] = []

@@ -207,7 +207,7 @@ async def measure(flavors: list[str], warm: int, tmp: Path) -> list[Measured]:
     import docker
 
     from modelbus_delivery.catalog_view import CatalogView
-    from modelbus_worker.pool.settings import ContainerSettings
+    from modelbus_worker.settings import ContainerSettings
 
     run_id = uuid.uuid4().hex[:8]
     results: list[Measured] = []

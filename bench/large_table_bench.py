@@ -69,7 +69,7 @@ from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 DEFAULT_ROWS = 10_000_000
 COLUMNS = ("a", "b", "c", "d")

@@ -72,9 +72,9 @@ from modelbus_delivery.logs import configure_logging
 from modelbus_worker.images.base import base_tag
 from modelbus_worker.images.interpreter import default_interpreter
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings, PipIndexSettings
 from modelbus_worker.preparation.plan import Ownership, wanted_versions
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings, PipIndexSettings
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the test suite's wheel maker

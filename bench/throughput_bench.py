@@ -60,8 +60,8 @@ from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
 from modelbus_delivery.topics import read_to_end
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 HERE = Path(__file__).resolve().parent
 IN_FLIGHT = 256  # client requests in flight; also the worker's default max in flight here

@@ -18,7 +18,7 @@ import pytest
 from modelbus_worker.images.base import ensure_base_image
 from modelbus_worker.pool.containers import LABEL_OWNER, owner_id
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 MODELS = Path(__file__).parent / "models"
 EXAMPLE = pd.DataFrame({"x": [1.0, 2.5], "label": ["a", "b"]})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelbus_contract.errors import ModelUnavailable
+from modelbus_worker.failures import remember_failure
 from modelbus_worker.images.dependency_failures import DependencyFailures
 from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.images.wheelhouse import (
@@ -15,8 +16,8 @@ from modelbus_worker.images.wheelhouse import (
     raise_if_remembered,
     wheelhouse_key,
 )
-from modelbus_worker.pool.policy import remember_failure, remembered_message
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.pool.policy import remembered_message
+from modelbus_worker.settings import ContainerSettings
 
 DECISIVE = "docopt==0.6.2: no wheel for Python 3.11 / manylinux_2_36_x86_64 (only a source " \
     "distribution)"

@@ -25,7 +25,7 @@ from modelbus_worker.images.docker_build import ImageBuildFailed
 from modelbus_worker.images.image_store import keep_under_budget
 from modelbus_worker.images.retention import Scope
 from modelbus_worker.images.usage import MODEL_FILES, WHEELHOUSE, UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 from .disk_images import (
     MIB,

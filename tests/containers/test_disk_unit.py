@@ -11,13 +11,6 @@ from click.testing import CliRunner
 
 from modelbus_worker.images.command import images
 from modelbus_worker.images.prune import CacheEntry, stale_entries, tree_size
-from modelbus_worker.images.quantities import (
-    format_duration,
-    format_size,
-    parse_budget,
-    parse_duration,
-    parse_size,
-)
 from modelbus_worker.images.retention import (
     PRUNED_KINDS,
     ImageRemoval,
@@ -28,7 +21,14 @@ from modelbus_worker.images.retention import (
     plan_prune,
 )
 from modelbus_worker.images.usage import MODEL_FILES, UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.quantities import (
+    format_duration,
+    format_size,
+    parse_budget,
+    parse_duration,
+    parse_size,
+)
+from modelbus_worker.settings import ContainerSettings
 
 DAY = 86400.0
 NOW = 100 * DAY

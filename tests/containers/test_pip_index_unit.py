@@ -10,7 +10,7 @@ from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.images.pip_index import index_fingerprint, pip_environment
 from modelbus_worker.images.requirements import pip_platforms, requirements_hash
 from modelbus_worker.images.wheelhouse import pip_download_command, wheelhouse_key
-from modelbus_worker.pool.settings import ContainerSettings, PipIndexSettings
+from modelbus_worker.settings import ContainerSettings, PipIndexSettings
 
 PRIVATE = "http://user:s3cret-token@127.0.0.1:8080/simple"
 INTERPRETER = Interpreter("3.11", "2.36")

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from tests.support.private_index import build_wheel, private_index
 
 from modelbus_contract.errors import InternalError
-from modelbus_worker.pool.settings import PipIndexSettings
+from modelbus_worker.settings import PipIndexSettings
 
 from .conftest import MODELS, PIP_REQUIREMENTS, Registry
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelbus_worker.images.runtime_image import prepare_model
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 from .conftest import Registry
 from .waiting import wait_until

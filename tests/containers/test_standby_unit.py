@@ -12,8 +12,8 @@ import pytest
 
 from modelbus_worker.pool import standby as standby_module
 from modelbus_worker.pool.channel import Channel
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.pool.standby import Runtime, StandbyPool
+from modelbus_worker.settings import ContainerSettings
 
 
 class FakeDocker:

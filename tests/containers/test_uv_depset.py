@@ -14,7 +14,7 @@ from tests.support.private_index import PrivateIndex, build_wheel, private_index
 
 from modelbus_worker.images import depset
 from modelbus_worker.images.interpreter import default_interpreter
-from modelbus_worker.pool.settings import ContainerSettings, PipIndexSettings
+from modelbus_worker.settings import ContainerSettings, PipIndexSettings
 
 from .test_private_index import image_contains
 

@@ -26,7 +26,7 @@ from modelbus_worker.images.uv_install import (
     uv_platform,
 )
 from modelbus_worker.images.wheelhouse import wheelhouse_key
-from modelbus_worker.pool.settings import ContainerSettings, PipIndexSettings
+from modelbus_worker.settings import ContainerSettings, PipIndexSettings
 
 PRIVATE = "http://user:s3cret-token@127.0.0.1:8080/simple"
 INTERPRETER = Interpreter("3.11", "2.36")

@@ -28,8 +28,8 @@ from modelbus.demo.run import register_demo_models
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 TRICKY_MODEL = "test-tricky"
 # First use on a fresh machine builds the dependency-set images: minutes, once.

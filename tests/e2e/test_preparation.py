@@ -44,8 +44,8 @@ from modelbus_contract.messages import (
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.partitioner import keyed_partition
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings, PipIndexSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings, PipIndexSettings
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.messages import CatalogEntry
 from modelbus_worker.batching import BatchingPredictor
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 from .conftest import WARM_UP_TIMEOUT_S, stack_settings
 

@@ -15,8 +15,8 @@ from modelbus.client import AsyncModelbusClient
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 
 @dataclass

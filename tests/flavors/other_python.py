@@ -10,7 +10,7 @@ from typing import Any
 
 from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.images.runtime_image import runtime_image_for
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 from .flavor_models import artifacts_model, pinned
 

@@ -15,7 +15,7 @@ from modelbus_contract.errors import ModelUnavailable
 from modelbus_contract.messages import CatalogEntry
 from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 from .conftest import FlavorStack
 from .flavor_models import X, python_model, sklearn_logged_with

@@ -29,7 +29,7 @@ from modelbus_worker.images.interpreter import (
     interpreter_of_python,
     logged_python,
 )
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 PYTHON_MODEL = {"python_function": {"loader_module": "mlflow.pyfunc.model",
                                     "python_model": "python_model.pkl", "python_version": "3.12.3"}}

@@ -25,7 +25,7 @@ from modelbus_worker.images.docker_build import ImageBuildFailed, build_image, i
 from modelbus_worker.images.interpreter import Interpreter, default_interpreter
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.images.sources import DEFAULT_DEBIAN_MIRROR, read_debian_mirror
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.base")
 

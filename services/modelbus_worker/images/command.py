@@ -9,7 +9,7 @@ import click
 
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 
 def _fail(exc: BaseException) -> None:
@@ -88,7 +88,7 @@ def prune(unused_for: str | None, dry_run: bool, all_unused: bool) -> None:
     from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.images.prune import PrunedItem
     from modelbus_worker.images.prune import prune as run_prune
-    from modelbus_worker.images.quantities import format_duration, format_size, parse_duration
+    from modelbus_worker.quantities import format_duration, format_size, parse_duration
 
     verb = "would remove" if dry_run else "removed"
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from modelbus_contract.errors import ModelUnavailable
-from modelbus_worker.pool.policy import StartFailure, remember_failure
+from modelbus_worker.failures import StartFailure, remember_failure
 
 
 class DependencyFailures:

@@ -37,7 +37,7 @@ from modelbus_worker.images.uv_install import (
     stage_venv,
 )
 from modelbus_worker.images.wheelhouse import ensure_wheelhouse, wheelhouse_key
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.depset")
 

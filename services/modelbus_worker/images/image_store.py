@@ -8,10 +8,10 @@ from typing import Any
 import docker.errors
 
 from modelbus_delivery.logs import get_logger
-from modelbus_worker.images.quantities import format_size
 from modelbus_worker.images.retention import Scope, Store, StoredImage, plan_budget
 from modelbus_worker.images.usage import UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.quantities import format_size
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.image_store")
 

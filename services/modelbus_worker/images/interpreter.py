@@ -23,7 +23,7 @@ from modelbus_contract.interpreters import (
     suite_offers,
     template_offer,
 )
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from modelbus_contract.errors import InternalError, ModelNotFound
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.usage import MODEL_FILES, UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.model_files")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from modelbus_worker.pool.settings import PipIndexSettings
+from modelbus_worker.settings import PipIndexSettings
 
 # pip's own variables, one per setting: they are not on pip's command line (``ps``).
 PIP_VARIABLES = {

@@ -19,7 +19,7 @@ from typing import Any
 from modelbus_worker.images.image_store import read_store, remove_image
 from modelbus_worker.images.retention import BASE_KINDS, PRUNED_KINDS, Store, plan_prune
 from modelbus_worker.images.usage import MODEL_FILES, WHEELHOUSE, UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from modelbus_worker.images.model_files import fetch_model_files
 from modelbus_worker.images.requirements import normalize_requirements
 from modelbus_worker.images.usage import UsageRecords
 from modelbus_worker.images.wheelhouse import raise_if_remembered
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.runtime")
 

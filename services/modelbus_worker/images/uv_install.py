@@ -26,7 +26,7 @@ from modelbus_delivery.logs import get_logger
 from modelbus_worker.images.docker_build import ImageBuildFailed
 from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.images.pip_index import uv_environment
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.uv_install")
 

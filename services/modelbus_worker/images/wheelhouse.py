@@ -25,7 +25,7 @@ from modelbus_worker.images.interpreter import Interpreter
 from modelbus_worker.images.pip_failure import explain
 from modelbus_worker.images.pip_index import index_fingerprint, pip_environment
 from modelbus_worker.images.requirements import pip_platforms, requirements_hash
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.images.wheelhouse")
 

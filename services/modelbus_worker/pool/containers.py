@@ -15,7 +15,7 @@ from modelbus_worker.images.base import RUNTIME_UID
 from modelbus_worker.images.model_files import link_tree
 from modelbus_worker.images.requirements import sanitize_tag_part
 from modelbus_worker.images.usage import UsageRecords
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.pool.containers")
 

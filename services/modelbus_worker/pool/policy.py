@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from modelbus_worker.failures import StartFailure
+
 
 @dataclass(frozen=True)
 class SlotView:
@@ -44,29 +46,6 @@ def model_key(name: str, version: str) -> str:
 def retry_allowed(attempt: int, max_attempts: int = 2) -> bool:
     """Whether a request whose container died on ``attempt`` (1-based) gets another go."""
     return attempt < max_attempts
-
-
-@dataclass(frozen=True)
-class StartFailure:
-    """A model version that failed to start: why, how often, and when to try again.
-
-    ``code`` is the error code of the failure, so a remembered failure is answered with
-    the code the first one had (``model_unavailable`` stays ``model_unavailable``)."""
-
-    reason: str
-    failures: int
-    retry_at: float
-    code: str = "internal"
-
-
-def remember_failure(
-    previous: StartFailure | None, reason: str, now: float,
-    initial_s: float = 10.0, maximum_s: float = 300.0, code: str = "internal",
-) -> StartFailure:
-    """The failure record after one more failed start: the wait doubles each time."""
-    failures = (previous.failures if previous else 0) + 1
-    wait = min(maximum_s, initial_s * 2 ** (failures - 1))
-    return StartFailure(reason, failures, now + wait, code)
 
 
 def remembered_message(failure: StartFailure, key: str, now: float) -> str:

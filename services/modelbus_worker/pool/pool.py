@@ -19,24 +19,23 @@ from modelbus_contract.errors import (
 )
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
+from modelbus_worker.failures import StartFailure, remember_failure
 from modelbus_worker.handler import StartListener
 from modelbus_worker.images.docker_build import docker_client as make_docker_client
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.policy import (
     SlotView,
-    StartFailure,
     idle_victims,
     lru_victims,
     model_key,
-    remember_failure,
     remembered_message,
     retry_allowed,
 )
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.pool.starter import Starter, StartProgress, WarmContainer
 from modelbus_worker.runtime.arrow_io import ipc_to_table, table_to_ipc
 from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.pool")
 

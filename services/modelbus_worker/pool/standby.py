@@ -22,7 +22,7 @@ from modelbus_contract.errors import ModelFailed
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import SOCKET_NAME, DockerContainers
-from modelbus_worker.pool.settings import ContainerSettings
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.pool.standby")
 

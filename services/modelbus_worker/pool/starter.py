@@ -22,9 +22,9 @@ from modelbus_worker.images.requirements import RequirementsError
 from modelbus_worker.images.runtime_image import KnownImages, PreparedModel, prepare_model
 from modelbus_worker.pool.channel import CONNECTION_LOST, Channel
 from modelbus_worker.pool.containers import DockerContainers
-from modelbus_worker.pool.settings import ContainerSettings
 from modelbus_worker.pool.standby import Runtime, StandbyPool, discard, launch
 from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json, encode_json
+from modelbus_worker.settings import ContainerSettings
 
 log = get_logger("modelbus_worker.pool.starter")
 

@@ -1,5 +1,7 @@
 """Settings of the container side of the worker (env prefix ``MODELBUS_WORKER_``) and of
-the package indexes its wheels come from (env prefix ``MODELBUS_PIP_``)."""
+the package indexes its wheels come from (env prefix ``MODELBUS_PIP_``).
+
+Read by the images and the pool alike, so it sits below both, beside the worker's ports."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelbus_contract.interpreters import InterpreterSettings
-from modelbus_worker.images.quantities import parse_budget, parse_duration
+from modelbus_worker.quantities import parse_budget, parse_duration
 
 
 class PipIndexSettings(BaseSettings):

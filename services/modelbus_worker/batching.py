@@ -15,7 +15,8 @@ others. A model whose output has a different number of rows than its input is no
 row-wise: that batch is retried one by one and the version is never batched again.
 
 Windows and deadlines are timers of the running event loop, or of the ``Timers`` a test
-passes in (a clock it moves itself).
+passes in (a clock it moves itself). Each request's span (when traced) is told the batch
+that answered it through the ``BatchSpans`` port the worker service passes in.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ import pyarrow as pa
 from modelbus_contract.errors import InferenceTimeout, InternalError, ModelbusError
 from modelbus_delivery.logs import get_logger
 
-from .handler import Predictor
-from .tracing import current_span, note_batch
+from .ports import NO_SPANS, BatchSpans, Predictor
 
 log = get_logger("batching")
 
@@ -66,7 +66,7 @@ class _Pending:
     answer: asyncio.Future[pa.Table] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    span: Any = field(default_factory=current_span)  # the request's predict span, if traced
+    span: Any = None  # the request's predict span, if traced
 
 
 @dataclass
@@ -95,6 +95,7 @@ class BatchingPredictor:
         batchable: Callable[[str, str], bool] = lambda name, version: True,
         starting: Callable[[str, str], bool] = lambda name, version: False,
         timers: Callable[[], Timers] = asyncio.get_running_loop,
+        spans: BatchSpans = NO_SPANS,
     ) -> None:
         self._predictor = predictor
         self.settings = settings or BatchSettings()
@@ -103,6 +104,7 @@ class BatchingPredictor:
         # deadline does not run while its model starts (the start has its own bound).
         self._starting = starting
         self._timers = timers
+        self._spans = spans
         self._queues: dict[_Key, _Queue] = {}
         self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
@@ -121,7 +123,7 @@ class BatchingPredictor:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()
-        item = _Pending(table, timeout_s)
+        item = _Pending(table, timeout_s, span=self._spans.current())
         queue.pending.append(item)
         queue.rows += table.num_rows
         self._schedule(key, queue)
@@ -249,7 +251,7 @@ class BatchingPredictor:
         self.batches += 1
         start = 0
         for p in batch:
-            note_batch(p.span, len(batch), rows)
+            self._spans.note_batch(p.span, len(batch), rows)
             if not p.answer.done():
                 p.answer.set_result(output.slice(start, p.table.num_rows))
             start += p.table.num_rows

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import Any
 
 from modelbus_contract.channels import Topics
 from modelbus_contract.errors import (
@@ -23,6 +21,7 @@ from modelbus_contract.resolve import resolve
 from modelbus_delivery.logs import debug_enabled, get_logger
 from modelbus_delivery.records import Inbound, Outgoing
 
+from .ports import Predictor
 from .progress_notices import ProgressNotices
 from .replies import dlq_copy, error_result, ok_result
 from .reply_policy import ReplyPolicy
@@ -44,22 +43,8 @@ NOTIFY_PROGRESS = "notify_progress"  # request header: "true" asks for progress 
 _OFFLOAD_DECODED_BYTES = 1 << 20
 
 
-# Told how a model version's start ended: model, version, its error (None: it started)
-# and its seconds.
-StartListener = Callable[[str, str, ModelbusError | None, float], None]
-
 # Brings the catalog entries up to the catalog topic's end; False if it could not.
 CatchUp = Callable[[], Awaitable[bool]]
-
-
-class Predictor(Protocol):
-    """Port: runs a table through a model version (the container pool)."""
-
-    async def predict(
-        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
-    ) -> pa.Table: ...
-
-    async def close(self) -> None: ...
 
 
 class RequestHandler:

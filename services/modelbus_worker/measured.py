@@ -12,8 +12,8 @@ from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.records import Inbound, Outgoing
 from modelbus_delivery.runtime import Handler
 
-from .handler import Predictor
 from .metrics import PredictObserver, WorkerMetrics, model_labels
+from .ports import Predictor
 
 
 class MeasuredHandler:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from modelbus_contract.inference import PROGRESS_STATUS
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.records import Outgoing
 from modelbus_delivery.writer import PublishFailed
 
+from .ports import Readiness
 from .request import Envelope
 
 log = get_logger("worker.progress")
@@ -28,24 +29,6 @@ T = TypeVar("T")
 NOTICE_INTERVAL_S = 5.0
 FIRST_NOTICE_AFTER_S = 0.5
 QUEUED = "queued"
-
-
-class StartStep(Protocol):
-    """Where a version's start stands: its step and when it began (monotonic seconds)."""
-
-    @property
-    def step(self) -> str: ...
-
-    @property
-    def since(self) -> float: ...
-
-
-class Readiness(Protocol):
-    """Port: whether a version is warm, and the step of its start (the container pool)."""
-
-    def ready(self, name: str, version: str) -> bool: ...
-
-    def progress(self, name: str, version: str) -> StartStep | None: ...
 
 
 Publish = Callable[[Outgoing], Awaitable[None]]

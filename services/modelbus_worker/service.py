@@ -7,8 +7,6 @@ warm one, and a request's offset is committed only once its answer is published.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from prometheus_client import CollectorRegistry
 
 from modelbus_contract.channels import topic_specs
@@ -27,38 +25,21 @@ from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
 from .batching import BatchingPredictor, BatchSettings
-from .handler import Predictor, RequestHandler, StartListener
+from .handler import RequestHandler
 from .measured import MeasuredHandler, MeasuredPredictor
 from .metrics import WorkerMetrics
+from .ports import Containers, Predictor
 from .preparation.plan import Ownership
 from .preparation.preparer import Preparer
 from .preparation.reports import ServingReporter, default_worker_id
 from .problem_reports import ProblemReporter
-from .progress_notices import ProgressNotices, StartStep
+from .progress_notices import ProgressNotices
 from .quarantine import WorkerQuarantine
 from .reply_policy import ReplyPolicy
 from .request import RequestLimits
-from .tracing import traced_handler, traced_predictor
+from .tracing import BATCH_SPANS, traced_handler, traced_predictor
 
 log = get_logger("worker")
-
-
-class Containers(Protocol):
-    """Port: what the worker reports of its containers (the container pool)."""
-
-    def container_counts(self) -> dict[str, int]: ...
-
-    def engine_reachable(self) -> bool: ...
-
-    def starting(self, name: str, version: str) -> bool: ...
-
-    def add_start_listener(self, listener: StartListener) -> None: ...
-
-    def ready(self, name: str, version: str) -> bool: ...
-
-    def progress(self, name: str, version: str) -> StartStep | None: ...
-
-    async def prepare(self, name: str, version: str) -> None: ...
 
 
 def _never(name: str, version: str) -> bool:
@@ -110,6 +91,7 @@ class WorkerService:
             predictor = BatchingPredictor(
                 predictor, batch, batchable=self._batching_allowed,
                 starting=containers.starting if containers is not None else _never,
+                spans=BATCH_SPANS,
             )
         self._predictor = predictor
         policy = ReplyPolicy.from_settings(settings)

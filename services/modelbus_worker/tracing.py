@@ -15,6 +15,9 @@ were given and ``current_span`` is None: nothing is added per request. Spans go 
 global tracer provider (set up by the operator, e.g. with ``opentelemetry-instrument``)
 unless one is given; while no global provider is set (OpenTelemetry comes with MLflow, so
 it is usually importable), a request goes straight through: no header parsing, no span.
+
+Batching learns of spans only through the ``BatchSpans`` port: the worker service hands
+it ``BATCH_SPANS``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyarrow as pa
@@ -31,16 +33,15 @@ from modelbus_contract.errors import ModelbusError
 from modelbus_contract.headers import read_headers
 from modelbus_contract.trace_context import trace_headers
 from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_delivery.runtime import Handler
 
-from .handler import Predictor
+from .ports import BatchSpans, Predictor
 
 try:
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # pragma: no cover - the package works without the otel extra
     trace = None  # type: ignore[assignment]
-
-Handler = Callable[[Inbound], Awaitable[list[Outgoing]]]
 
 INSTRUMENTATION = "modelbus.worker"
 MAX_KEY_ATTRIBUTE_BYTES = 256
@@ -63,6 +64,19 @@ def note_batch(span: Any, requests: int, rows: int) -> None:
     if span is not None:
         span.set_attribute("modelbus.batch.requests", requests)
         span.set_attribute("modelbus.batch.rows", rows)
+
+
+class _BatchSpans:
+    """The ``BatchSpans`` of OpenTelemetry: the current span, batch attributes on it."""
+
+    def current(self) -> Any:
+        return current_span()
+
+    def note_batch(self, span: Any, requests: int, rows: int) -> None:
+        note_batch(span, requests, rows)
+
+
+BATCH_SPANS: BatchSpans = _BatchSpans()
 
 
 def traced_handler(handler: Handler, consumer_group: str, tracer_provider: Any = None) -> Handler:

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from modelbus.client.tables import to_ipc_stream
 from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_delivery.runtime import Handler
 from modelbus_worker import tracing
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 from modelbus_worker.handler import RequestHandler
@@ -47,7 +48,7 @@ def _provider(exporter: InMemorySpanExporter) -> TracerProvider:
     return provider
 
 
-def _traced(exporter: InMemorySpanExporter, predictor: object) -> tracing.Handler:
+def _traced(exporter: InMemorySpanExporter, predictor: object) -> Handler:
     provider = _provider(exporter)
     handler = RequestHandler(
         {ENTRY.key: ENTRY}, tracing.traced_predictor(predictor, provider),  # type: ignore[arg-type]
@@ -163,7 +164,8 @@ async def test_batched_requests_each_have_their_predict_span_naming_the_shared_c
     exporter: InMemorySpanExporter,
 ) -> None:
     model = LinearPredictor()
-    handle = _traced(exporter, BatchingPredictor(model, BatchSettings(window_s=0.05)))
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.05), spans=tracing.BATCH_SPANS)
+    handle = _traced(exporter, batching)
     parents = [f"00-{TRACE_ID[:-1]}{n}-{PARENT_ID}-01" for n in range(3)]
     answers = await asyncio.gather(*(
         handle(_record(GOOD, offset=n, traceparent=parent)) for n, parent in enumerate(parents)
@@ -201,7 +203,7 @@ async def test_without_opentelemetry_nothing_is_wrapped(monkeypatch: pytest.Monk
     assert tracing.traced_predictor(model) is model
     assert tracing.current_span() is None
     assert not tracing.enabled()
-    batching = BatchingPredictor(model, BatchSettings(window_s=0.01))
+    batching = BatchingPredictor(model, BatchSettings(window_s=0.01), spans=tracing.BATCH_SPANS)
     tables = await asyncio.gather(*(
         batching.predict("lin", "3", pa.table({"a": [1.0], "b": [1.0]})) for _ in range(2)
     ))

@@ -20,7 +20,6 @@ from modelbus_contract.errors import (
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.failures import StartFailure, remember_failure
-from modelbus_worker.handler import StartListener
 from modelbus_worker.images.docker_build import docker_client as make_docker_client
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
@@ -33,6 +32,7 @@ from modelbus_worker.pool.policy import (
     retry_allowed,
 )
 from modelbus_worker.pool.starter import Starter, StartProgress, WarmContainer
+from modelbus_worker.ports import StartListener
 from modelbus_worker.runtime.arrow_io import ipc_to_table, table_to_ipc
 from modelbus_worker.runtime.protocol import Kind, ProtocolError, decode_json
 from modelbus_worker.settings import ContainerSettings

@@ -14,22 +14,16 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Protocol
 
 from modelbus_contract.errors import InternalError, ModelbusError
 from modelbus_contract.messages import FAILED, PREPARED, PREPARING, CatalogEntry, version_key
 from modelbus_delivery.logs import get_logger
 
+from ..ports import Preparation
 from .plan import Ownership, wanted_versions
 from .reports import ServingReporter, serving_report
 
 log = get_logger("worker.preparer")
-
-
-class Preparation(Protocol):
-    """Port: gets one version ready to answer (the container pool)."""
-
-    async def prepare(self, name: str, version: str) -> None: ...
 
 
 # The request partitions this worker holds now (None: not known yet).

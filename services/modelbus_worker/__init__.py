@@ -1,0 +1,13 @@
+"""The worker: answers prediction requests by running model versions in containers.
+
+Its modules are layered; each imports only from the contract, the delivery layer and the
+worker's own floors below it (``tests/unit/test_layering.py`` checks this):
+
+1. ``ports`` (what the parts know of one another), ``settings``, ``quantities``,
+   ``failures``; and ``runtime/`` (runs inside the container, the contract only).
+2. ``images/``; the pieces of one request and its answer (``request``, ``replies``,
+   ``schema_check``, ``progress_notices``, ``quarantine``, ``metrics``, ...).
+3. The parts, each on the ports and none on another: ``pool/``, ``handler``,
+   ``batching``, ``tracing``, ``measured``, ``preparation/``.
+4. ``service``: puts the parts together.
+"""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import timeit
 from collections.abc import Callable, Mapping
 
-from modelbus.client.shards import ShardKeys
+from modelbus_client.shards import ShardKeys
 from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.resolve import resolve

@@ -62,9 +62,9 @@ from throughput_bench import (
 )
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.chunked_predict import DEFAULT_WINDOW
-from modelbus.client.chunking import rows_per_chunk
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_client.chunked_predict import DEFAULT_WINDOW
+from modelbus_client.chunking import rows_per_chunk
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging

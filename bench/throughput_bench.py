@@ -51,10 +51,10 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
 from modelbus.demo.models import _versions
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging

@@ -1,19 +1,23 @@
-"""The ``modelbus`` command: services, the embedded stack, images, schemas and client tools."""
+"""The ``modelbus`` command: services, the embedded stack, images, schemas and client tools.
+
+The client commands (predict, catalog, results) come from ``modelbus_client``. Everything a
+service command needs (wiring, the embedded stack, images) is imported only when that
+command runs, so ``modelbus predict`` in a thin install (no extras) loads the client alone.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from modelbus_client.cli.settings import load_settings
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import configure_logging
-
-from .cli_settings import load_settings
-from .runner import run_service
 
 if TYPE_CHECKING:
     from .wiring import RunnableService
@@ -27,9 +31,31 @@ _EXTRA_OF_MODULE = {
 }
 
 
+# Commands whose modules live elsewhere, imported when they are looked up: name → module:attr.
+_LAZY_COMMANDS = {
+    "up": "modelbus.stack.command:up",
+    "images": "modelbus_worker.images.command:images",
+    "predict": "modelbus_client.cli.commands:predict",
+    "results": "modelbus_client.cli.commands:results",
+}
+
+
 class _Commands(click.Group):
     """Runs a command; a service whose optional dependencies are not installed exits with
-    one line that names the extra to install, not a traceback."""
+    one line that names the extra to install, not a traceback. The commands of other
+    packages are imported only when asked for (``--help`` lists all of them)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -62,6 +88,7 @@ _metrics_port = click.option(
 def _run(name: str, service: RunnableService, settings: ModelbusSettings) -> None:
     from modelbus_delivery.ops_http import OpsPortUnavailable
 
+    from .runner import run_service
     from .wiring import run_with_metrics
 
     try:
@@ -93,7 +120,7 @@ def discovery(metrics_port: int | None) -> None:
 def catalog(ctx: click.Context, watch: bool, as_json: bool) -> None:
     """List the model catalog; `modelbus catalog serve` runs the catalog service."""
     if ctx.invoked_subcommand is None:
-        from .client_commands import list_catalog
+        from modelbus_client.cli.commands import list_catalog
 
         list_catalog(watch, as_json)
 
@@ -145,16 +172,3 @@ def schemas(out_dir: Path, check: bool) -> None:
         raise click.ClickException(f"out of date in {out_dir}: {', '.join(stale)}")
     click.echo("schemas are up to date")
 
-
-def _register_subpackage_commands() -> None:
-    """Commands whose modules live in other packages of the distribution."""
-    from modelbus_worker.images.command import images
-
-    from .client_commands import predict, results
-    from .stack.command import up
-
-    for command in (up, images, predict, results):
-        main.add_command(command)
-
-
-_register_subpackage_commands()

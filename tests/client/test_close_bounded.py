@@ -20,10 +20,10 @@ from tests.support.settings import answered_on_results_topic, isolated_settings
 from tests.support.waiting import async_wait_for, wait_for
 
 from modelbus.client import AsyncModelbusClient, ClientClosed, ModelbusClient
-from modelbus.client.results_listener import TASK_STOP_TIMEOUT_S
-from modelbus.client.sync_client import GRACE_S, LOOP_STOP_TIMEOUT_S
-from modelbus.results_writer import write_results
 from modelbus.stack import EmbeddedBroker
+from modelbus_client.cli.results_writer import write_results
+from modelbus_client.results_listener import TASK_STOP_TIMEOUT_S
+from modelbus_client.sync_client import GRACE_S, LOOP_STOP_TIMEOUT_S
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery import catalog_view

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from tests.support.waiting import async_wait_for
 
-from modelbus.client.results_listener import ResultsListener
+from modelbus_client.results_listener import ResultsListener
 from modelbus_delivery.fetch_pacing import FetchPacing
 
 from .helpers import Raw, produce_batch

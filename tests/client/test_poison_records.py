@@ -27,9 +27,9 @@ from tests.support.kafka import read_topic
 from tests.support.settings import answered_on_results_topic, isolated_settings
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
-from modelbus.results_batches import ERRORS_DIR, UNDECODABLE, UNREADABLE, UNWRITABLE
-from modelbus.results_writer import write_results
+from modelbus_client.cli.results_batches import ERRORS_DIR, UNDECODABLE, UNREADABLE, UNWRITABLE
+from modelbus_client.cli.results_writer import write_results
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import InternalError, TooLarge
 from modelbus_contract.messages import CatalogEntry

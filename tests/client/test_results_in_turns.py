@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from modelbus.client.results_listener import ResultsListener
+from modelbus_client.results_listener import ResultsListener
 
 from .helpers import Raw, produce_batch
 

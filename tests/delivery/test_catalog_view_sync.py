@@ -17,7 +17,7 @@ import pytest
 from tests.support.kafka import produce, read_topic
 from tests.support.settings import isolated_settings
 
-from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_delivery.catalog_view import CatalogView

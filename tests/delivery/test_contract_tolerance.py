@@ -13,7 +13,7 @@ from tests.support.kafka import produce, read_topic
 from tests.support.settings import isolated_settings
 
 from modelbus.client import AsyncModelbusClient, Progress
-from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_worker.service import WorkerService
 
 from .test_catalog_view_sync import Doubling, _entry

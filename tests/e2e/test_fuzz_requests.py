@@ -22,7 +22,7 @@ from tests.support.raw_records import RawHeaderName, python_batch_builder, send_
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.headers import header_dict
 
 from .conftest import TRICKY_MODEL, InferenceStack

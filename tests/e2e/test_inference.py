@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mlflow import MlflowClient
 
 from modelbus.client import AsyncModelbusClient, ModelbusClient
-from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_contract.headers import header_dict
 from modelbus_delivery.topics import assign_all
 

@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 from tests.support.kafka import produce, read_topic
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.chunking import chunk_count, sized_chunks
-from modelbus.predict_spool import MANIFEST, JobIdentity, Spool
+from modelbus_client.chunking import chunk_count, sized_chunks
+from modelbus_client.cli.predict_spool import MANIFEST, JobIdentity, Spool
 from modelbus_contract.headers import header_dict
 from modelbus_delivery.poison import advance, expected_positions, getmany_skipping_poison
 from modelbus_delivery.topics import assign_all

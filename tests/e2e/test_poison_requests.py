@@ -19,7 +19,7 @@ from tests.support.raw_records import produce_raw
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.arrow_bounds import cast_bytes, inspect_stream
 from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.headers import header_dict

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.support.kafka import produce, read_topic
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.errors import InferenceTimeout
 from modelbus_contract.headers import header_dict
 

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.client.tables import to_ipc_stream
 from modelbus.wiring import build_catalog, build_discovery
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.topics import assign_all

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.support.kafka import produce, read_topic
 
 from modelbus.client import AsyncModelbusClient, ModelbusClient
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.errors import ModelFailed
 from modelbus_contract.headers import header_dict
 from modelbus_delivery.topics import assign_all

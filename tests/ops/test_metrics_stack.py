@@ -23,8 +23,8 @@ from tests.support.echo_model import FRAME
 from tests.support.waiting import wait_for
 
 from modelbus.client import ModelbusClient
-from modelbus.client.tables import to_ipc_stream
 from modelbus.stack import free_tcp_port, port_in_use
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.errors import ModelbusError
 
 pytestmark = pytest.mark.integration

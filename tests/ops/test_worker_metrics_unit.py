@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from tests.worker.test_handler_unit import ENTRY, LinearPredictor, _handler, _record
 
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.messages import CatalogEntry
 from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pytest
 
-from modelbus.client.chunked_predict import ChunkPlan, ChunkResult, predict_chunks
-from modelbus.client.chunking import Chunk, chunks_of
-from modelbus.client.tables import from_ipc_stream
+from modelbus_client.chunked_predict import ChunkPlan, ChunkResult, predict_chunks
+from modelbus_client.chunking import Chunk, chunks_of
+from modelbus_client.tables import from_ipc_stream
 from modelbus_contract.errors import ModelFailed, ModelNotFound, TooLarge
 
 LIMIT = 1024 * 1024

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelbus.client.chunking import (
+from modelbus_client.chunking import (
     Chunk,
     body_limit,
     chunk_count,
@@ -16,7 +16,7 @@ from modelbus.client.chunking import (
     rows_per_chunk,
     sized_chunks,
 )
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.chunks import chunk_headers, read_chunk_headers
 from modelbus_contract.headers import read_headers
 

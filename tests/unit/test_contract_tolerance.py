@@ -8,11 +8,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from modelbus.client.progress import Progress, wait_after_notice
-from modelbus.client.tables import to_ipc_stream
-from modelbus.results_batches import ERRORS_DIR, ResultRecord, to_tables
 from modelbus_catalog.entry import ModelFacts
 from modelbus_catalog.service import CatalogService
+from modelbus_client.cli.results_batches import ERRORS_DIR, ResultRecord, to_tables
+from modelbus_client.progress import Progress, wait_after_notice
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.messages import (
     MESSAGE_TYPE_HEADER,
     CatalogEntry,

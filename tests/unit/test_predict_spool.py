@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from modelbus.predict_spool import MANIFEST, JobIdentity, Spool, SpoolMismatch
+from modelbus_client.cli.predict_spool import MANIFEST, JobIdentity, Spool, SpoolMismatch
 
 
 def _identity(tmp_path: Path, model: str = "m") -> JobIdentity:

@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import pytest
 
-from modelbus.client.reply_topics import ReplyTopics, RotationCount
-from modelbus.client.results_listener import ResultsListener
+from modelbus_client.reply_topics import ReplyTopics, RotationCount
+from modelbus_client.results_listener import ResultsListener
 
 
 class FakeListener:

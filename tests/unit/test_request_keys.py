@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelbus.client.shards import ShardKeys
+from modelbus_client.shards import ShardKeys
 from modelbus_contract.keys import request_key
 from modelbus_contract.messages import CatalogEntry
 

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aiokafka import ConsumerRecord
 
-from modelbus.client.tables import to_ipc_stream
-from modelbus.results_batches import (
+from modelbus_client.cli.results_batches import (
     ERROR_SCHEMA,
     ERRORS_DIR,
     UNDECODABLE,
@@ -20,7 +19,8 @@ from modelbus.results_batches import (
     partition_dir,
     to_tables,
 )
-from modelbus.results_writer import write_batch
+from modelbus_client.cli.results_writer import write_batch
+from modelbus_client.tables import to_ipc_stream
 
 
 def _ok(cid: str, model: str, version: str, table: pa.Table | dict[str, list[object]],

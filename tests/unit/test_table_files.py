@@ -9,7 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from modelbus.table_files import TableFileError, open_batches, open_writer
+from modelbus_client.cli.table_files import TableFileError, open_batches, open_writer
 
 TABLE = pa.table({"a": pa.array(range(1000), pa.float64()), "s": [f"r{i}" for i in range(1000)]})
 

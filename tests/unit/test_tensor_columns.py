@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from modelbus.client.tables import as_table
+from modelbus_client.tables import as_table
 from modelbus_contract.tensors import default_tensor_name, tensor_arrow_type, tensor_column
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 
-from modelbus.client.trace_context import current_trace_headers, request_trace_headers
+from modelbus_client.trace_context import current_trace_headers, request_trace_headers
 from modelbus_contract.headers import read_headers
 from modelbus_contract.trace_context import trace_headers, valid_traceparent, valid_tracestate
 

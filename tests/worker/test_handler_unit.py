@@ -11,7 +11,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_contract.errors import ModelFailed
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from modelbus.client.tables import from_ipc_stream, to_ipc_stream
+from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_delivery.records import Outgoing
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.progress_notices import ProgressNotices

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_delivery.records import Inbound, Outgoing
 from modelbus_delivery.runtime import Handler
 from modelbus_worker import tracing

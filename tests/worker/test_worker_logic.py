@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from modelbus.client.tables import to_ipc_stream
+from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.errors import (
     BadRequest,
     ModelInvalid,

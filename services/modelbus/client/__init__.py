@@ -1,13 +1,18 @@
-"""modelbus client: send prediction requests and read the catalog over plain Kafka."""
+"""The client SDK under its former name: ``from modelbus.client import ModelbusClient``.
 
-from modelbus_contract.errors import ModelbusError
-from modelbus_contract.messages import CatalogEntry
-from modelbus_delivery.catalog_view import CatalogChange
+The client is its own package, ``modelbus_client``; this module only re-exports its public
+names so that existing imports keep working.
+"""
 
-from .async_client import AsyncModelbusClient
-from .progress import Progress
-from .results_listener import ClientClosed
-from .sync_client import ModelbusClient
+from modelbus_client import (
+    AsyncModelbusClient,
+    CatalogChange,
+    CatalogEntry,
+    ClientClosed,
+    ModelbusClient,
+    ModelbusError,
+    Progress,
+)
 
 __all__ = [
     "AsyncModelbusClient",

@@ -8,7 +8,7 @@ import time
 import mlflow
 from mlflow import MlflowClient
 
-from modelbus.client import AsyncModelbusClient
+from modelbus_client import AsyncModelbusClient
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import get_logger

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from modelbus.cli_settings import load_settings
 from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
+from modelbus_client.cli.settings import load_settings
 from modelbus_delivery.logs import configure_logging
 
 

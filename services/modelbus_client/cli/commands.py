@@ -19,10 +19,11 @@ from modelbus_contract.errors import ModelbusError
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 
-from .cli_settings import load_settings
-from .client import AsyncModelbusClient, Progress
-from .client.chunked_predict import DEFAULT_WINDOW
+from ..async_client import AsyncModelbusClient
+from ..chunked_predict import DEFAULT_WINDOW
+from ..progress import Progress
 from .predict_spool import Spool
+from .settings import load_settings
 from .table_files import TableFileError, read_table, render
 
 if TYPE_CHECKING:

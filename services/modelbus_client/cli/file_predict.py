@@ -21,9 +21,9 @@ import pyarrow as pa
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
 
-from .client import AsyncModelbusClient
-from .client.chunked_predict import FATAL_CODES, ChunkResult, new_chunk_id
-from .client.chunking import SAMPLE_ROWS, Chunk, chunk_count, chunks_of, rows_per_chunk
+from ..async_client import AsyncModelbusClient
+from ..chunked_predict import FATAL_CODES, ChunkResult, new_chunk_id
+from ..chunking import SAMPLE_ROWS, Chunk, chunk_count, chunks_of, rows_per_chunk
 from .predict_spool import JobIdentity, Spool
 from .table_files import BatchSource, TableWriter, open_batches, open_writer
 

@@ -30,7 +30,8 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 PACKAGE_LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("modelbus_contract",),),
     (("modelbus_delivery",),),
-    (("modelbus_discovery",), ("modelbus_catalog",), ("modelbus_worker",)),
+    # The services and the client SDK: none imports another.
+    (("modelbus_discovery",), ("modelbus_catalog",), ("modelbus_worker",), ("modelbus_client",)),
     (("modelbus",),),
 )
 

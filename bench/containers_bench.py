@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from modelbus_delivery.logs import configure_logging
+from modelbus_worker.images.docker_build import docker_client
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.runtime.arrow_io import prediction_to_table
 from modelbus_worker.settings import ContainerSettings
@@ -113,11 +114,11 @@ async def main(requests: int) -> None:
         def in_process(table: pa.Table) -> pa.Table:
             return prediction_to_table(local.predict(table.to_pandas()))
 
-        async with ContainerPool(settings, tracking_uri=uri) as pool:
+        async with ContainerPool(settings, docker_client(), uri) as pool:
             t0 = time.perf_counter()
             await pool.warm(name, "1")
             cold_build = time.perf_counter() - t0
-        async with ContainerPool(settings, tracking_uri=uri) as pool:
+        async with ContainerPool(settings, docker_client(), uri) as pool:
             t0 = time.perf_counter()
             await pool.warm(name, "1")
             cold_cached = time.perf_counter() - t0

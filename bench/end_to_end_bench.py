@@ -38,10 +38,11 @@ from mlflow import MlflowClient
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import DemoModel, log_iris_model, log_molecule_model
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
+from modelbus_worker.images.docker_build import docker_client
 from modelbus_worker.images.runtime_image import prepare_model
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
@@ -283,9 +284,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[Line]]:
         mlflow.set_tracking_uri(server.tracking_uri)
         mlflow.set_experiment("bench")
         registry = MlflowClient(server.tracking_uri, registry_uri=server.tracking_uri)
-        pool = ContainerPool(ContainerSettings(), tracking_uri=server.tracking_uri)
+        pool = ContainerPool(ContainerSettings(), docker_client(), server.tracking_uri)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
-        worker = WorkerService(settings, pool, containers=pool)
+        worker = build_worker(settings, pool)
         view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog)
         bus = AsyncModelbusClient(settings=settings)
         stack = Stack(settings, registry, view, worker, pool, bus, reps)

@@ -185,15 +185,15 @@ async def start_stack(
     from throughput_bench import start_servers
 
     from modelbus.client import AsyncModelbusClient
-    from modelbus.wiring import build_catalog, build_discovery
+    from modelbus.wiring import assemble_worker, build_catalog, build_discovery
+    from modelbus_worker.images.docker_build import docker_client as engine
     from modelbus_worker.pool.pool import ContainerPool
-    from modelbus_worker.service import WorkerService
 
     settings = start_servers(stack, tmp, prefix, poll_interval_s=1.0)
-    pool = ContainerPool(container_settings, docker_client=docker_client,
-                         tracking_uri=settings.mlflow_tracking_uri)
+    pool = ContainerPool(container_settings, engine(docker_client),
+                         settings.mlflow_tracking_uri)
     # worker.stop() closes the pool
-    worker = WorkerService(settings, pool, max_timeout_s=max_timeout_s, containers=pool)
+    worker = assemble_worker(settings, pool, max_timeout_s=max_timeout_s, containers=pool)
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     bus = AsyncModelbusClient(settings=settings)
     for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),

@@ -68,6 +68,7 @@ from modelbus_client.chunking import rows_per_chunk
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
+from modelbus_worker.images.docker_build import docker_client
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.settings import ContainerSettings
 
@@ -323,7 +324,7 @@ async def start_stack(stack: contextlib.AsyncExitStack, tmp: Path) -> Stack:
     settings = start_servers(stack, tmp, f"bench-lt-{run_id}.")
     uri = settings.mlflow_tracking_uri
     print(f"dependency-set image of the model: "
-          f"{depset_status(ContainerPool(ContainerSettings(), tracking_uri=uri))}", flush=True)
+          f"{depset_status(ContainerPool(ContainerSettings(), docker_client(), uri))}", flush=True)
     version = await asyncio.to_thread(log_linear4_model, uri, name)
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     worker = WorkerProcess(settings, tmp / "worker.log")

@@ -64,7 +64,7 @@ from pydantic import SecretStr
 from throughput_bench import new_version, start_servers
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.messages import FAILED, PREPARED, CatalogEntry
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
@@ -522,8 +522,8 @@ async def start_worker(bench: Bench, policy: str, max_containers: int) -> Worker
         update={"worker_prepare": policy, "worker_id": f"bench-{policy}"})
     bench.pool = ContainerPool(
         bench.cache.model_copy(update={"max_containers": max_containers}),
-        docker_client=bench.docker, tracking_uri=bench.uri)
-    worker = WorkerService(settings, bench.pool, containers=bench.pool)  # stop() closes it
+        bench.docker, bench.uri)
+    worker = build_worker(settings, bench.pool)  # stop() closes it
     await worker.start()
     deadline = time.monotonic() + 60
     while not worker.runtime.assigned():

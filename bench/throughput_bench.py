@@ -53,12 +53,13 @@ from mlflow.models import infer_signature
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import _versions
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, free_tcp_port
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import configure_logging
 from modelbus_delivery.topics import read_to_end
+from modelbus_worker.images.docker_build import docker_client
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
 from modelbus_worker.settings import ContainerSettings
@@ -541,12 +542,12 @@ async def run(
         settings = start_servers(stack, tmp, f"bench-tp-{run_id}.",
                                  worker_max_in_flight=worker_in_flight)
         uri = settings.mlflow_tracking_uri
-        pool = ContainerPool(ContainerSettings(), tracking_uri=uri)
+        pool = ContainerPool(ContainerSettings(), docker_client(), uri)
         print_settings(settings, pool)
         v1 = log_linear_model(uri, name)
         discovery, catalog = build_discovery(settings), build_catalog(settings)
         worker: WorkerService | WorkerProcess = (
-            WorkerService(settings, pool, containers=pool)  # worker.stop() closes the pool
+            build_worker(settings, pool)  # worker.stop() closes the pool
             if in_process else WorkerProcess(settings, tmp / "worker.log")
         )
         print(f"worker: {'in the bench process' if in_process else 'its own process'}")

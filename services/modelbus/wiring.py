@@ -6,11 +6,18 @@ import os
 from typing import TYPE_CHECKING, Protocol
 
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.catalog_view import CatalogView
+from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.ops_http import OpsSource, ops_endpoint
+from modelbus_delivery.retry import backoff_for
+from modelbus_delivery.runtime import DeliveryRuntime
+from modelbus_delivery.writer import TopicWriter
 
 if TYPE_CHECKING:
     from modelbus_catalog.service import CatalogService
     from modelbus_discovery.service import DiscoveryService
+    from modelbus_worker.pool.pool import ContainerPool
+    from modelbus_worker.ports import Containers, Predictor
     from modelbus_worker.service import WorkerService
 
 
@@ -45,18 +52,92 @@ def build_catalog(settings: ModelbusSettings) -> CatalogService:
     return CatalogService(settings, MlflowModelReader(settings.mlflow_tracking_uri))
 
 
-def build_worker(settings: ModelbusSettings) -> WorkerService:
+def build_worker(settings: ModelbusSettings, pool: ContainerPool | None = None) -> WorkerService:
+    """The worker serving warm containers: ``pool``, else one on the environment's Docker
+    engine with the ``MODELBUS_WORKER_`` settings."""
     configure_mlflow_client(settings)
-    from modelbus_worker.metrics import WorkerMetrics
+    from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.pool.pool import ContainerPool
-    from modelbus_worker.service import WorkerService
+    from modelbus_worker.settings import ContainerSettings
 
-    metrics = WorkerMetrics()
-    pool = ContainerPool(tracking_uri=settings.mlflow_tracking_uri)
-    return WorkerService(
-        settings, pool, max_timeout_s=pool.settings.request_timeout_s, metrics=metrics,
-        containers=pool,
+    if pool is None:
+        pool = ContainerPool(ContainerSettings(), docker_client(), settings.mlflow_tracking_uri)
+    return assemble_worker(
+        settings, pool, max_timeout_s=pool.settings.request_timeout_s, containers=pool
     )
+
+
+def assemble_worker(
+    settings: ModelbusSettings, predictor: Predictor, max_timeout_s: float = 60.0,
+    *, containers: Containers | None = None,
+) -> WorkerService:
+    """The worker around ``predictor``: its adapters and the handler's whole wrapper stack
+    (outermost first: traced, measured, RequestHandler, traced and measured predictor,
+    BatchingPredictor when batching, measured batches, the predictor)."""
+    from modelbus_worker import service as w
+    from modelbus_worker.batching import BatchingPredictor, BatchSettings
+    from modelbus_worker.handler import RequestHandler
+    from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor
+    from modelbus_worker.metrics import WorkerMetrics
+    from modelbus_worker.preparation.preparer import Preparer
+    from modelbus_worker.preparation.reports import ServingReporter, default_worker_id
+    from modelbus_worker.problem_reports import ProblemReporter
+    from modelbus_worker.progress_notices import ProgressNotices
+    from modelbus_worker.quarantine import WorkerQuarantine
+    from modelbus_worker.reply_policy import ReplyPolicy
+    from modelbus_worker.request import RequestLimits
+    from modelbus_worker.tracing import BATCH_SPANS, traced_handler, traced_predictor
+
+    s, topics, kafka = settings, settings.topics, connection_options(settings)
+    metrics = WorkerMetrics()
+    writer = TopicWriter(kafka, max_request_size=s.max_message_bytes, backoff=backoff_for(s))
+    catalog = CatalogView(kafka, topics.catalog, s.kafka_catalog_fetch_max_wait_ms)
+    problems = ProblemReporter(writer, topics.discovered, catalog.entries)
+    notices: ProgressNotices | None = None
+    if containers is not None:
+        containers.add_start_listener(problems)
+        containers.add_start_listener(w.counted_starts(metrics))
+        notices = ProgressNotices(containers, w.publisher(writer))
+    batches: Predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
+    if s.worker_batching:
+        batches = BatchingPredictor(
+            batches,
+            BatchSettings(s.worker_batch_window_ms / 1000, s.worker_batch_max_rows,
+                          s.worker_batches_in_flight),
+            batchable=w.batchable(catalog.entries),
+            starting=containers.starting if containers is not None else w.never,
+            spans=BATCH_SPANS,
+        )
+    policy = ReplyPolicy.from_settings(s)
+    limits = RequestLimits(s.max_message_bytes, s.max_request_rows, s.max_decoded_bytes,
+                           max_timeout_s)
+    handler = traced_handler(
+        MeasuredHandler(
+            RequestHandler(
+                catalog.entries,
+                traced_predictor(MeasuredPredictor(batches, metrics.request_predicted)),
+                topics, policy, limits, catch_up=catalog.sync, notices=notices,
+            ),
+            metrics, catalog.entries,
+        ),
+        f"{s.topic_prefix}worker",
+    )
+    runtime = DeliveryRuntime(
+        kafka, w.consumer_config(s), handler,
+        WorkerQuarantine(topics, policy, s.max_message_bytes), writer, backoff_for(s),
+    )
+    preparer: Preparer | None = None
+    if containers is not None:
+        preparer = Preparer(
+            catalog.entries, w.ownership(runtime, topics.requests), containers,
+            ServingReporter(writer, topics.discovered, catalog.entries,
+                            s.worker_id or default_worker_id()),
+            policy=s.worker_prepare, concurrency=s.worker_prepare_concurrency,
+            max_versions=s.worker_prepare_max_versions, observe=metrics.prepared,
+        )
+        runtime.assignment_listeners.append(preparer.wake)
+    return w.WorkerService(s, kafka, writer, catalog, runtime, batches, metrics, problems,
+                           containers=containers, preparer=preparer)
 
 
 class RunnableService(OpsSource, Protocol):

@@ -7,14 +7,17 @@ warm one, and a request's offset is committed only once its answer is published.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry
 
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.errors import ModelbusError
+from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.closing import close_quietly
-from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.records import Outgoing
@@ -24,135 +27,97 @@ from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_conn
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
-from .batching import BatchingPredictor, BatchSettings
-from .handler import RequestHandler
-from .measured import MeasuredHandler, MeasuredPredictor
 from .metrics import WorkerMetrics
-from .ports import Containers, Predictor
+from .ports import Containers, Predictor, StartListener
 from .preparation.plan import Ownership
-from .preparation.preparer import Preparer
-from .preparation.reports import ServingReporter, default_worker_id
+from .preparation.preparer import OwnershipSource, Preparer
 from .problem_reports import ProblemReporter
-from .progress_notices import ProgressNotices
-from .quarantine import WorkerQuarantine
-from .reply_policy import ReplyPolicy
-from .request import RequestLimits
-from .tracing import BATCH_SPANS, traced_handler, traced_predictor
+from .progress_notices import Publish
 
 log = get_logger("worker")
 
 
-def _never(name: str, version: str) -> bool:
+def never(name: str, version: str) -> bool:
+    """No version is ever starting (a worker without containers)."""
     return False
 
 
-class WorkerService:
-    """Consumes the requests topic and publishes results, error results and DLQ copies."""
+def consumer_config(settings: ModelbusSettings) -> RuntimeConfig:
+    """The worker's consumer: its group, concurrency and fetch pacing."""
+    return RuntimeConfig(
+        name="worker",
+        topics=(settings.topics.requests,),
+        group_id=f"{settings.topic_prefix}worker",
+        max_in_flight=settings.worker_max_in_flight,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_max_wait_busy_ms=settings.kafka_fetch_max_wait_busy_ms,
+        fetch_busy_rate=settings.kafka_fetch_busy_rate,
+        max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
+        fetch_max_bytes=max(4 * settings.max_message_bytes, 52_428_800),
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
+    )
 
-    def __init__(
-        self, settings: ModelbusSettings, predictor: Predictor, max_timeout_s: float = 60.0,
-        *, metrics: WorkerMetrics | None = None, containers: Containers | None = None,
-    ) -> None:
-        self._settings = settings
-        self.metrics = metrics = metrics or WorkerMetrics()
-        self._containers = containers
-        self._topics = topics = settings.topics
-        self._kafka = kafka = connection_options(settings)
-        self._writer = TopicWriter(
-            kafka, max_request_size=settings.max_message_bytes, backoff=backoff_for(settings)
-        )
-        self.catalog = CatalogView(
-            kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms
-        )
-        # Versions the pool cannot start are reported to the catalog (discovered topic).
-        self.problems = ProblemReporter(self._writer, topics.discovered, self.catalog.entries)
-        self.preparer: Preparer | None = None
-        notices: ProgressNotices | None = None
-        if containers is not None:
-            containers.add_start_listener(self.problems)
-            containers.add_start_listener(self._container_started)
-            notices = ProgressNotices(containers, self._publish)
-            self.preparer = Preparer(
-                self.catalog.entries, self._ownership, containers,
-                ServingReporter(self._writer, topics.discovered, self.catalog.entries,
-                                settings.worker_id or default_worker_id()),
-                policy=settings.worker_prepare,
-                concurrency=settings.worker_prepare_concurrency,
-                max_versions=settings.worker_prepare_max_versions,
-                observe=metrics.prepared,
-            )
-        predictor = MeasuredPredictor(predictor, metrics.batch_predicted)
-        if settings.worker_batching:
-            batch = BatchSettings(
-                settings.worker_batch_window_ms / 1000,
-                settings.worker_batch_max_rows,
-                settings.worker_batches_in_flight,
-            )
-            predictor = BatchingPredictor(
-                predictor, batch, batchable=self._batching_allowed,
-                starting=containers.starting if containers is not None else _never,
-                spans=BATCH_SPANS,
-            )
-        self._predictor = predictor
-        policy = ReplyPolicy.from_settings(settings)
-        limits = RequestLimits(
-            settings.max_message_bytes, settings.max_request_rows,
-            settings.max_decoded_bytes, max_timeout_s,
-        )
-        self.runtime = DeliveryRuntime(
-            kafka,
-            RuntimeConfig(
-                name="worker",
-                topics=(topics.requests,),
-                group_id=f"{settings.topic_prefix}worker",
-                max_in_flight=settings.worker_max_in_flight,
-                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                fetch_max_wait_busy_ms=settings.kafka_fetch_max_wait_busy_ms,
-                fetch_busy_rate=settings.kafka_fetch_busy_rate,
-                max_partition_fetch_bytes=max(settings.max_message_bytes, 1_048_576),
-                fetch_max_bytes=max(4 * settings.max_message_bytes, 52_428_800),
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
-            ),
-            traced_handler(
-                MeasuredHandler(
-                    RequestHandler(
-                        self.catalog.entries,
-                        traced_predictor(MeasuredPredictor(predictor, metrics.request_predicted)),
-                        topics, policy, limits, catch_up=self.catalog.sync, notices=notices,
-                    ),
-                    metrics, self.catalog.entries,
-                ),
-                f"{settings.topic_prefix}worker",
-            ),
-            WorkerQuarantine(topics, policy, settings.max_message_bytes),
-            self._writer,
-            backoff_for(settings),
-        )
-        self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
-        if self.preparer is not None:
-            self.runtime.assignment_listeners.append(self.preparer.wake)
 
-    async def _publish(self, out: Outgoing) -> None:
-        await self._writer.send(out.topic, out.key, out.value, out.headers)
+def publisher(writer: TopicWriter) -> Publish:
+    """Publishes one outgoing record through ``writer``."""
+    async def publish(out: Outgoing) -> None:
+        await writer.send(out.topic, out.key, out.value, out.headers)
+    return publish
 
-    def _ownership(self) -> Ownership | None:
-        """The request partitions this worker holds (None until the group assigned some)."""
-        topic = self._topics.requests
-        count = self.runtime.partition_count(topic)
+
+def batchable(entries: Mapping[str, CatalogEntry]) -> Callable[[str, str], bool]:
+    """Whether a version's requests may be batched (unknown versions: yes)."""
+    def allowed(name: str, version: str) -> bool:
+        entry = entries.get(f"{name}/{version}")
+        return entry is None or entry.batching
+    return allowed
+
+
+def counted_starts(metrics: WorkerMetrics) -> StartListener:
+    """A start listener counting container starts and their cold-start seconds."""
+    def started(name: str, version: str, error: ModelbusError | None, seconds: float) -> None:
+        metrics.container_started(name, version, error is None, seconds)
+    return started
+
+
+def ownership(runtime: DeliveryRuntime, topic: str) -> OwnershipSource:
+    """The partitions of ``topic`` the runtime holds (None until the group assigned some)."""
+    def held() -> Ownership | None:
+        count = runtime.partition_count(topic)
         if count is None:
             return None
-        held = frozenset(tp.partition for tp in self.runtime.assigned() if tp.topic == topic)
-        return Ownership(held, count)
+        return Ownership(
+            frozenset(tp.partition for tp in runtime.assigned() if tp.topic == topic), count
+        )
+    return held
 
-    def _container_started(
-        self, name: str, version: str, error: ModelbusError | None, seconds: float
+
+class WorkerService:
+    """Consumes the requests topic and publishes results, error results and DLQ copies.
+
+    Every collaborator is given (``modelbus.wiring.build_worker`` builds them and the
+    handler's wrapper stack); the service starts, guards and stops them.
+    """
+
+    def __init__(
+        self, settings: ModelbusSettings, kafka: dict[str, Any], writer: TopicWriter,
+        catalog: CatalogView, runtime: DeliveryRuntime, predictor: Predictor,
+        metrics: WorkerMetrics, problems: ProblemReporter, *,
+        containers: Containers | None = None, preparer: Preparer | None = None,
     ) -> None:
-        self.metrics.container_started(name, version, error is None, seconds)
-
-    def _batching_allowed(self, name: str, version: str) -> bool:
-        entry = self.catalog.entries.get(f"{name}/{version}")
-        return entry is None or entry.batching
+        self._settings = settings
+        self._kafka = kafka
+        self._writer = writer
+        self.catalog = catalog
+        self.runtime = runtime
+        self._predictor = predictor
+        self.metrics = metrics
+        self.problems = problems  # versions the pool cannot start, reported to the catalog
+        self._containers = containers
+        self.preparer = preparer
+        self._topics = settings.topics
+        self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
 
     @property
     def registry(self) -> CollectorRegistry:

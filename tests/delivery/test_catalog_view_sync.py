@@ -17,12 +17,12 @@ import pytest
 from tests.support.kafka import produce, read_topic
 from tests.support.settings import isolated_settings
 
+from modelbus.wiring import assemble_worker
 from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.topics import ensure_topics
-from modelbus_worker.service import WorkerService
 
 SLOW_POLL_MS = 10_000
 
@@ -117,7 +117,7 @@ async def test_a_worker_answers_a_model_published_after_its_view_last_read_the_c
         update={"kafka_catalog_fetch_max_wait_ms": SLOW_POLL_MS}
     )
     topics = settings.topics
-    worker = WorkerService(settings, Doubling())
+    worker = assemble_worker(settings, Doubling())
     await worker.start()
     try:
         await asyncio.sleep(0.3)  # the worker's view is in the middle of a long fetch

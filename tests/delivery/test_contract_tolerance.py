@@ -13,8 +13,8 @@ from tests.support.kafka import produce, read_topic
 from tests.support.settings import isolated_settings
 
 from modelbus.client import AsyncModelbusClient, Progress
+from modelbus.wiring import assemble_worker
 from modelbus_client.tables import from_ipc_stream, to_ipc_stream
-from modelbus_worker.service import WorkerService
 
 from .test_catalog_view_sync import Doubling, _entry
 
@@ -38,7 +38,7 @@ async def test_a_worker_and_a_client_read_an_entry_of_a_newer_catalog(
     topics = settings.topics
     await produce(kafka_bootstrap, topics.catalog, _newer_entry("newer"), key="newer/1",
                   headers=NEWER_HEADERS)
-    worker = WorkerService(settings, Doubling())
+    worker = assemble_worker(settings, Doubling())
     await worker.start()
     try:
         body = to_ipc_stream(pa.table({"a": [1.5, 4.0]}))

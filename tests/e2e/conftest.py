@@ -25,7 +25,7 @@ from tests.support.waiting import async_wait_for
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import DemoModel, _versions
 from modelbus.demo.run import register_demo_models
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
@@ -93,9 +93,8 @@ async def inference_stack(
     demo, tricky = registered_models
     discovery, catalog = build_discovery(settings), build_catalog(settings)
     # Room for every version the tests register, so none evicts another's warm container.
-    pool = ContainerPool(ContainerSettings(max_containers=8), docker_client=docker_client,
-                         tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool, containers=pool)
+    pool = ContainerPool(ContainerSettings(max_containers=8), docker_client, mlflow_tracking_uri)
+    worker = build_worker(settings, pool)
     stack = InferenceStack(settings, worker, pool, demo, tricky)
     async with contextlib.AsyncExitStack() as running:
         # Every stop runs, in reverse order, even when a start or another stop fails.

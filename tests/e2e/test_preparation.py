@@ -33,7 +33,7 @@ from tests.support.settings import isolated_settings
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.errors import ModelUnavailable
 from modelbus_contract.messages import (
     MESSAGE_TYPE_HEADER,
@@ -75,9 +75,9 @@ class Stack:
         settings = self.settings.model_copy(update={"worker_id": worker_id})
         container_settings = ContainerSettings(
             pip=PipIndexSettings(find_links=SecretStr(str(self.wheels))), **pool)
-        containers = ContainerPool(container_settings, docker_client=self.docker_client,
-                                   tracking_uri=settings.mlflow_tracking_uri)
-        worker = WorkerService(settings, containers, containers=containers)
+        containers = ContainerPool(container_settings, self.docker_client,
+                                   settings.mlflow_tracking_uri)
+        worker = build_worker(settings, containers)
         await worker.start()
         self.running.push_async_callback(worker.stop)
         self.workers.append(worker)

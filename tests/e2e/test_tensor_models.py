@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.errors import SchemaMismatch
 from modelbus_contract.messages import CatalogEntry
 from modelbus_worker.batching import BatchingPredictor
@@ -142,9 +142,8 @@ async def tensor_stack(
     finally:
         mlflow.set_tracking_uri(previous)
     settings = stack_settings(kafka_bootstrap, mlflow_tracking_uri)
-    pool = ContainerPool(ContainerSettings(max_containers=4), docker_client=docker_client,
-                         tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool, containers=pool)
+    pool = ContainerPool(ContainerSettings(max_containers=4), docker_client, mlflow_tracking_uri)
+    worker = build_worker(settings, pool)
     async with contextlib.AsyncExitStack() as running:
         for service in (build_discovery(settings), build_catalog(settings), worker):
             await service.start()

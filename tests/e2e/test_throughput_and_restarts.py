@@ -12,13 +12,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.topics import assign_all
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
+from modelbus_worker.settings import ContainerSettings
 
 from .conftest import InferenceStack, stack_settings
 
@@ -122,8 +123,8 @@ async def test_worker_restarted_mid_stream_loses_no_request(
     await catalog.start()
 
     def worker() -> WorkerService:
-        pool = ContainerPool(docker_client=docker_client, tracking_uri=mlflow_tracking_uri)
-        return WorkerService(settings, pool, containers=pool)
+        return build_worker(
+            settings, ContainerPool(ContainerSettings(), docker_client, mlflow_tracking_uri))
 
     first = worker()
     await first.start()

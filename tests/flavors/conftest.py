@@ -12,7 +12,7 @@ import pytest
 from tests.support.settings import isolated_settings
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
+from modelbus.wiring import build_catalog, build_discovery, build_worker
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.pool import ContainerPool
 from modelbus_worker.service import WorkerService
@@ -33,9 +33,8 @@ async def flavor_stack(
 ) -> AsyncIterator[FlavorStack]:
     settings = isolated_settings(kafka_bootstrap, mlflow_tracking_uri, "flavors")
     discovery, catalog = build_discovery(settings), build_catalog(settings)
-    pool = ContainerPool(ContainerSettings(max_containers=12), docker_client=docker_client,
-                         tracking_uri=mlflow_tracking_uri)
-    worker = WorkerService(settings, pool, containers=pool)
+    pool = ContainerPool(ContainerSettings(max_containers=12), docker_client, mlflow_tracking_uri)
+    worker = build_worker(settings, pool)
     async with contextlib.AsyncExitStack() as running:
         for service in (discovery, catalog, worker):
             await service.start()

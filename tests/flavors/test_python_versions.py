@@ -125,8 +125,7 @@ async def test_an_image_template_provides_a_python_no_suite_offers(
     settings = ContainerSettings(python_suites="bookworm",
                                  base_image_template=f"{template_repo}:{{python}}")
     try:
-        async with ContainerPool(settings, docker_client=docker_client,
-                                 tracking_uri=mlflow_tracking_uri) as pool:
+        async with ContainerPool(settings, docker_client, mlflow_tracking_uri) as pool:
             result = await pool.predict(name, version, pa.Table.from_pandas(X),
                                         timeout_s=FIRST_START_S)
             image = docker_client.containers.get(pool.running()[f"{name}/{version}"]).image

@@ -17,10 +17,8 @@ from modelbus_contract.errors import (
     ModelbusError,
     ModelFailed,
 )
-from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
 from modelbus_worker.failures import StartFailure, remember_failure
-from modelbus_worker.images.docker_build import docker_client as make_docker_client
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
 from modelbus_worker.pool.policy import (
@@ -52,17 +50,10 @@ class ContainerPool:
     after ``idle_timeout_s``; beyond ``max_containers`` the least recently used goes.
     """
 
-    def __init__(
-        self,
-        settings: ContainerSettings | None = None,
-        docker_client: Any | None = None,
-        tracking_uri: str | None = None,
-    ) -> None:
-        self.settings = settings or ContainerSettings()
-        client = make_docker_client(docker_client)
-        self.docker = DockerContainers(client, self.settings)
-        uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
-        self.starter = Starter(self.settings, self.docker, uri)
+    def __init__(self, settings: ContainerSettings, docker_client: Any, tracking_uri: str) -> None:
+        self.settings = settings
+        self.docker = DockerContainers(docker_client, settings)
+        self.starter = Starter(settings, self.docker, tracking_uri)
         self._warm: dict[str, WarmContainer] = {}
         self._starting: dict[str, asyncio.Task[WarmContainer]] = {}
         self._failed: dict[str, StartFailure] = {}

@@ -10,11 +10,11 @@ from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.ops_http import OpsSource, ops_endpoint
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.runtime import DeliveryRuntime
+from modelbus_delivery.runtime import DeliveryRuntime, Handler
 from modelbus_delivery.writer import TopicWriter
 
 if TYPE_CHECKING:
-    from modelbus_catalog.service import CatalogService
+    from modelbus_catalog.service import CatalogService, ModelReader
     from modelbus_discovery.service import DiscoveryService
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.ports import Containers, Predictor
@@ -44,12 +44,28 @@ def build_discovery(settings: ModelbusSettings) -> DiscoveryService:
     return DiscoveryService(settings, registry)
 
 
-def build_catalog(settings: ModelbusSettings) -> CatalogService:
-    configure_mlflow_client(settings)
-    from modelbus_catalog.reader import MlflowModelReader
-    from modelbus_catalog.service import CatalogService
+def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None) -> CatalogService:
+    """The catalog service reading versions through ``reader`` (default: MLflow's)."""
+    from modelbus_catalog.metrics import CatalogMetrics
+    from modelbus_catalog.service import CatalogQuarantine, CatalogService, consumer_config
+    from modelbus_contract.interpreters import InterpreterSettings
 
-    return CatalogService(settings, MlflowModelReader(settings.mlflow_tracking_uri))
+    if reader is None:
+        configure_mlflow_client(settings)
+        from modelbus_catalog.reader import MlflowModelReader
+
+        reader = MlflowModelReader(settings.mlflow_tracking_uri)
+    topics, kafka = settings.topics, connection_options(settings)
+    writer = TopicWriter(kafka, backoff=backoff_for(settings))
+
+    def consumer(handle: Handler) -> DeliveryRuntime:
+        return DeliveryRuntime(kafka, consumer_config(settings), handle,
+                               CatalogQuarantine(topics.dlq), writer, backoff_for(settings))
+
+    view = CatalogView(kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms)
+    # What workers offer: the catalog reads the same MODELBUS_WORKER_ settings they do.
+    return CatalogService(settings, reader, kafka, writer, view, consumer, CatalogMetrics(),
+                          InterpreterSettings())
 
 
 def build_worker(settings: ModelbusSettings, pool: ContainerPool | None = None) -> WorkerService:

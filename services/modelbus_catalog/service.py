@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -25,12 +26,11 @@ from modelbus_contract.redact import redact
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.dlq import dlq_copy, dlq_note
-from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
+from modelbus_delivery.runtime import DeliveryRuntime, Handler, RuntimeConfig
 from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
 from modelbus_delivery.writer import TopicWriter
 
@@ -72,46 +72,44 @@ class CatalogQuarantine:
         return [dlq_note(self._dlq, topic, partition, offset, "bad_request", reason)]
 
 
+def consumer_config(settings: ModelbusSettings) -> RuntimeConfig:
+    """The catalog's consumer: one version's events in order, a few versions at a time."""
+    return RuntimeConfig(
+        name="catalog",
+        topics=(settings.topics.discovered,),
+        group_id=f"{settings.topic_prefix}catalog",
+        max_in_flight=8,
+        ordered_by_key=True,
+        fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 100),
+    )
+
+
 class CatalogService:
     """Keeps the compacted catalog topic in line with the discovered topic.
 
     Events of one version are handled in order (a removal never overtakes the entry it
     removes); a discovery event's offset is committed only once its entry is published.
+    Every collaborator is given (``modelbus.wiring.build_catalog`` builds them).
     """
 
     def __init__(
-        self, settings: ModelbusSettings, reader: ModelReader,
-        metrics: CatalogMetrics | None = None,
-        interpreters: InterpreterSettings | None = None,
+        self, settings: ModelbusSettings, reader: ModelReader, kafka: dict[str, Any],
+        writer: TopicWriter, view: CatalogView, consumer: Callable[[Handler], DeliveryRuntime],
+        metrics: CatalogMetrics, interpreters: InterpreterSettings,
     ) -> None:
         self._settings = settings
-        # What workers offer (the same MODELBUS_WORKER_ settings they read).
-        self._interpreters = interpreters or InterpreterSettings()
-        self.metrics = metrics or CatalogMetrics()
+        self._interpreters = interpreters  # what workers offer
+        self.metrics = metrics
         self.last_read_ok: bool | None = None  # the last MLflow read reached MLflow
         self._reader = reader
         self._topics = topics = settings.topics
         self._catalog_topic = topics.catalog
-        self._kafka = kafka = connection_options(settings)
-        self._writer = TopicWriter(kafka, backoff=backoff_for(settings))
-        self.runtime = DeliveryRuntime(
-            kafka,
-            RuntimeConfig(
-                name="catalog",
-                topics=(topics.discovered,),
-                group_id=f"{settings.topic_prefix}catalog",
-                max_in_flight=8,
-                ordered_by_key=True,
-                fetch_max_wait_ms=max(settings.kafka_fetch_max_wait_ms, 100),
-            ),
-            self.handle_record,
-            CatalogQuarantine(topics.dlq),
-            self._writer,
-            backoff_for(settings),
-        )
+        self._kafka = kafka
+        self._writer = writer
+        self.runtime = consumer(self.handle_record)  # the discovered topic, into handle_record
         self._guard: TopicGuard | None = None
         # The catalog topic as it is (every partition), for the entries-by-status gauge.
-        self.view = CatalogView(kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms)
+        self.view = view
         # The entries this instance published, ahead of the view reading them back: a
         # worker's report and a discovery event of one version may follow each other fast.
         # None: removed (the view may not have read the tombstone yet).

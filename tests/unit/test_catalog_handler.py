@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from modelbus.wiring import build_catalog
 from modelbus_catalog.entry import ModelFacts
-from modelbus_catalog.service import CatalogService
 from modelbus_contract.messages import CatalogEntry, DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.records import Inbound, PoisonRecord
@@ -37,7 +37,7 @@ def _event(kind: str) -> bytes:
 
 async def test_a_found_event_becomes_its_entry_keyed_name_slash_version() -> None:
     reader = FixedReader()
-    (out,) = await CatalogService(SETTINGS, reader).handle_record(_record(_event("found")))
+    (out,) = await build_catalog(SETTINGS, reader).handle_record(_record(_event("found")))
     entry = CatalogEntry.model_validate_json(out.value or b"")
     assert (out.topic, out.key, entry.status) == (SETTINGS.topics.catalog, b"m/1", "ready")
     assert [p.name for p in entry.inputs] == ["a"]
@@ -46,18 +46,18 @@ async def test_a_found_event_becomes_its_entry_keyed_name_slash_version() -> Non
 
 async def test_a_removed_event_is_a_tombstone_and_reads_nothing() -> None:
     reader = FixedReader()
-    (out,) = await CatalogService(SETTINGS, reader).handle_record(_record(_event("removed")))
+    (out,) = await build_catalog(SETTINGS, reader).handle_record(_record(_event("removed")))
     assert (out.key, out.value, reader.reads) == (b"m/1", None, [])
 
 
 async def test_a_tombstone_on_the_discovered_topic_publishes_nothing() -> None:
-    assert await CatalogService(SETTINGS, FixedReader()).handle_record(_record(None)) == []
+    assert await build_catalog(SETTINGS, FixedReader()).handle_record(_record(None)) == []
 
 
 @pytest.mark.parametrize("value", [b"", b"\xff\xfe", b"{}", b'{"kind": "found"}', b"[1]"])
 async def test_a_record_that_is_not_a_discovery_event_is_poison(value: bytes) -> None:
     with pytest.raises(PoisonRecord, match="not a discovery event"):
-        await CatalogService(SETTINGS, FixedReader()).handle_record(_record(value))
+        await build_catalog(SETTINGS, FixedReader()).handle_record(_record(value))
 
 
 @pytest.mark.parametrize(

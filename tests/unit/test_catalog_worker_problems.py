@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from modelbus.wiring import build_catalog
 from modelbus_catalog.service import CatalogService
 from modelbus_contract.messages import (
     MESSAGE_TYPE_HEADER,
@@ -40,7 +41,7 @@ def test_the_problem_is_the_code_and_the_first_line_bounded() -> None:
 
 
 async def test_a_report_adds_the_problem_once_and_keeps_the_status() -> None:
-    service = CatalogService(SETTINGS, FixedReader())
+    service = build_catalog(SETTINGS, FixedReader())
     await service.handle_record(_record(_event("found")))
     (entry,) = await _published(service, _report("model_unavailable", f"{DECISIVE}\npip: x"))
     assert (entry.key, entry.status, entry.problems) == ("m/1", "ready", [PROBLEM])
@@ -49,7 +50,7 @@ async def test_a_report_adds_the_problem_once_and_keeps_the_status() -> None:
 
 
 async def test_a_newer_report_replaces_the_older_and_a_start_removes_it() -> None:
-    service = CatalogService(SETTINGS, FixedReader())
+    service = build_catalog(SETTINGS, FixedReader())
     await service.handle_record(_record(_event("found")))
     await service.handle_record(_report("model_unavailable", DECISIVE))
     (entry,) = await _published(service, _report("model_failed", "model failed to load"))
@@ -60,7 +61,7 @@ async def test_a_newer_report_replaces_the_older_and_a_start_removes_it() -> Non
 
 
 async def test_an_entry_rebuilt_from_discovery_keeps_the_worker_problem() -> None:
-    service = CatalogService(SETTINGS, FixedReader())
+    service = build_catalog(SETTINGS, FixedReader())
     await service.handle_record(_record(_event("found")))
     await service.handle_record(_report("model_unavailable", DECISIVE))
     (entry,) = await _published(service, _record(_event("updated")))
@@ -68,7 +69,7 @@ async def test_an_entry_rebuilt_from_discovery_keeps_the_worker_problem() -> Non
 
 
 async def test_a_report_for_a_version_without_entry_publishes_nothing() -> None:
-    service = CatalogService(SETTINGS, FixedReader())
+    service = build_catalog(SETTINGS, FixedReader())
     assert await service.handle_record(_report("model_unavailable", DECISIVE)) == []
     await service.handle_record(_record(_event("found")))
     await service.handle_record(_record(_event("removed")))
@@ -79,4 +80,4 @@ async def test_a_report_that_cannot_be_read_is_poison() -> None:
     bad = Inbound(SETTINGS.topics.discovered, 0, 9, b"m/1#worker", b"{}",
                   ((MESSAGE_TYPE_HEADER, MODEL_PROBLEM_TYPE.encode()),))
     with pytest.raises(PoisonRecord, match="not a model problem report"):
-        await CatalogService(SETTINGS, FixedReader()).handle_record(bad)
+        await build_catalog(SETTINGS, FixedReader()).handle_record(bad)

@@ -8,8 +8,8 @@ import json
 import pyarrow as pa
 import pytest
 
+from modelbus.wiring import build_catalog
 from modelbus_catalog.entry import ModelFacts
-from modelbus_catalog.service import CatalogService
 from modelbus_client.cli.results_batches import ERRORS_DIR, ResultRecord, to_tables
 from modelbus_client.progress import Progress, wait_after_notice
 from modelbus_client.tables import to_ipc_stream
@@ -72,18 +72,18 @@ async def test_the_catalog_reads_a_discovery_event_with_unknown_fields_and_heade
                            model_tags={"datagrok": ""})
     record = _discovered(_with_unknown_fields(json.loads(event.model_dump_json())), b"m/1",
                          [("event", b"found"), ("x-newer-header", b"\xff anything")])
-    (out,) = await CatalogService(SETTINGS, OneSignature()).handle_record(record)
+    (out,) = await build_catalog(SETTINGS, OneSignature()).handle_record(record)
     assert CatalogEntry.model_validate_json(out.value or b"").status == "ready"
 
 
 async def test_the_catalog_skips_a_message_type_it_does_not_know() -> None:
     record = _discovered(b'{"not": "a discovery event"}', b"m/1#autoscaler",
                          [(MESSAGE_TYPE_HEADER, b"autoscaler_hint")])
-    assert await CatalogService(SETTINGS, OneSignature()).handle_record(record) == []
+    assert await build_catalog(SETTINGS, OneSignature()).handle_record(record) == []
 
 
 async def test_the_catalog_puts_a_serving_report_in_the_entry_once() -> None:
-    catalog = CatalogService(SETTINGS, OneSignature())
+    catalog = build_catalog(SETTINGS, OneSignature())
     event = DiscoveryEvent(kind="found", name="m", version="1", fingerprint="f",
                            model_tags={"datagrok": ""})
     await catalog.handle_record(_discovered(event.model_dump_json().encode(), b"m/1", []))

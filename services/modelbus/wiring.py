@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from modelbus_contract.settings import ModelbusSettings
@@ -15,7 +16,7 @@ from modelbus_delivery.writer import TopicWriter
 
 if TYPE_CHECKING:
     from modelbus_catalog.service import CatalogService, ModelReader
-    from modelbus_discovery.service import DiscoveryService
+    from modelbus_discovery.service import DiscoveryService, Registry
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.ports import Containers, Predictor
     from modelbus_worker.service import WorkerService
@@ -33,15 +34,25 @@ def configure_mlflow_client(settings: ModelbusSettings) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_s)))
 
 
-def build_discovery(settings: ModelbusSettings) -> DiscoveryService:
-    configure_mlflow_client(settings)
-    from modelbus_discovery.registry import MlflowRegistry
+def build_discovery(
+    settings: ModelbusSettings, registry: Registry | None = None
+) -> DiscoveryService:
+    """The discovery service listing ``registry`` (default: the MLflow registry)."""
+    from modelbus_discovery.metrics import DiscoveryMetrics
     from modelbus_discovery.service import DiscoveryService
+    from modelbus_discovery.webhook_receiver import receiver_for
 
-    registry = MlflowRegistry(
-        settings.mlflow_tracking_uri, settings.datagrok_tag, settings.registry_page_size
-    )
-    return DiscoveryService(settings, registry)
+    if registry is None:
+        configure_mlflow_client(settings)
+        from modelbus_discovery.registry import MlflowRegistry
+
+        registry = MlflowRegistry(
+            settings.mlflow_tracking_uri, settings.datagrok_tag, settings.registry_page_size
+        )
+    kafka = connection_options(settings)
+    writer = TopicWriter(kafka, backoff=backoff_for(settings))
+    return DiscoveryService(settings, registry, kafka, writer, DiscoveryMetrics(),
+                            webhooks=partial(receiver_for, settings))
 
 
 def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None) -> CatalogService:

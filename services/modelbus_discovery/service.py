@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -20,7 +21,6 @@ from pydantic import ValidationError
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.messages import DiscoveryEvent, message_type
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.ops_http import Check, kafka_ready
 from modelbus_delivery.retry import backoff_for
@@ -35,7 +35,7 @@ from modelbus_delivery.writer import PublishFailed, TopicWriter
 from .changes import VersionSnapshot, diff, fold
 from .metrics import DiscoveryMetrics
 from .recent import ModelState, RecentChanges, RecentModels
-from .webhook_receiver import WebhookReceiver, receiver_for
+from .webhook_receiver import WebhookReceiver
 
 log = get_logger("discovery")
 
@@ -53,19 +53,24 @@ class Registry(Protocol):
 
 
 class DiscoveryService:
-    """Announces tagged READY model versions on the discovered topic."""
+    """Announces tagged READY model versions on the discovered topic.
+
+    Every collaborator is given (``modelbus.wiring.build_discovery`` builds them).
+    """
 
     def __init__(
-        self, settings: ModelbusSettings, registry: Registry,
-        metrics: DiscoveryMetrics | None = None,
+        self, settings: ModelbusSettings, registry: Registry, kafka: dict[str, Any],
+        writer: TopicWriter, metrics: DiscoveryMetrics,
+        webhooks: Callable[[Callable[[str], None]], WebhookReceiver | None],
     ) -> None:
+        """``webhooks`` makes the receiver (None: none) calling back with a model's name."""
         self._settings = settings
-        self.metrics = metrics or DiscoveryMetrics()
+        self.metrics = metrics
         self.last_listing_ok: bool | None = None  # None: no listing finished yet
         self._registry = registry
         self._topic = settings.topics.discovered
-        self._kafka = connection_options(settings)
-        self._writer = TopicWriter(self._kafka, backoff=backoff_for(settings))
+        self._kafka = kafka
+        self._writer = writer
         self._known: dict[str, DiscoveryEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -86,7 +91,7 @@ class DiscoveryService:
         )
         self._recent_failing = False
         self._full_scan_asked = False
-        self._webhooks: WebhookReceiver | None = receiver_for(settings, self.scan_model_soon)
+        self._webhooks: WebhookReceiver | None = webhooks(self.scan_model_soon)
         self.consecutive_failures = 0
 
     async def start(self) -> None:

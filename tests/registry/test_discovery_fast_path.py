@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 from tests.support.kafka import read_topic
 from tests.support.waiting import async_wait_for
 
+from modelbus.wiring import build_discovery
 from modelbus_contract.messages import DiscoveryEvent
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_discovery.recent import ModelState
@@ -203,7 +204,7 @@ async def test_failed_looks_are_logged_once_and_the_fast_path_goes_on(
     cleanup_models.append(model_name)
     registry = FailingLooks(MlflowRegistry(settings.mlflow_tracking_uri, settings.datagrok_tag),
                             failures=3)
-    discovery = DiscoveryService(settings, registry)
+    discovery = build_discovery(settings, registry)
     with capture_logs() as logs:
         await discovery.start()
         try:

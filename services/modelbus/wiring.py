@@ -1,4 +1,9 @@
-"""The one place that wires adapters (MLflow, Kafka, Docker) into the services."""
+"""The composition root: one function per service builds all it needs.
+
+Settings, the Kafka writer, catalog view and consumer runtime, the MLflow reader, the
+webhook receiver, the Docker client and the worker's handler wrappers are made here and
+passed in; no service or pool builds its own.
+"""
 
 from __future__ import annotations
 

@@ -101,11 +101,8 @@ class AsyncModelbusClient:
         self._replies = ReplyTopics(
             shared or private_reply_topic(settings),
             lambda topic: ResultsListener(
-                self._kafka, topic, settings.kafka_fetch_max_wait_ms,
-                close_timeout_s=close_timeout_s, partitions=partitions,
-                pacing=FetchPacing(settings.kafka_fetch_max_wait_ms,
-                                   settings.kafka_fetch_max_wait_busy_ms,
-                                   settings.kafka_fetch_busy_rate),
+                self._kafka, topic, close_timeout_s=close_timeout_s, partitions=partitions,
+                pacing=FetchPacing.request_path(settings),
             ),
             rotate_after=settings.client_reply_rotate_after if self._private_replies else 0,
             next_topic=lambda: private_reply_topic(settings),

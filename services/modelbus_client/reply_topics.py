@@ -42,11 +42,8 @@ class RotationCount:
         return True
 
     def rotated(self) -> None:
+        """A rotation ended (done, or given up: tried again after another ``rotate_after``)."""
         self.sent, self.rotating = 0, False
-
-    def failed(self) -> None:
-        """The rotation did not happen: try again after another ``rotate_after``."""
-        self.rotated()
 
 
 class ReplyTopics:
@@ -143,7 +140,7 @@ class ReplyTopics:
         except ClientClosed:
             return
         except Exception as exc:  # the current topic keeps serving; tried again later
-            self._count.failed()
+            self._count.rotated()
             log.warning("reply_topic_rotation_failed", topic=topic, error=repr(exc)[:300])
             await fresh.stop()
             return

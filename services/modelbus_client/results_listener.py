@@ -73,8 +73,8 @@ class ResultsListener:
         self._kafka = kafka
         self._topic = topic
         self._spec = TopicSpec(topic, partitions)  # if this reader is the first to need it
-        self._fetch_wait = fetch_max_wait_ms
-        # While answers stream, fetches wait longer (see modelbus_delivery.fetch_pacing).
+        # The fetch wait: ``fetch_max_wait_ms``, or the pacing's, which waits longer while
+        # answers stream (see modelbus_delivery.fetch_pacing).
         self._pacing = pacing or FetchPacing(fetch_max_wait_ms, 0, 0)
         self._close_timeout_s = close_timeout_s
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
@@ -102,7 +102,7 @@ class ResultsListener:
         consumer = AIOKafkaConsumer(
             **as_options(self._kafka),
             enable_auto_commit=False,
-            fetch_max_wait_ms=self._fetch_wait,
+            fetch_max_wait_ms=self._pacing.quiet_ms,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         await start_consumer(consumer)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelbus_contract.settings import ModelbusSettings
+
 from .logs import get_logger
 
 log = get_logger("delivery")
@@ -44,6 +46,12 @@ class FetchPacing:
     busy: bool = False
     _count: int = 0
     _since: float | None = field(default=None, repr=False)
+
+    @classmethod
+    def request_path(cls, settings: ModelbusSettings) -> FetchPacing:
+        """The pacing of a request-path consumer (the worker's requests, a client's answers)."""
+        return cls(settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_max_wait_busy_ms,
+                   settings.kafka_fetch_busy_rate)
 
     @property
     def enabled(self) -> bool:

@@ -26,6 +26,7 @@ from modelbus.stack.broker_watch_policy import (
 )
 from modelbus.stack.errors import PortInUseError
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.fetch_pacing import FetchPacing
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.ops_http import OpsServer, Readiness
 
@@ -37,10 +38,8 @@ PROBE_TIMEOUT_S = 5.0
 def limits_from(settings: ModelbusSettings) -> BrokerLimits:
     """The wall is the request path's fetch wait under load (the busy wait when fetches are
     paced); the warning comes at the configured share."""
-    wait_ms = settings.kafka_fetch_max_wait_ms
-    if settings.kafka_fetch_busy_rate > 0:
-        wait_ms = max(wait_ms, settings.kafka_fetch_max_wait_busy_ms)
-    wall_s = wait_ms / 1000
+    pacing = FetchPacing.request_path(settings)
+    wall_s = (pacing.busy_ms if pacing.enabled else pacing.quiet_ms) / 1000
     warn_ms = settings.embedded_broker_fetch_warn_ms
     return BrokerLimits(
         fetch_wall_s=wall_s,

@@ -404,10 +404,20 @@ class Results:
     big_body_bytes: int = 0
     serve_errors: Counter[str] = field(default_factory=Counter)
     loads: list[str] = field(default_factory=list)
+    # CPU milliseconds per answered one-row request in the throughput rounds: the worker's
+    # process (host side: Kafka, checks, Arrow, the container's socket) and the bench's.
+    worker_cpu_ms: list[float] = field(default_factory=list)
+    client_cpu_ms: list[float] = field(default_factory=list)
 
 
 def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def log_linear_model(tracking_uri: str, name: str) -> str:
@@ -630,10 +640,18 @@ async def run(
             """Answers without error per second; the failures of the round are recorded."""
             tables = [request_table(1) for _ in range(n)]
             failed = res.check.failed_total
+            pid = worker.proc.pid if isinstance(worker, WorkerProcess) and worker.proc else None
+            worker_cpu = process_cpu_s(pid) if pid else math.nan
+            client_cpu = time.process_time()
             seconds = await drive(n, IN_FLIGHT, lambda i: mb_one(tables[i]),
                                   lambda: res.check.stalled)
             res.mb_failed.append(res.check.failed_total - failed)
-            return (n - res.mb_failed[-1]) / seconds
+            answered = n - res.mb_failed[-1]
+            if answered:
+                worker_s = process_cpu_s(pid) - worker_cpu if pid else math.nan
+                res.worker_cpu_ms.append(worker_s * 1e3 / answered)
+                res.client_cpu_ms.append((time.process_time() - client_cpu) * 1e3 / answered)
+            return answered / seconds
 
         async def echo_rate(n: int) -> float:
             echo.resume()
@@ -841,6 +859,10 @@ def print_table(res: Results) -> None:
           f"size ({res.big_body_bytes / 1e3:,.0f} kB): {ebig * ms:.1f} ms; the model's container "
           f"called directly: {dbig * ms:.1f} ms; echo + container {(ebig + dbig) * ms:.1f} ms "
           f"(ratio {ratio(mbig, ebig + dbig)}) |")
+    wcpu, ccpu = med(res.worker_cpu_ms[1:]), med(res.client_cpu_ms[1:])  # [0]: warm-up
+    print(f"| host CPU per one-row request in the throughput rounds | worker process "
+          f"{wcpu:.3f} ms | the bench's process (client, {IN_FLIGHT} in flight): "
+          f"{ccpu:.3f} ms |")
     cold = f"{median(res.cold):.1f} s (n={len(res.cold)}: " + ", ".join(
         f"{x:.1f}" for x in res.cold) + ")" if res.cold else "n/a"
     print(f"| first request of a version whose dependency image is cached (cold start) | "

@@ -104,9 +104,11 @@ def assemble_worker(
     *, containers: Containers | None = None,
 ) -> WorkerService:
     """The worker around ``predictor``: its adapters and the handler's whole wrapper stack
-    (outermost first: traced, measured, RequestHandler, traced and measured predictor,
-    BatchingPredictor when batching, measured batches, the predictor)."""
+    (outermost first: Answering (headers read once, records made from the answer),
+    traced, measured, RequestHandler, traced and measured predictor, BatchingPredictor
+    when batching, measured batches, the predictor)."""
     from modelbus_worker import service as w
+    from modelbus_worker.answering import Answering
     from modelbus_worker.batching import BatchingPredictor, BatchSettings
     from modelbus_worker.handler import RequestHandler
     from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor
@@ -116,6 +118,7 @@ def assemble_worker(
     from modelbus_worker.problem_reports import ProblemReporter
     from modelbus_worker.progress_notices import ProgressNotices
     from modelbus_worker.quarantine import WorkerQuarantine
+    from modelbus_worker.replies import ResultEncoder
     from modelbus_worker.reply_policy import ReplyPolicy
     from modelbus_worker.request import RequestLimits
     from modelbus_worker.tracing import BATCH_SPANS, traced_handler, traced_predictor
@@ -143,16 +146,19 @@ def assemble_worker(
     policy = ReplyPolicy.from_settings(s)
     limits = RequestLimits(s.max_message_bytes, s.max_request_rows, s.max_decoded_bytes,
                            max_timeout_s)
-    handler = traced_handler(
-        MeasuredHandler(
-            RequestHandler(
-                catalog.entries,
-                traced_predictor(MeasuredPredictor(batches, metrics.request_predicted)),
-                topics, policy, limits, catch_up=catalog.sync, notices=notices,
+    handler = Answering(
+        traced_handler(
+            MeasuredHandler(
+                RequestHandler(
+                    catalog.entries,
+                    traced_predictor(MeasuredPredictor(batches, metrics.request_predicted)),
+                    limits, catch_up=catalog.sync, notices=notices, encoder=ResultEncoder(),
+                ),
+                metrics, catalog.entries,
             ),
-            metrics, catalog.entries,
+            f"{s.topic_prefix}worker",
         ),
-        f"{s.topic_prefix}worker",
+        policy, topics.dlq,
     )
     runtime = DeliveryRuntime(
         kafka, w.consumer_config(s), handler,

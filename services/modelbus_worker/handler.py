@@ -1,4 +1,5 @@
-"""One request in, the records that answer it out: resolve, check, predict, reply."""
+"""One request in, its answer out: resolve, check, predict, encode (the records that carry
+the answer are made by ``answering``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from modelbus_contract.channels import Topics
 from modelbus_contract.errors import (
     BadRequest,
     InternalError,
@@ -15,24 +15,15 @@ from modelbus_contract.errors import (
     ModelInvalid,
     ModelNotFound,
 )
-from modelbus_contract.headers import read_headers
 from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.resolve import resolve
 from modelbus_delivery.logs import debug_enabled, get_logger
-from modelbus_delivery.records import Inbound, Outgoing
 
+from .answer import Answer, Received
 from .ports import Predictor
 from .progress_notices import ProgressNotices
-from .replies import dlq_copy, error_result, ok_result
-from .reply_policy import ReplyPolicy
-from .request import (
-    Envelope,
-    InferenceRequest,
-    RequestLimits,
-    decode_body,
-    read_envelope,
-    read_request,
-)
+from .replies import ResultEncoder
+from .request import Envelope, InferenceRequest, RequestLimits, decode_body, read_request
 from .schema_check import conform
 
 log = get_logger("worker")
@@ -48,35 +39,31 @@ CatchUp = Callable[[], Awaitable[bool]]
 
 
 class RequestHandler:
-    """Turns a request record into its result (and a DLQ copy when the request is bad)."""
+    """Decides the answer to a request: its result, or the error (and whether the request
+    is kept in the DLQ)."""
 
     def __init__(
         self,
         entries: Mapping[str, CatalogEntry],
         predictor: Predictor,
-        topics: Topics,
-        policy: ReplyPolicy,
         limits: RequestLimits,
         catch_up: CatchUp | None = None,
         notices: ProgressNotices | None = None,
+        encoder: ResultEncoder | None = None,
     ) -> None:
         self._entries = entries
         self._catch_up = catch_up
         self._notices = notices
         self._predictor = predictor
-        self._topics = topics
-        self._policy = policy
         self._limits = limits
+        self._encoder = encoder or ResultEncoder()
 
-    async def __call__(self, record: Inbound) -> list[Outgoing]:
-        headers = read_headers(record.headers)
-        envelope = read_envelope(
-            record.key, headers, self._policy, (record.partition, record.offset)
-        )
+    async def __call__(self, received: Received) -> Answer:
+        headers, envelope = received.headers, received.envelope
         started = time.perf_counter()
         model, version = headers.get("model")[:256], ""
         try:
-            request = read_request(envelope, headers, record.value, self._limits)
+            request = read_request(envelope, headers, received.record.value, self._limits)
             entry = await self._resolve(request)
             model, version = entry.name, entry.version
             if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
@@ -92,33 +79,28 @@ class RequestHandler:
                     envelope, entry.name, entry.version, prediction)
             else:
                 output = await prediction
-            result = ok_result(envelope, entry, output)
+            answer = Answer(envelope, model, version, self._encoder.encode(entry, output),
+                            output.num_rows)
             if debug_enabled():
                 _bound(envelope, model, version).debug(
                     "request_answered", status="ok", rows=table.num_rows,
                     ms=round((time.perf_counter() - started) * 1e3, 3),
                 )
-            return [result]
+            return answer
         except BadRequest as exc:
             _bound(envelope, model, version).warning(
                 "request_rejected", error_code=exc.code, error=exc.message[:300]
             )
-            return [
-                error_result(envelope, exc, model, version),
-                dlq_copy(self._topics.dlq, record, exc),
-            ]
+            return Answer(envelope, model, version, error=exc, keep_copy=True)
         except ModelbusError as exc:
             _bound(envelope, model, version).warning(
                 "request_failed", error_code=exc.code, error=exc.message[:300]
             )
-            return [error_result(envelope, exc, model, version)]
+            return Answer(envelope, model, version, error=exc)
         except Exception as exc:  # a bug in modelbus: answer it, keep a copy, go on
             _bound(envelope, model, version).exception("request_crashed")
             err = InternalError(f"{type(exc).__name__}: {exc}")
-            return [
-                error_result(envelope, err, model, version),
-                dlq_copy(self._topics.dlq, record, err),
-            ]
+            return Answer(envelope, model, version, error=err, keep_copy=True)
 
     async def _resolve(self, request: InferenceRequest) -> CatalogEntry:
         """The request's catalog entry. Before answering that its model is unknown or

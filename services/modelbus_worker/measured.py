@@ -9,37 +9,33 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from modelbus_contract.messages import CatalogEntry
-from modelbus_delivery.records import Inbound, Outgoing
-from modelbus_delivery.runtime import Handler
 
+from .answer import Answer, AnswerHandler, Received
 from .metrics import PredictObserver, WorkerMetrics, model_labels
 from .ports import Predictor
 
 
 class MeasuredHandler:
-    """Counts each answer by the headers it carries (status, error code, model, version)."""
+    """Counts each answer by what it says (status, error code, model, version)."""
 
     def __init__(
-        self, handler: Handler, metrics: WorkerMetrics, entries: Mapping[str, CatalogEntry]
+        self, handler: AnswerHandler, metrics: WorkerMetrics, entries: Mapping[str, CatalogEntry]
     ) -> None:
         self._handler = handler
         self._metrics = metrics
         self._entries = entries
 
-    async def __call__(self, record: Inbound) -> list[Outgoing]:
+    async def __call__(self, received: Received) -> Answer:
         started = time.perf_counter()
-        queued_s = max(time.time() - record.timestamp / 1000, 0.0) if record.timestamp > 0 else None
-        outputs = await self._handler(record)
-        if outputs:
-            headers = outputs[0].headers  # the answer; a DLQ copy may follow
-            model, version = model_labels(
-                self._entries, headers.get("model", ""), headers.get("model_version", "")
-            )
-            self._metrics.answered(
-                model, version, headers.get("status", ""), headers.get("error_code", ""),
-                time.perf_counter() - started, queued_s,
-            )
-        return outputs
+        stamp = received.record.timestamp
+        queued_s = max(time.time() - stamp / 1000, 0.0) if stamp > 0 else None
+        answer = await self._handler(received)
+        model, version = model_labels(self._entries, answer.model, answer.version)
+        self._metrics.answered(
+            model, version, answer.status, answer.error_code,
+            time.perf_counter() - started, queued_s,
+        )
+        return answer
 
 
 class MeasuredPredictor:

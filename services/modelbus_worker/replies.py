@@ -1,21 +1,32 @@
-"""The records a worker publishes: results, error results and DLQ copies (pure logic)."""
+"""The records a worker publishes: results, error results and DLQ copies, and the
+encoding of output tables with the catalog's labels (pure logic)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-from modelbus_contract.arrow_codec import ARROW_STREAM, JSON, table_to_ipc
+from modelbus_contract.arrow_codec import (
+    ARROW_STREAM,
+    END_OF_STREAM,
+    JSON,
+    has_dictionary,
+    table_to_ipc,
+)
 from modelbus_contract.errors import ModelbusError, TooLarge
 from modelbus_contract.inference import ErrorBody
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_delivery.dlq import dlq_copy as delivery_dlq_copy
 from modelbus_delivery.records import Inbound, Outgoing
 
+from .answer import Answer
 from .request import Envelope
 
 MAX_HEADER_MESSAGE = 1000
+
+
+Outputs = tuple[tuple[str | None, str | None], ...]  # the catalog's (name, semtype) per output
 
 
 def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
@@ -24,18 +35,17 @@ def label_outputs(table: pa.Table, outputs: list[Parameter]) -> pa.Table:
     When the model returns as many columns as the catalog lists outputs, columns are
     renamed by index to the catalog's names (which tags may have overridden).
     """
-    schema = _labelled_schema(
-        table.schema.serialize().to_pybytes(),  # exact, field metadata included
-        tuple((p.name, p.semtype) for p in outputs),
-    )
+    schema = labelled_schema(table.schema, _outputs(outputs))
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
-@lru_cache(maxsize=256)  # the same few schemas and catalog outputs, answer after answer
-def _labelled_schema(
-    given_message: bytes, outputs: tuple[tuple[str | None, str | None], ...]
-) -> pa.Schema:
-    fields = list(pa.ipc.read_schema(pa.py_buffer(given_message)))
+def _outputs(outputs: list[Parameter]) -> Outputs:
+    return tuple((p.name, p.semtype) for p in outputs)
+
+
+def labelled_schema(given: pa.Schema, outputs: Outputs) -> pa.Schema:
+    """``given`` with the catalog's output names and semtypes (field metadata kept)."""
+    fields = list(given)
     by_name = {name: (name, semtype) for name, semtype in outputs if name}
     rename = len(fields) == len(outputs) and all(name for name, _ in outputs)
     new_fields = []
@@ -46,19 +56,84 @@ def _labelled_schema(
         if param is not None and param[1]:
             metadata[b"semtype"] = param[1].encode()
         new_fields.append(pa.field(name, f.type, f.nullable, metadata or None))
-    return pa.schema(new_fields)
+    return pa.schema(new_fields)  # schema-level metadata (e.g. pandas') is not kept
 
 
-def ok_result(envelope: Envelope, entry: CatalogEntry, table: pa.Table) -> Outgoing:
+@dataclass(frozen=True, slots=True)
+class _Labelled:
+    """The labelled schema message of one model version's answers."""
+
+    outputs: list[Parameter]  # the catalog entry's list, compared by identity
+    given: pa.Schema  # the schema the model answered with
+    message: bytes | None  # the labelled schema's IPC message; None: encode in full
+
+
+class ResultEncoder:
+    """Output tables as Arrow IPC stream bytes with the catalog's names and semtypes.
+
+    A record batch message does not name its fields, so only the schema message is
+    labelled: it is made once per model version (and again when the model answers with a
+    different schema or the catalog entry changed), and each answer is that message, its
+    own batches and the end-of-stream marker. The bytes are those of ``table_to_ipc`` of
+    ``label_outputs``.
+    """
+
+    def __init__(self, max_versions: int = 1024) -> None:
+        self._labelled: dict[tuple[str, str], _Labelled] = {}
+        self._max_versions = max_versions
+
+    @property
+    def versions(self) -> list[tuple[str, str]]:
+        """The versions whose labelled schema is remembered, oldest first."""
+        return list(self._labelled)
+
+    def encode(self, entry: CatalogEntry, table: pa.Table) -> bytes:
+        key = (entry.name, entry.version)
+        schema = table.schema
+        known = self._labelled.get(key)
+        if known is None or known.outputs is not entry.outputs or not known.given.equals(
+            schema, check_metadata=True
+        ):
+            known = self._remember(key, entry.outputs, schema)
+        if known.message is None or not table.num_rows:
+            return table_to_ipc(label_outputs(table, entry.outputs))
+        parts = [known.message]
+        parts.extend(batch.serialize().to_pybytes() for batch in table.to_batches())
+        parts.append(END_OF_STREAM)
+        return b"".join(parts)
+
+    def _remember(
+        self, key: tuple[str, str], outputs: list[Parameter], given: pa.Schema
+    ) -> _Labelled:
+        labelled = labelled_schema(given, _outputs(outputs))
+        message = None if has_dictionary(labelled) else labelled.serialize().to_pybytes()
+        if len(self._labelled) >= self._max_versions:
+            self._labelled.pop(next(iter(self._labelled)))
+        known = self._labelled[key] = _Labelled(outputs, given, message)
+        return known
+
+
+def answer_records(answer: Answer, record: Inbound, dlq_topic: str) -> list[Outgoing]:
+    """The records that carry ``answer``: its result, and the request's DLQ copy when kept."""
+    if answer.error is None:
+        return [ok_result(answer.envelope, answer.model, answer.version, answer.body or b"")]
+    result = error_result(answer.envelope, answer.error, answer.model, answer.version)
+    if not answer.keep_copy:
+        return [result]
+    return [result, dlq_copy(dlq_topic, record, answer.error)]
+
+
+def ok_result(envelope: Envelope, model: str, version: str, body: bytes) -> Outgoing:
+    """The result of a request that was answered: ``body`` is the output table."""
     return Outgoing(
         envelope.reply_to,
         envelope.key,
-        table_to_ipc(label_outputs(table, entry.outputs)),
+        body,
         {
             "correlation_id": envelope.correlation_id,
             "status": "ok",
-            "model": entry.name,
-            "model_version": entry.version,
+            "model": model,
+            "model_version": version,
             "content-type": ARROW_STREAM,
             **_position(envelope),
         },

@@ -30,11 +30,9 @@ from typing import Any
 import pyarrow as pa
 
 from modelbus_contract.errors import ModelbusError
-from modelbus_contract.headers import read_headers
-from modelbus_contract.trace_context import trace_headers
-from modelbus_delivery.records import Inbound, Outgoing
-from modelbus_delivery.runtime import Handler
+from modelbus_delivery.records import Inbound
 
+from .answer import Answer, AnswerHandler, Received
 from .ports import BatchSpans, Predictor
 
 try:
@@ -79,7 +77,9 @@ class _BatchSpans:
 BATCH_SPANS: BatchSpans = _BatchSpans()
 
 
-def traced_handler(handler: Handler, consumer_group: str, tracer_provider: Any = None) -> Handler:
+def traced_handler(
+    handler: AnswerHandler, consumer_group: str, tracer_provider: Any = None
+) -> AnswerHandler:
     """``handler`` with a consumer span per request; ``handler`` itself without OTel."""
     if trace is None:
         return handler
@@ -135,45 +135,40 @@ def consumer_attributes(record: Inbound, consumer_group: str) -> dict[str, str |
     return attributes
 
 
-def answer_attributes(answers: list[Outgoing]) -> dict[str, str]:
+def answer_attributes(answer: Answer) -> dict[str, str]:
     """What the answer to a request says about it: message id, model, error code (pure)."""
-    result = next((out for out in answers if "status" in out.headers), None)
-    if result is None:
-        return {}
-    headers = result.headers
     attributes = {
-        "messaging.message.id": headers.get("correlation_id", ""),
-        "modelbus.model": headers.get("model", ""),
-        "modelbus.model_version": headers.get("model_version", ""),
+        "messaging.message.id": answer.envelope.correlation_id,
+        "modelbus.model": answer.model,
+        "modelbus.model_version": answer.version,
     }
-    if headers.get("status") == "error":
-        attributes["error.type"] = headers.get("error_code", "internal")
+    if answer.error is not None:
+        attributes["error.type"] = answer.error.code
     return {k: v for k, v in attributes.items() if v}
 
 
 class _TracedHandler:
-    def __init__(self, handler: Handler, consumer_group: str, tracing: _Tracing) -> None:
+    def __init__(self, handler: AnswerHandler, consumer_group: str, tracing: _Tracing) -> None:
         self._handler = handler
         self._group = consumer_group
         self._tracing = tracing
         self._propagator = TraceContextTextMapPropagator()
 
-    async def __call__(self, record: Inbound) -> list[Outgoing]:
+    async def __call__(self, received: Received) -> Answer:
         if not self._tracing.on():
-            return await self._handler(record)
-        parent = self._propagator.extract(trace_headers(read_headers(record.headers)))
+            return await self._handler(received)
+        # The envelope echoes the request's trace headers, already validated.
+        parent = self._propagator.extract(dict(received.envelope.echoed))
+        record = received.record
         with self._tracing.tracer.start_as_current_span(
             f"process {record.topic}", context=parent, kind=trace.SpanKind.CONSUMER,
             attributes=consumer_attributes(record, self._group),
         ) as span:
-            answers = await self._handler(record)
-            attributes = answer_attributes(answers)
-            span.set_attributes(attributes)
-            if "error.type" in attributes:
-                result = next(out for out in answers if "status" in out.headers)
-                span.set_status(trace.StatusCode.ERROR,
-                                result.headers.get("error_message", "")[:300])
-            return answers
+            answer = await self._handler(received)
+            span.set_attributes(answer_attributes(answer))
+            if answer.error is not None:
+                span.set_status(trace.StatusCode.ERROR, answer.error.message[:300])
+            return answer
 
 
 class _TracedPredictor:

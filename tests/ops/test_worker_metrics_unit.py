@@ -9,11 +9,12 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.worker.test_handler_unit import ENTRY, LinearPredictor, _handler, _record
+from tests.worker.test_handler_unit import ENTRY, LIMITS, LinearPredictor, _record, answering
 
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.messages import CatalogEntry
+from modelbus_worker.handler import RequestHandler
 from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor
 from modelbus_worker.metrics import UNKNOWN, WorkerMetrics, model_labels
 
@@ -43,7 +44,9 @@ def test_labels_are_bounded_by_the_catalog(catalog: Mapping[str, CatalogEntry]) 
 async def test_answers_are_counted_by_model_status_and_error_code() -> None:
     metrics = WorkerMetrics()
     predictor = LinearPredictor()
-    handler = MeasuredHandler(_handler(predictor), metrics, CATALOG)
+    handler = answering(
+        MeasuredHandler(RequestHandler(CATALOG, predictor, LIMITS), metrics, CATALOG)
+    )
     now_ms = int(time.time() * 1000)
     for _ in range(3):
         await handler(_record(BODY, {"model": b"lin"}))

@@ -16,6 +16,8 @@ from modelbus_contract.errors import ModelFailed
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_worker.answer import AnswerHandler
+from modelbus_worker.answering import Answering
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.quarantine import WorkerQuarantine
 from modelbus_worker.reply_policy import ReplyPolicy
@@ -57,8 +59,13 @@ def _record(value: bytes | None, headers: dict[str, bytes], key: bytes | None = 
     return Inbound(TOPICS.requests, 0, 41, key, value, tuple(headers.items()))
 
 
-def _handler(predictor: LinearPredictor) -> RequestHandler:
-    return RequestHandler({ENTRY.key: ENTRY}, predictor, TOPICS, POLICY, LIMITS)
+def answering(handler: AnswerHandler) -> Answering:
+    """``handler`` as the runtime calls it: a record in, the records that answer it out."""
+    return Answering(handler, POLICY, TOPICS.dlq)
+
+
+def _handler(predictor: LinearPredictor) -> Answering:
+    return answering(RequestHandler({ENTRY.key: ENTRY}, predictor, LIMITS))
 
 
 def _code(out: Outgoing) -> str:
@@ -160,9 +167,9 @@ def _request(model: bytes = b"lin", version: bytes | None = None) -> Inbound:
     return _record(to_ipc_stream(pa.table({"a": [1.0], "b": [2.0]})), headers)
 
 
-def _caught_up_handler(catalog: CatalogThatCatchesUp) -> RequestHandler:
-    return RequestHandler(catalog.entries, LinearPredictor(), TOPICS, POLICY, LIMITS,
-                          catch_up=catalog.sync)
+def _caught_up_handler(catalog: CatalogThatCatchesUp) -> Answering:
+    return answering(RequestHandler(catalog.entries, LinearPredictor(), LIMITS,
+                                    catch_up=catalog.sync))
 
 
 async def test_a_model_published_after_the_view_last_read_is_answered_after_one_catch_up() -> None:

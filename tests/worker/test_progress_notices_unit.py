@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from modelbus_client.tables import from_ipc_stream, to_ipc_stream
 from modelbus_delivery.records import Outgoing
+from modelbus_worker.answering import Answering
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.progress_notices import ProgressNotices
 
@@ -54,7 +55,7 @@ class GatedPredictor(LinearPredictor):
 
 
 def _setup(steps: list[str | None], warm: bool = False) -> tuple[
-        RequestHandler, GatedPredictor, StartingPool, list[Outgoing]]:
+        Answering, GatedPredictor, StartingPool, list[Outgoing]]:
     pool = StartingPool(steps)
     pool.warm = warm
     predictor = GatedPredictor()
@@ -68,8 +69,8 @@ def _setup(steps: list[str | None], warm: bool = False) -> tuple[
 
     notices = ProgressNotices(pool, publish, interval_s=0.001, first_after_s=0.001,
                               clock=lambda: 112.5)
-    handler = RequestHandler({ENTRY.key: ENTRY}, predictor, TOPICS, POLICY, LIMITS,
-                             notices=notices)
+    handler = Answering(RequestHandler({ENTRY.key: ENTRY}, predictor, LIMITS, notices=notices),
+                        POLICY, TOPICS.dlq)
     return handler, predictor, pool, sent
 
 

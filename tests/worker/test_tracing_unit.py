@@ -18,12 +18,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from modelbus_client.tables import to_ipc_stream
-from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_contract.errors import BadRequest
+from modelbus_delivery.records import Inbound
 from modelbus_delivery.runtime import Handler
 from modelbus_worker import tracing
+from modelbus_worker.answer import Answer
+from modelbus_worker.answering import Answering
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.quarantine import WorkerQuarantine
+from modelbus_worker.request import Envelope
 
 from .test_handler_unit import ENTRY, LIMITS, POLICY, TOPICS, LinearPredictor
 
@@ -52,9 +56,9 @@ def _traced(exporter: InMemorySpanExporter, predictor: object) -> Handler:
     provider = _provider(exporter)
     handler = RequestHandler(
         {ENTRY.key: ENTRY}, tracing.traced_predictor(predictor, provider),  # type: ignore[arg-type]
-        TOPICS, POLICY, LIMITS,
+        LIMITS,
     )
-    return tracing.traced_handler(handler, GROUP, provider)
+    return Answering(tracing.traced_handler(handler, GROUP, provider), POLICY, TOPICS.dlq)
 
 
 def _record(value: bytes, offset: int = 41, **headers: str) -> Inbound:
@@ -198,7 +202,7 @@ def test_the_quarantine_answer_carries_the_trace() -> None:
 async def test_without_opentelemetry_nothing_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracing, "trace", None)
     model = LinearPredictor()
-    handler = RequestHandler({ENTRY.key: ENTRY}, model, TOPICS, POLICY, LIMITS)
+    handler = RequestHandler({ENTRY.key: ENTRY}, model, LIMITS)
     assert tracing.traced_handler(handler, GROUP) is handler
     assert tracing.traced_predictor(model) is model
     assert tracing.current_span() is None
@@ -209,7 +213,7 @@ async def test_without_opentelemetry_nothing_is_wrapped(monkeypatch: pytest.Monk
     ))
     assert [t.num_rows for t in tables] == [1, 1]
     assert batching.batches == 1
-    (answer,) = await handler(_record(GOOD, traceparent=TRACEPARENT))
+    (answer,) = await Answering(handler, POLICY, TOPICS.dlq)(_record(GOOD, traceparent=TRACEPARENT))
     assert answer.headers["traceparent"] == TRACEPARENT  # echoing needs no OpenTelemetry
 
 
@@ -228,10 +232,8 @@ async def test_without_a_tracer_provider_a_request_goes_straight_through(
             seen.append(trace.get_current_span().get_span_context().is_valid)
             return await super().predict(name, version, table, timeout_s)
 
-    handler = RequestHandler(
-        {ENTRY.key: ENTRY}, tracing.traced_predictor(Model()), TOPICS, POLICY, LIMITS
-    )
-    (answer,) = await tracing.traced_handler(handler, GROUP)(
+    handler = RequestHandler({ENTRY.key: ENTRY}, tracing.traced_predictor(Model()), LIMITS)
+    (answer,) = await Answering(tracing.traced_handler(handler, GROUP), POLICY, TOPICS.dlq)(
         _record(GOOD, traceparent=TRACEPARENT)
     )
     assert answer.headers["status"] == "ok"
@@ -239,6 +241,12 @@ async def test_without_a_tracer_provider_a_request_goes_straight_through(
     assert seen == [False]  # no span was started, not even a non-recording one
 
 
-def test_answer_attributes_of_no_answer_are_none() -> None:
-    copy = Outgoing(TOPICS.dlq, None, b"", {"dlq_error_code": "bad_request"})
-    assert tracing.answer_attributes([copy]) == {}
+def test_answer_attributes_name_the_message_model_and_error() -> None:
+    envelope = Envelope(b"k", "c7", TOPICS.results)
+    assert tracing.answer_attributes(Answer(envelope, "lin", "3", b"", 1)) == {
+        "messaging.message.id": "c7", "modelbus.model": "lin", "modelbus.model_version": "3",
+    }
+    # A request rejected before its model was known: no model, no version.
+    assert tracing.answer_attributes(Answer(envelope, "", "", error=BadRequest("no model"))) == {
+        "messaging.message.id": "c7", "error.type": "bad_request",
+    }

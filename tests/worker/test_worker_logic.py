@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from modelbus_client.tables import to_ipc_stream
+from modelbus_contract.arrow_codec import table_to_ipc
 from modelbus_contract.errors import (
     BadRequest,
     ModelInvalid,
@@ -136,7 +137,7 @@ def test_outputs_get_catalog_names_and_semtypes() -> None:
 
 def test_replies_carry_the_contract_headers() -> None:
     envelope = _envelope(b"key", {"correlation_id": "c1"})
-    ok = ok_result(envelope, CATALOG["m/2"], pa.table({"Predicted": [0.5]}))
+    ok = ok_result(envelope, "m", "2", table_to_ipc(pa.table({"Predicted": [0.5]})))
     assert ok.key == b"key"
     assert ok.headers["status"] == "ok"
     assert ok.headers["model_version"] == "2"
@@ -177,7 +178,7 @@ def test_unfinished_offsets_hold_the_commit_back_until_forgotten() -> None:
 
 def test_an_answer_over_the_limit_becomes_a_too_large_error_on_the_same_topic() -> None:
     envelope = _envelope(b"key", {"correlation_id": "c2"})
-    big = ok_result(envelope, CATALOG["m/2"], pa.table({"Predicted": [0.5] * 1000}))
+    big = ok_result(envelope, "m", "2", table_to_ipc(pa.table({"Predicted": [0.5] * 1000})))
     replaced = too_large_instead(big, 1024)
     assert (replaced.topic, replaced.key) == (big.topic, big.key)
     assert replaced.headers["correlation_id"] == "c2"

@@ -20,6 +20,7 @@ from modelbus_contract.resolve import resolve
 from modelbus_delivery.logs import debug_enabled, get_logger
 
 from .answer import Answer, Received
+from .input_plans import InputPlans
 from .ports import Predictor
 from .progress_notices import ProgressNotices
 from .replies import ResultEncoder
@@ -57,6 +58,7 @@ class RequestHandler:
         self._predictor = predictor
         self._limits = limits
         self._encoder = encoder or ResultEncoder()
+        self._plans = InputPlans()
 
     async def __call__(self, received: Received) -> Answer:
         headers, envelope = received.headers, received.envelope
@@ -66,11 +68,13 @@ class RequestHandler:
             request = read_request(envelope, headers, received.record.value, self._limits)
             entry = await self._resolve(request)
             model, version = entry.name, entry.version
+            plan = self._plans.of(entry)
             if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
-                table = await asyncio.to_thread(decode_body, request, entry.inputs, self._limits)
+                table = await asyncio.to_thread(decode_body, request, plan.targets, self._limits)
             else:
-                table = decode_body(request, entry.inputs, self._limits)
-            table = conform(table, entry.inputs)
+                table = decode_body(request, plan.targets, self._limits)
+            if not plan.conforms(request.facts.schema):
+                table = conform(table, entry.inputs)
             prediction = self._predictor.predict(
                 entry.name, entry.version, table, request.timeout_s
             )

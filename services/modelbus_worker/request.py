@@ -25,11 +25,9 @@ from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.chunks import read_chunk_headers
 from modelbus_contract.errors import BadRequest, TooLarge
 from modelbus_contract.headers import HeaderView, answer_identity
-from modelbus_contract.messages import Parameter
 from modelbus_contract.trace_context import trace_headers
 
 from .reply_policy import ReplyPolicy
-from .schema_check import expected_type
 
 
 @dataclass(frozen=True)
@@ -116,14 +114,12 @@ def read_request(
 
 
 def decode_body(
-    request: InferenceRequest, inputs: list[Parameter], limits: RequestLimits
+    request: InferenceRequest, targets: list[pa.DataType], limits: RequestLimits
 ) -> pa.Table:
     """The request's table, fully validated; TooLarge when it, or its cast to the model's
-    input types, would take more than the operator allows (judged before decoding)."""
-    targets = [expected_type(p) for p in inputs if p.name]
-    needed = request.facts.decoded_bytes + cast_bytes(
-        request.facts.rows, [t for t in targets if t is not None]
-    )
+    input types (``targets``), would take more than the operator allows (judged before
+    decoding)."""
+    needed = request.facts.decoded_bytes + cast_bytes(request.facts.rows, targets)
     if needed > limits.max_decoded_bytes:
         raise TooLarge(
             f"the request would take {needed:,} bytes once decoded and cast to the model's "

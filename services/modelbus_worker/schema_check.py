@@ -10,7 +10,7 @@ from modelbus_contract.messages import Parameter
 from .coercion import ColumnMismatch, arrow_type, coercible
 from .tensor_check import conform_tensor, describe, is_tensor, tensor_type
 
-__all__ = ["coercible", "conform", "expected_type"]
+__all__ = ["already_conforms", "coercible", "conform", "expected_type"]
 
 
 def expected_type(param: Parameter) -> pa.DataType | None:
@@ -20,12 +20,12 @@ def expected_type(param: Parameter) -> pa.DataType | None:
     return arrow_type(param.arrow_type) if param.arrow_type else None
 
 
-def _already_conforms(table: pa.Table, named: list[Parameter]) -> bool:
-    """The usual case: exactly the model's columns, in its order, of its types (and, for a
-    tensor, no nulls and no ragged rows: checked by ``conform``)."""
-    if table.column_names != [p.name for p in named]:
+def already_conforms(schema: pa.Schema, named: list[Parameter]) -> bool:
+    """The usual case: exactly the model's columns, in its order, of its types (a tensor
+    input never does here: its nulls and ragged rows are checked by ``conform``)."""
+    if schema.names != [p.name for p in named]:
         return False
-    for param, field in zip(named, table.schema, strict=True):
+    for param, field in zip(named, schema, strict=True):
         if is_tensor(param):
             return False
         target = expected_type(param)
@@ -65,7 +65,7 @@ def conform(table: pa.Table, inputs: list[Parameter]) -> pa.Table:
     named = [p for p in inputs if p.name]
     if not named:
         return table  # nothing known about the inputs: the model itself will judge
-    if _already_conforms(table, named):
+    if already_conforms(table.schema, named):
         return table
     wanted = {p.name: p for p in named}
     names_given = table.column_names

@@ -48,13 +48,14 @@ WORKER_LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
         (_W + "images",),
         # The pieces of one request and its answer.
         tuple(_W + m for m in (
-            "coercion", "tensor_check", "schema_check", "reply_policy", "request", "replies",
-            "metrics", "problem_reports", "progress_notices", "quarantine",
+            "coercion", "tensor_check", "schema_check", "input_plans", "reply_policy", "request",
+            "answer", "replies", "metrics", "problem_reports", "progress_notices", "quarantine",
         )),
     ),
     (  # The parts: each on the ports, none on another.
         (_W + "pool",),
         (_W + "handler",),
+        (_W + "answering",),
         (_W + "batching",),
         (_W + "tracing",),
         (_W + "measured",),

@@ -8,9 +8,10 @@ worker's handler wrappers are made here and passed in; no service or pool builds
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelbus_contract.channels import topic_specs
 from modelbus_contract.settings import ModelbusSettings
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.ports import Containers, Predictor
     from modelbus_worker.service import WorkerService
+    from modelbus_worker.settings import ContainerSettings
 
 
 def configure_mlflow_client(settings: ModelbusSettings) -> None:
@@ -204,6 +206,23 @@ def assemble_worker(
                      writer, consumer=runtime, view=catalog, publishers=(problems,))
     return w.WorkerService(life, catalog, runtime, batches, metrics,
                            containers=containers, preparer=preparer)
+
+
+@dataclass(frozen=True)
+class ImageTools:
+    """What ``modelbus images`` works with: the workers' container settings and the Docker
+    engine's client, connected when a command first asks (after its options are checked)."""
+
+    settings: ContainerSettings
+    docker: Callable[[], Any]
+
+
+def build_images() -> ImageTools:
+    """The image commands' settings (``MODELBUS_WORKER_``) and Docker client."""
+    from modelbus_worker.images.docker_build import docker_client
+    from modelbus_worker.settings import ContainerSettings
+
+    return ImageTools(ContainerSettings(), docker_client)
 
 
 class RunnableService(OpsSource, Protocol):

@@ -34,7 +34,7 @@ _EXTRA_OF_MODULE = {
 # Commands whose modules live elsewhere, imported when they are looked up: name → module:attr.
 _LAZY_COMMANDS = {
     "up": "modelbus.stack.command:up",
-    "images": "modelbus_worker.images.command:images",
+    "images": "modelbus.images_command:images",
     "predict": "modelbus_client.cli.commands:predict",
     "results": "modelbus_client.cli.commands:results",
 }

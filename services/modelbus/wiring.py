@@ -1,30 +1,37 @@
 """The composition root: one function per service builds all it needs.
 
-Settings, the Kafka writer, catalog view and consumer runtime, the MLflow reader, the
-webhook receiver, the Docker client and the worker's handler wrappers are made here and
-passed in; no service or pool builds its own.
+Settings, the Kafka writer, catalog view, consumer runtime, topic guard and the life cycle
+that runs them, the MLflow reader, the webhook receiver, the Docker client and the
+worker's handler wrappers are made here and passed in; no service or pool builds its own.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from modelbus_contract.channels import topic_specs
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
-from modelbus_delivery.kafka_config import connection_options
+from modelbus_delivery.kafka_config import KafkaOptions, connection_options
 from modelbus_delivery.ops_http import OpsSource, ops_endpoint
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.runtime import DeliveryRuntime, Handler
+from modelbus_delivery.runtime import DeliveryRuntime
+from modelbus_delivery.service_lifecycle import Consumer, Publisher, ServiceLifecycle
+from modelbus_delivery.topics import TopicGuard, ensure_topics
 from modelbus_delivery.writer import TopicWriter
 
 if TYPE_CHECKING:
-    from modelbus_catalog.service import CatalogService, ModelReader
+    from modelbus_catalog.retrying_reader import ModelReader
+    from modelbus_catalog.service import CatalogService
     from modelbus_discovery.service import DiscoveryService, Registry
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.ports import Containers, Predictor
     from modelbus_worker.service import WorkerService
+    from modelbus_worker.settings import ContainerSettings
 
 
 def configure_mlflow_client(settings: ModelbusSettings) -> None:
@@ -39,11 +46,28 @@ def configure_mlflow_client(settings: ModelbusSettings) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.mlflow_timeout_s)))
 
 
+def lifecycle(
+    name: str, settings: ModelbusSettings, kafka: KafkaOptions, topics: tuple[str, ...],
+    writer: TopicWriter, *, consumer: Consumer | None = None, view: CatalogView | None = None,
+    publishers: Sequence[Publisher] = (),
+) -> ServiceLifecycle:
+    """The shared life cycle of service ``name``: its ``topics`` (names of ``Topics``) made
+    and guarded, its Kafka parts started and stopped in the one order."""
+    specs = topic_specs(settings, topics)
+    return ServiceLifecycle(
+        name, partial(ensure_topics, kafka, specs), writer,
+        TopicGuard(kafka, specs, name=name), backoff_for(settings),
+        consumer=consumer, view=view, publishers=publishers,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+    )
+
+
 def build_discovery(
     settings: ModelbusSettings, registry: Registry | None = None
 ) -> DiscoveryService:
     """The discovery service listing ``registry`` (default: the MLflow registry)."""
     from modelbus_discovery.metrics import DiscoveryMetrics
+    from modelbus_discovery.recent import RecentModels
     from modelbus_discovery.service import DiscoveryService
     from modelbus_discovery.webhook_receiver import receiver_for
 
@@ -56,14 +80,23 @@ def build_discovery(
         )
     kafka = connection_options(settings)
     writer = TopicWriter(kafka, backoff=backoff_for(settings))
-    return DiscoveryService(settings, registry, kafka, writer, DiscoveryMetrics(),
-                            webhooks=partial(receiver_for, settings))
+    recent = (
+        RecentModels(settings.recent_models, settings.recent_poll_interval_s)
+        if settings.recent_poll_interval_s > 0 else None
+    )
+    return DiscoveryService(
+        settings, registry, kafka, lifecycle("discovery", settings, kafka, ("discovered",), writer),
+        writer, DiscoveryMetrics(), webhooks=partial(receiver_for, settings), recent=recent,
+    )
 
 
 def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None) -> CatalogService:
     """The catalog service reading versions through ``reader`` (default: MLflow's)."""
+    from modelbus_catalog.handler import CatalogHandler
     from modelbus_catalog.metrics import CatalogMetrics
-    from modelbus_catalog.service import CatalogQuarantine, CatalogService, consumer_config
+    from modelbus_catalog.quarantine import CatalogQuarantine
+    from modelbus_catalog.retrying_reader import RetryingReader
+    from modelbus_catalog.service import CatalogService, consumer_config
     from modelbus_contract.interpreters import InterpreterSettings
 
     if reader is None:
@@ -73,15 +106,16 @@ def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None)
         reader = MlflowModelReader(settings.mlflow_tracking_uri)
     topics, kafka = settings.topics, connection_options(settings)
     writer = TopicWriter(kafka, backoff=backoff_for(settings))
-
-    def consumer(handle: Handler) -> DeliveryRuntime:
-        return DeliveryRuntime(kafka, consumer_config(settings), handle,
-                               CatalogQuarantine(topics.dlq), writer, backoff_for(settings))
-
     view = CatalogView(kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms)
+    retrying = RetryingReader(reader, partial(backoff_for, settings))
     # What workers offer: the catalog reads the same MODELBUS_WORKER_ settings they do.
-    return CatalogService(settings, reader, kafka, writer, view, consumer, CatalogMetrics(),
-                          InterpreterSettings())
+    handler = CatalogHandler(topics.catalog, settings.datagrok_tag, InterpreterSettings(),
+                             view.entries, retrying.read)
+    runtime = DeliveryRuntime(kafka, consumer_config(settings), handler.handle_record,
+                              CatalogQuarantine(topics.dlq), writer, backoff_for(settings))
+    life = lifecycle("catalog", settings, kafka, ("discovered", "catalog", "dlq"), writer,
+                     consumer=runtime, view=view)
+    return CatalogService(life, handler, retrying, view, runtime, CatalogMetrics())
 
 
 def build_worker(settings: ModelbusSettings, pool: ContainerPool | None = None) -> WorkerService:
@@ -174,8 +208,27 @@ def assemble_worker(
             max_versions=s.worker_prepare_max_versions, observe=metrics.prepared,
         )
         runtime.assignment_listeners.append(preparer.wake)
-    return w.WorkerService(s, kafka, writer, catalog, runtime, batches, metrics, problems,
+    life = lifecycle("worker", s, kafka, ("requests", "results", "dlq", "catalog", "discovered"),
+                     writer, consumer=runtime, view=catalog, publishers=(problems,))
+    return w.WorkerService(life, catalog, runtime, batches, metrics,
                            containers=containers, preparer=preparer)
+
+
+@dataclass(frozen=True)
+class ImageTools:
+    """What ``modelbus images`` works with: the workers' container settings and the Docker
+    engine's client, connected when a command first asks (after its options are checked)."""
+
+    settings: ContainerSettings
+    docker: Callable[[], Any]
+
+
+def build_images() -> ImageTools:
+    """The image commands' settings (``MODELBUS_WORKER_``) and Docker client."""
+    from modelbus_worker.images.docker_build import docker_client
+    from modelbus_worker.settings import ContainerSettings
+
+    return ImageTools(ContainerSettings(), docker_client)
 
 
 class RunnableService(OpsSource, Protocol):

@@ -29,7 +29,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from .logs import get_logger
-from .topics import TopicGuard
 
 log = get_logger("ops_http")
 
@@ -56,6 +55,12 @@ class OpsSource(Protocol):
     async def refresh_metrics(self) -> None: ...
 
 
+class BrokerWatch(Protocol):
+    """What tells whether the broker was reached lately (a service's ``TopicGuard``)."""
+
+    def broker_seen_within(self, seconds: float) -> bool: ...
+
+
 class Readiness:
     """Named checks, each run at most once per ``cache_s``; a check that raises fails."""
 
@@ -80,7 +85,7 @@ class Readiness:
             return dict(self._cached)
 
 
-def kafka_ready(guard: TopicGuard | None, consuming: bool = True) -> bool:
+def kafka_ready(guard: BrokerWatch | None, consuming: bool = True) -> bool:
     """The ``kafka`` check: the broker was reached lately and the service's loop runs."""
     return guard is not None and guard.broker_seen_within(KAFKA_SEEN_WITHIN_S) and consuming
 

@@ -55,8 +55,11 @@ class Quarantine(Protocol):
         """The handler raised PoisonRecord or failed for the whole retry budget."""
         ...
 
-    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
-        """``out`` was refused for good by the broker or the client."""
+    def unpublishable(
+        self, record: Inbound, out: Outgoing, refused: PublishFailed
+    ) -> list[Outgoing]:
+        """``out`` was refused for good by the broker or the client: ``refused`` says why
+        (its type tells a record too large, ``RecordTooLarge``, from other refusals)."""
         ...
 
     def undecodable(self, topic: str, partition: int, offset: int, reason: str) -> list[Outgoing]:
@@ -450,10 +453,10 @@ class DeliveryRuntime:
             if exc.retriable:  # the broker is down: wait for it, this record is not at fault
                 await self._publish_last_resort(out)
                 return
-            reason = exc.reason
+            refused = exc
         log.warning("output_refused", service=self.config.name, record=record.where,
-                    topic=out.topic, reason=reason[:300])
-        for alternative in self._quarantine.unpublishable(record, out, reason):
+                    topic=out.topic, reason=refused.reason[:300])
+        for alternative in self._quarantine.unpublishable(record, out, refused):
             await self._publish_last_resort(alternative)
 
     async def _publish_last_resort(self, out: Outgoing) -> None:

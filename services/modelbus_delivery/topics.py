@@ -172,7 +172,11 @@ class TopicGuard:
         self.losses = 0  # broker data losses noticed, for operators and tests
         self.last_ok: float | None = None  # time.monotonic() of the last check that worked
 
-    def start(self) -> None:
+    def start(self, on_lost: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Guard from now on; ``on_lost``, when given, replaces the one of the constructor
+        (the service's repair may belong to something built after the guard)."""
+        if on_lost is not None:
+            self._on_lost = on_lost
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-topic-guard")
 
     def broker_seen_within(self, seconds: float) -> bool:

@@ -10,7 +10,12 @@ import asyncio
 from collections.abc import Mapping
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from .closing import close_quietly
 from .kafka_config import KafkaOptions, as_options
@@ -22,6 +27,10 @@ log = get_logger("writer")
 
 DEFAULT_ATTEMPTS = 8
 
+# The client's own size check and the broker's "message too large" / "record list too
+# large" answers: the record can never go as it is.
+_SIZE_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+
 
 class PublishFailed(Exception):
     """The broker refused a record for good, or kept failing for the whole retry budget."""
@@ -30,6 +39,21 @@ class PublishFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retriable = retriable
+
+
+class RecordTooLarge(PublishFailed):
+    """The client or the broker refused the record for its size (never retriable)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retriable=False)
+
+
+def refusal(exc: KafkaError) -> PublishFailed:
+    """The ``PublishFailed`` that a Kafka error refusing a record for good stands for."""
+    reason = f"{type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, _SIZE_REFUSALS):
+        return RecordTooLarge(reason)
+    return PublishFailed(reason, retriable=False)
 
 
 class TopicWriter:
@@ -91,7 +115,8 @@ class TopicWriter:
         """Send one record (``value=None`` is a tombstone); PublishFailed says why not.
 
         Retriable broker errors are retried with backoff up to the writer's budget; a
-        record the broker or the client refuses (too large, invalid) fails at once.
+        record the broker or the client refuses (too large: ``RecordTooLarge``, invalid)
+        fails at once.
         """
         if self._producer is None:
             raise RuntimeError("TopicWriter.send before start")
@@ -110,9 +135,9 @@ class TopicWriter:
                 await sent
                 return
             except KafkaError as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:500]
                 if not exc.retriable:
-                    raise PublishFailed(reason, retriable=False) from exc
+                    raise refusal(exc) from exc
+                reason = f"{type(exc).__name__}: {exc}"[:500]
                 if attempt >= self._attempts:
                     raise PublishFailed(reason, retriable=True) from exc
                 delay = self._backoff.delay(attempt)

@@ -18,18 +18,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from modelbus_contract.channels import topic_specs
 from modelbus_contract.messages import DiscoveryEvent, message_type
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import get_logger
-from modelbus_delivery.ops_http import Check, kafka_ready
+from modelbus_delivery.ops_http import Check
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.topics import (
-    TopicGuard,
-    ensure_topics,
-    read_to_end,
-    retry_until_connected,
-)
+from modelbus_delivery.service_lifecycle import ServiceLifecycle, serve_until
+from modelbus_delivery.topics import read_to_end, retry_until_connected
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .changes import VersionSnapshot, diff, fold
@@ -55,40 +50,36 @@ class Registry(Protocol):
 class DiscoveryService:
     """Announces tagged READY model versions on the discovered topic.
 
-    Every collaborator is given (``modelbus.wiring.build_discovery`` builds them).
+    Every collaborator is given (``modelbus.wiring.build_discovery`` builds them): the
+    shared ``lifecycle`` makes the topic, connects ``writer`` and guards the topic; the
+    service replays the topic, runs its loop and the webhook receiver.
     """
 
     def __init__(
         self, settings: ModelbusSettings, registry: Registry, kafka: dict[str, Any],
-        writer: TopicWriter, metrics: DiscoveryMetrics,
+        lifecycle: ServiceLifecycle, writer: TopicWriter, metrics: DiscoveryMetrics,
         webhooks: Callable[[Callable[[str], None]], WebhookReceiver | None],
+        recent: RecentModels | None,
     ) -> None:
-        """``webhooks`` makes the receiver (None: none) calling back with a model's name."""
+        """``webhooks`` makes the receiver (None: none) calling back with a model's name;
+        ``recent`` is the fast path's memory (None: no fast path)."""
         self._settings = settings
         self.metrics = metrics
         self.last_listing_ok: bool | None = None  # None: no listing finished yet
         self._registry = registry
         self._topic = settings.topics.discovered
         self._kafka = kafka
+        self.lifecycle = lifecycle
         self._writer = writer
         self._known: dict[str, DiscoveryEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # A broker that comes back without the discovered topic (the embedded one keeps
-        # it in memory) has lost every announcement: forget them and announce all again.
-        self.guard = TopicGuard(
-            self._kafka, topic_specs(settings, ("discovered",)), self._topic_lost,
-            name="discovery",
-        )
         self.scans = 0  # completed listings, for operators and tests
         self.model_scans = 0  # completed listings of one model asked for by a webhook
         self.recent_model_scans = 0  # ... asked for by the fast path alone
         self.recent_looks = 0  # completed looks at the recently updated models
         self._models_to_scan: dict[str, Trigger] = {}
-        self._recent = (
-            RecentModels(settings.recent_models, settings.recent_poll_interval_s)
-            if settings.recent_poll_interval_s > 0 else None
-        )
+        self._recent = recent
         self._recent_failing = False
         self._full_scan_asked = False
         self._webhooks: WebhookReceiver | None = webhooks(self.scan_model_soon)
@@ -96,18 +87,12 @@ class DiscoveryService:
 
     async def start(self) -> None:
         """Connect (retrying), replay the topic, and start polling in the background."""
-        backoff = backoff_for(self._settings)
-        servers = self._settings.kafka_bootstrap_servers
-        await retry_until_connected(
-            "kafka",
-            lambda: ensure_topics(self._kafka, topic_specs(self._settings, ("discovered",))),
-            backoff,
-            bootstrap_servers=servers,
-        )
-        await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
+        # A broker that comes back without the discovered topic (the embedded one keeps
+        # it in memory) has lost every announcement: forget them and announce all again.
+        await self.lifecycle.start(on_topics_lost=self._topic_lost)
         for record in await retry_until_connected(
-            "kafka", lambda: read_to_end(self._kafka, self._topic), backoff,
-            bootstrap_servers=servers,
+            "kafka", lambda: read_to_end(self._kafka, self._topic),
+            backoff_for(self._settings), bootstrap_servers=self._settings.kafka_bootstrap_servers,
         ):
             if message_type(record.headers):
                 continue  # a worker's report for the catalog, not a discovery event
@@ -119,7 +104,6 @@ class DiscoveryService:
                                 error=str(exc)[:300])
         log.info("discovery_started", topic=self._topic, known_versions=len(self._known))
         self._task = asyncio.create_task(self._run(), name="discovery-loop")
-        self.guard.start()
         if self._webhooks is not None:
             await self._webhooks.start()
 
@@ -129,7 +113,7 @@ class DiscoveryService:
 
     def readiness_checks(self) -> dict[str, Check]:
         return {
-            "kafka": lambda: kafka_ready(self.guard, self.running),
+            "kafka": lambda: self.lifecycle.kafka_ready(self.running),
             "mlflow": lambda: self.last_listing_ok is True,
         }
 
@@ -158,21 +142,19 @@ class DiscoveryService:
     async def stop(self) -> None:
         if self._webhooks is not None:
             await self._webhooks.stop()
-        await self.guard.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._writer.stop()
+        await self.lifecycle.stop()
         log.info("discovery_stopped")
 
     async def run_forever(self) -> None:
-        await self.start()
-        try:
-            assert self._task is not None
-            await self._task
-        finally:
-            await self.stop()
+        await serve_until(self, self._loop_ended)
+
+    async def _loop_ended(self) -> None:
+        assert self._task is not None
+        await self._task
 
     async def _run(self) -> None:
         backoff = backoff_for(self._settings)

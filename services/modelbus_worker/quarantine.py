@@ -7,12 +7,11 @@ from modelbus_contract.errors import BadRequest, InternalError, ModelbusError
 from modelbus_contract.headers import read_headers
 from modelbus_delivery.dlq import dlq_note
 from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_delivery.writer import PublishFailed, RecordTooLarge
 
 from .replies import dlq_copy, error_result, too_large_instead
 from .reply_policy import ReplyPolicy
 from .request import read_envelope
-
-_SIZE_ERRORS = ("MessageSizeTooLarge", "RecordTooLarge", "too large")
 
 
 class WorkerQuarantine:
@@ -34,10 +33,13 @@ class WorkerQuarantine:
     def poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
         return self._answer(record, InternalError(f"the request could not be handled: {reason}"))
 
-    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
+    def unpublishable(
+        self, record: Inbound, out: Outgoing, refused: PublishFailed
+    ) -> list[Outgoing]:
+        reason = refused.reason
         if out.topic == self._topics.dlq:
             return [out.stripped(reason)]
-        if any(s in reason for s in _SIZE_ERRORS) and out.headers.get("status") == "ok":
+        if isinstance(refused, RecordTooLarge) and out.headers.get("status") == "ok":
             answer = too_large_instead(out, self._limit)
             return [answer, dlq_copy(self._topics.dlq, record, InternalError(
                 f"the answer could not be published ({reason}); the requester got too_large"

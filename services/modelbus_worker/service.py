@@ -8,22 +8,19 @@ warm one, and a request's offset is committed only once its answer is published.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from modelbus_contract.channels import topic_specs
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.closing import close_quietly
 from modelbus_delivery.logs import get_logger
-from modelbus_delivery.ops_http import Check, kafka_ready
+from modelbus_delivery.ops_http import Check
 from modelbus_delivery.records import Outgoing
-from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
-from modelbus_delivery.topics import TopicGuard, ensure_topics, retry_until_connected
+from modelbus_delivery.service_lifecycle import ServiceLifecycle, serve_until
 from modelbus_delivery.watermarks import OffsetTracker
 from modelbus_delivery.writer import TopicWriter
 
@@ -31,7 +28,6 @@ from .metrics import WorkerMetrics
 from .ports import Containers, Predictor, StartListener
 from .preparation.plan import Ownership
 from .preparation.preparer import OwnershipSource, Preparer
-from .problem_reports import ProblemReporter
 from .progress_notices import Publish
 
 log = get_logger("worker")
@@ -97,40 +93,32 @@ class WorkerService:
     """Consumes the requests topic and publishes results, error results and DLQ copies.
 
     Every collaborator is given (``modelbus.wiring.build_worker`` builds them and the
-    handler's wrapper stack); the service starts, guards and stops them.
+    handler's wrapper stack); the shared ``lifecycle`` starts, guards and stops the Kafka
+    parts, and the service adds its own: the preparer, and the containers closed last.
     """
 
     def __init__(
-        self, settings: ModelbusSettings, kafka: dict[str, Any], writer: TopicWriter,
-        catalog: CatalogView, runtime: DeliveryRuntime, predictor: Predictor,
-        metrics: WorkerMetrics, problems: ProblemReporter, *,
+        self, lifecycle: ServiceLifecycle, catalog: CatalogView, runtime: DeliveryRuntime,
+        predictor: Predictor, metrics: WorkerMetrics, *,
         containers: Containers | None = None, preparer: Preparer | None = None,
     ) -> None:
-        self._settings = settings
-        self._kafka = kafka
-        self._writer = writer
+        self.lifecycle = lifecycle
         self.catalog = catalog
         self.runtime = runtime
         self._predictor = predictor
         self.metrics = metrics
-        self.problems = problems  # versions the pool cannot start, reported to the catalog
         self._containers = containers
         self.preparer = preparer
-        self._topics = settings.topics
-        self._guard: TopicGuard | None = None  # re-creates lost topics, re-reads the catalog
 
     @property
     def registry(self) -> CollectorRegistry:
         return self.metrics.registry
 
     def readiness_checks(self) -> dict[str, Check]:
-        checks: dict[str, Check] = {"kafka": self._kafka_ready}
+        checks: dict[str, Check] = {"kafka": self.lifecycle.kafka_ready}
         if self._containers is not None:
             checks["docker"] = self._containers.engine_reachable
         return checks
-
-    def _kafka_ready(self) -> bool:
-        return kafka_ready(self._guard, self.runtime.running)
 
     async def refresh_metrics(self) -> None:
         """Sample what is not counted as it happens (on the event loop)."""
@@ -151,48 +139,21 @@ class WorkerService:
         return self.runtime.handled
 
     async def start(self) -> None:
-        s = self._settings
-        backoff = backoff_for(s)
-        servers = s.kafka_bootstrap_servers
-        specs = topic_specs(s, ("requests", "results", "dlq", "catalog", "discovered"))
-        await retry_until_connected(
-            "kafka", lambda: ensure_topics(self._kafka, specs), backoff, bootstrap_servers=servers
-        )
-        await retry_until_connected("kafka", self._writer.start, backoff, bootstrap_servers=servers)
-        await self.catalog.start()
-        await retry_until_connected(
-            "kafka", self.runtime.start, backoff, bootstrap_servers=servers
-        )
-        self._guard = TopicGuard(self._kafka, specs, self._topics_lost, name="worker")
-        self._guard.start()
+        await self.lifecycle.start()
         if self.preparer is not None:
             await self.preparer.start(self.catalog.changes())
-        log.info("worker_started", topic=self._topics.requests, catalog=len(self.catalog.entries))
-
-    async def _topics_lost(self) -> None:
-        """The broker lost its topics and they were made again: read the catalog again
-        and see the requests topic as it is now."""
-        await self.runtime.refresh_metadata()
-        await self.catalog.reread()
+        log.info("worker_started", topics=list(self.runtime.config.topics),
+                 catalog=len(self.catalog.entries))
 
     async def stop(self, drain_timeout_s: float | None = None) -> None:
         """Stop fetching, let requests in flight finish (for at most ``drain_timeout_s``,
-        default the runtime's) and commit, then disconnect."""
+        default the runtime's) and commit, then disconnect and close the containers."""
         if self.preparer is not None:
             await self.preparer.stop()
-        if self._guard is not None:
-            await self._guard.stop()
-        await self.runtime.stop(drain_timeout_s)
-        await self.catalog.stop()
-        await self.problems.close()
-        await self._writer.stop()
+        await self.lifecycle.stop(drain_timeout_s)
         await close_quietly("container pool", self._predictor.close, timeout_s=60)
         log.info("worker_stopped", answered=self.runtime.handled,
                  quarantined=self.runtime.quarantined)
 
     async def run_forever(self) -> None:
-        await self.start()
-        try:
-            await self.runtime.wait()
-        finally:
-            await self.stop()
+        await serve_until(self, self.runtime.wait)

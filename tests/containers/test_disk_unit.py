@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelbus_worker.images.command import images
+from modelbus.images_command import images
 from modelbus_worker.images.prune import CacheEntry, stale_entries, tree_size
 from modelbus_worker.images.retention import (
     PRUNED_KINDS,

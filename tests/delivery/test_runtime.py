@@ -23,7 +23,7 @@ from modelbus_delivery.records import Inbound, Outgoing, PoisonRecord
 from modelbus_delivery.retry import Backoff
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.topics import ensure_topics
-from modelbus_delivery.writer import TopicWriter
+from modelbus_delivery.writer import PublishFailed, RecordTooLarge, TopicWriter
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,16 @@ class DlqQuarantine:
 
     def __init__(self, dlq: str) -> None:
         self.dlq = dlq
-        self.refused: list[str] = []
+        self.refused: list[PublishFailed] = []
 
     def poisoned(self, record: Inbound, reason: str) -> list[Outgoing]:
         return [dlq_copy(self.dlq, record, "internal", reason)]
 
-    def unpublishable(self, record: Inbound, out: Outgoing, reason: str) -> list[Outgoing]:
-        self.refused.append(reason)
-        return [dlq_copy(self.dlq, record, "too_large", reason)]
+    def unpublishable(
+        self, record: Inbound, out: Outgoing, refused: PublishFailed
+    ) -> list[Outgoing]:
+        self.refused.append(refused)
+        return [dlq_copy(self.dlq, record, "too_large", refused.reason)]
 
     def undecodable(self, topic: str, partition: int, offset: int, reason: str) -> list[Outgoing]:
         return [dlq_note(self.dlq, topic, partition, offset, "bad_request", reason)]
@@ -203,7 +205,8 @@ async def test_an_output_the_broker_refuses_is_replaced_by_the_quarantine_offer(
     runtime = await make_runtime(topics, bloat, max_request_size=100_000, quarantine=quarantine)
     await produce(kafka_bootstrap, topics.source, b"abcdefgh")
     await async_wait_for(lambda: runtime.handled == 1, 30, message="record handled")
-    assert len(quarantine.refused) == 1 and "MessageSizeTooLarge" in quarantine.refused[0]
+    (refused,) = quarantine.refused
+    assert isinstance(refused, RecordTooLarge) and "MessageSizeTooLarge" in refused.reason
     dlq = await read_topic(kafka_bootstrap, topics.dlq)
     assert [(r.value, header_dict(r.headers)["dlq_error_code"]) for r in dlq] == [
         (b"abcdefgh", "too_large")

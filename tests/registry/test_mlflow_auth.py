@@ -33,6 +33,7 @@ from mlflow.exceptions import MlflowException
 from tests.support.waiting import wait_for
 
 from modelbus.stack import free_tcp_port
+from modelbus_catalog.errors import RegistryUnreachable
 from modelbus_catalog.reader import MlflowModelReader
 from modelbus_discovery.registry import MlflowRegistry
 
@@ -223,8 +224,10 @@ def test_without_credentials_the_registry_refuses_and_the_adapters_say_so(
     name, version = tagged_version
     with pytest.raises(MlflowException) as listing:
         MlflowRegistry(proxy.uri, "datagrok", 50).tagged_versions()
-    with pytest.raises(MlflowException) as reading:
+    # The catalog's adapter says it in its own type: refused credentials are waited for.
+    with pytest.raises(RegistryUnreachable) as reading:
         MlflowModelReader(proxy.uri).read(name, version)
+    assert isinstance(reading.value.__cause__, MlflowException)
     for caught in (listing, reading):
         assert "UNAUTHENTICATED" in str(caught.value), caught.value  # the proxy's 401 body
     assert proxy.statuses() == {401} and proxy.auths() == {"none"}, proxy.seen

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from modelbus.images_command import images
 from modelbus_catalog.entry import python_problem
 from modelbus_contract.errors import ModelUnavailable
 from modelbus_contract.interpreters import (
@@ -21,7 +22,6 @@ from modelbus_contract.interpreters import (
     template_offer,
 )
 from modelbus_worker.images.base import base_tag
-from modelbus_worker.images.command import images
 from modelbus_worker.images.interpreter import (
     Interpreter,
     default_interpreter,

@@ -16,6 +16,7 @@ from modelbus_contract.errors import ModelFailed
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.records import Inbound, Outgoing
+from modelbus_delivery.writer import RecordTooLarge
 from modelbus_worker.answer import AnswerHandler
 from modelbus_worker.answering import Answering
 from modelbus_worker.handler import RequestHandler
@@ -133,7 +134,8 @@ def test_the_quarantine_answers_the_requester_and_keeps_a_copy() -> None:
     assert (answer.headers["correlation_id"], _code(answer)) == ("c9", "internal")
     assert copy.headers["dlq_error_message"].endswith("failed 3 times: RuntimeError: x")
     ok = Outgoing(TOPICS.results, b"k", b"x" * 10, {"status": "ok", "correlation_id": "c9"})
-    too_large, dlq = quarantine.unpublishable(record, ok, "MessageSizeTooLargeError: big")
+    too_large, dlq = quarantine.unpublishable(
+        record, ok, RecordTooLarge("MessageSizeTooLargeError: big"))
     assert (too_large.topic, _code(too_large), dlq.topic) == (TOPICS.results, "too_large",
                                                               TOPICS.dlq)
     (note,) = quarantine.undecodable(TOPICS.requests, 0, 7, "UnicodeDecodeError: …")

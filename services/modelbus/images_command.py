@@ -1,4 +1,10 @@
-"""``modelbus images``: build or check the images model containers run from."""
+"""``modelbus images``: build or check the images model containers run from (registered on
+the main CLI group by ``modelbus.cli``).
+
+The container settings and the Docker client come from the composition root
+(``wiring.build_images``); the work is the worker's image code. Both are imported when a
+command runs: ``modelbus --help`` in a client-only install lists this one too.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,10 @@ import sys
 import time
 
 import click
+from pydantic import ValidationError
 
+from modelbus_client.cli.settings import load_settings
 from modelbus_contract.errors import ModelbusError
-from modelbus_contract.settings import ModelbusSettings
-from modelbus_worker.settings import ContainerSettings
 
 
 def _fail(exc: BaseException) -> None:
@@ -33,15 +39,16 @@ def images() -> None:
 def base(python: str | None) -> None:
     """Ensure a base image exists (debootstrap + docker import if needed); print its tag."""
     from modelbus_worker.images.base import ensure_base_image
-    from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.images.interpreter import interpreter_of_python
 
-    settings = ContainerSettings()
+    from .wiring import build_images
+
     started = time.monotonic()
     try:
-        interpreter = None if python is None else interpreter_of_python(settings, python)
-        tag = ensure_base_image(docker_client(), settings, interpreter)
-    except (ModelbusError, OSError) as exc:
+        tools = build_images()
+        interpreter = None if python is None else interpreter_of_python(tools.settings, python)
+        tag = ensure_base_image(tools.docker(), tools.settings, interpreter)
+    except (ModelbusError, OSError, ValidationError) as exc:  # settings: one line
         _fail(exc)
         return
     click.echo(f"{tag}  ({time.monotonic() - started:.1f}s)", err=True)
@@ -56,14 +63,16 @@ def model(name: str, version: str, tracking_uri: str | None) -> None:
     """Prepare model NAME version VERSION: cache its files and ensure the runtime image of
     its dependency set (shared by every model with the same requirements; no per-version
     image is built); print the runtime image's tag."""
-    from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.images.runtime_image import prepare_model
 
-    uri = tracking_uri or ModelbusSettings().mlflow_tracking_uri
+    from .wiring import build_images
+
+    uri = tracking_uri or load_settings().mlflow_tracking_uri
     started = time.monotonic()
     try:
-        prepared = prepare_model(docker_client(), ContainerSettings(), name, version, uri)
-    except (ModelbusError, OSError) as exc:
+        tools = build_images()
+        prepared = prepare_model(tools.docker(), tools.settings, name, version, uri)
+    except (ModelbusError, OSError, ValidationError) as exc:  # settings: one line
         _fail(exc)
         return
     click.echo(f"{prepared.image}  (model files: {prepared.model_dir}; "
@@ -85,10 +94,11 @@ def prune(unused_for: str | None, dry_run: bool, all_unused: bool) -> None:
     # Imported here: the client-only install has no Docker SDK (and needs no `images`).
     from docker.errors import DockerException
 
-    from modelbus_worker.images.docker_build import docker_client
     from modelbus_worker.images.prune import PrunedItem
     from modelbus_worker.images.prune import prune as run_prune
     from modelbus_worker.quantities import format_duration, format_size, parse_duration
+
+    from .wiring import build_images
 
     verb = "would remove" if dry_run else "removed"
 
@@ -97,9 +107,9 @@ def prune(unused_for: str | None, dry_run: bool, all_unused: bool) -> None:
                    f"unused for {format_duration(item.idle_s)}")
 
     try:
-        settings = ContainerSettings()
-        max_idle = parse_duration(unused_for) if unused_for else settings.image_max_idle
-        freed = run_prune(docker_client(), settings, max_idle, include_base=all_unused,
+        tools = build_images()
+        max_idle = parse_duration(unused_for) if unused_for else tools.settings.image_max_idle
+        freed = run_prune(tools.docker(), tools.settings, max_idle, include_base=all_unused,
                           dry_run=dry_run, report=report)
     except (ModelbusError, OSError, ValueError, DockerException) as exc:
         _fail(exc)

@@ -33,7 +33,7 @@ from modelbus_contract.arrow_codec import ipc_to_table, table_to_ipc
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import configure_logging
-from modelbus_delivery.records import Inbound
+from modelbus_delivery.records import Inbound, Outgoing
 
 ENTRY = CatalogEntry(
     name="linear", version="1", status="ready",
@@ -70,18 +70,21 @@ async def round_cpu_ms(handle: object, records: list[Inbound], in_flight: int) -
     """CPU milliseconds per request of handing ``records`` to ``handle``, answers checked."""
     semaphore = asyncio.Semaphore(in_flight)
 
-    async def one(record: Inbound) -> None:
+    async def one(record: Inbound) -> Outgoing:
         async with semaphore:
             (answer,) = await handle(record)  # type: ignore[operator]
-        if answer.headers.get("status") != "ok":
-            raise RuntimeError(f"request {record.offset} failed: {answer.headers}")
-        y = ipc_to_table(answer.value).column("y").to_pylist()
-        if y != [2.0 * record.offset + 1.0]:
-            raise RuntimeError(f"request {record.offset}: wrong answer {y}")
+        return answer  # type: ignore[no-any-return]
 
     started = time.process_time()
-    await asyncio.gather(*(one(r) for r in records))
-    return (time.process_time() - started) * 1e3 / len(records)
+    answers = await asyncio.gather(*(one(r) for r in records))
+    cpu_ms = (time.process_time() - started) * 1e3 / len(records)
+    for record, answer in zip(records, answers, strict=True):  # checked outside the time
+        if answer.headers.get("status") != "ok":
+            raise RuntimeError(f"request {record.offset} failed: {answer.headers}")
+        y = ipc_to_table(answer.value or b"").column("y").to_pylist()
+        if y != [2.0 * record.offset + 1.0]:
+            raise RuntimeError(f"request {record.offset}: wrong answer {y}")
+    return cpu_ms
 
 
 def floor_cpu_ms(records: list[Inbound]) -> float:

@@ -29,6 +29,7 @@ from modelbus_contract.arrow_bounds import (
     StreamFacts,
     cast_bytes,
     decode_table,
+    inspect,
     inspect_stream,
 )
 
@@ -1139,3 +1140,49 @@ def _patch(data: bytes, changes: list[tuple[int, int]]) -> bytes:
         if patched:
             patched[pos % len(patched)] = value
     return bytes(patched)
+
+
+# -- streams like one already inspected: framed without pyarrow's message reader ---------
+
+
+def _fresh_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arrow_bounds, "_schema_cache", {})
+    monkeypatch.setattr(arrow_bounds, "_message_cache", {})
+
+
+def test_a_stream_like_one_inspected_before_is_judged_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fresh_caches(monkeypatch)
+    table = pa.table({"a": [1.0, 2.0], "s": ["x", None]})
+    first = inspect(_table_stream(table))
+    assert [type(b) for b in first.batches] == [ipc.Message]  # read by pyarrow
+    other = pa.table({"a": [3.0, 4.0], "s": ["y", None]})  # same metadata, other values
+    again = inspect(_table_stream(other))
+    assert [type(b) for b in again.batches] == [pa.Buffer]  # framed from the caches
+    assert again.facts == inspect_stream(_table_stream(other))
+    assert again.facts.rows == 2 and again.facts.schema.equals(table.schema)
+    assert again.decode(max_rows=2, max_decoded_bytes=1 << 20).equals(other)
+    two = _stream([table.to_batches()[0], other.to_batches()[0]], table.schema)
+    assert inspect(two).decode(max_rows=4, max_decoded_bytes=1 << 20).equals(
+        pa.concat_tables([table, other]))
+
+
+def test_known_metadata_does_not_vouch_for_a_broken_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fresh_caches(monkeypatch)
+    data = _table_stream(pa.table({"a": [1.0]}))
+    inspect(data)
+    for broken in (data[:-9], data[:-8] + b"\x00", data + b"\x00" * 8, data[:-8] + EOS + EOS):
+        with pytest.raises(ArrowStreamInvalid):
+            inspect(broken).decode(max_rows=10, max_decoded_bytes=1 << 20)
+    # The body is the decoder's to judge, whatever the metadata: string offsets past the data.
+    strings = _table_stream(pa.table({"s": ["ab"]}))
+    inspect(strings)
+    bad = bytearray(strings)
+    offsets_end = bytes(struct.pack("<i", 2))
+    at = bad.rindex(offsets_end)
+    bad[at:at + 4] = struct.pack("<i", 1 << 20)
+    with pytest.raises(ArrowStreamInvalid):
+        inspect(bytes(bad)).decode(max_rows=10, max_decoded_bytes=1 << 20)

@@ -27,6 +27,7 @@ import warnings
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelbus.heap import settle_heap
 from modelbus.wiring import assemble_worker
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.arrow_codec import ipc_to_table, table_to_ipc
@@ -104,6 +105,7 @@ async def run(requests: int, rounds: int, in_flight: int) -> None:
     reply_to = settings.topics.results
     await round_cpu_ms(handle, [request(i, settings.topics.requests, reply_to)
                                 for i in range(2000)], in_flight)  # warm-up
+    settle_heap()  # as the service runner does before a worker runs
     stack, floor = [], []
     for _ in range(rounds):
         records = [request(i, settings.topics.requests, reply_to) for i in range(requests)]

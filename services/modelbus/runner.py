@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from modelbus.heap import settle_heap
 from modelbus_delivery.logs import get_logger
 
 log = get_logger("runner")
@@ -42,5 +43,6 @@ def run_service(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> int
         except asyncio.CancelledError:
             log.info("service_stopping", service=name)
 
+    settle_heap()
     asyncio.run(guarded())
     return 0

@@ -344,6 +344,21 @@ def _top_level_nodes(schema: pa.Schema) -> tuple[list[int], int]:
     return tops, count
 
 
+def _check_names(schema: pa.Schema) -> None:
+    """Field names at every depth must be UTF-8 text: pyarrow reads any bytes, and whatever
+    later names a column would fail (checked once per distinct schema message)."""
+    pending: list[Any] = list(schema)
+    while pending:
+        field = pending.pop()
+        field.name  # noqa: B018 - raises UnicodeDecodeError (a ValueError) if not text
+        dtype = field.type
+        while isinstance(dtype, pa.BaseExtensionType):
+            dtype = dtype.storage_type
+        if pa.types.is_dictionary(dtype):
+            dtype = dtype.value_type
+        pending.extend(dtype.field(i) for i in range(dtype.num_fields))
+
+
 def _as_buffer(data: bytes | memoryview | pa.Buffer) -> pa.Buffer:
     """The bytes as an immutable Arrow buffer, zero-copy when they already are immutable.
 
@@ -389,6 +404,7 @@ def _schema_info(raw: Any, metadata: bytes, body: memoryview, what: str) -> _Sch
     _parse_message(metadata, body, what)  # checks it is a well-formed schema message
     try:
         schema = ipc.read_schema(raw)
+        _check_names(schema)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _invalid(f"{what}: {exc}") from None
     tops, count = _top_level_nodes(schema)
@@ -430,15 +446,15 @@ class InspectedStream:
                 "decoded size in bytes", facts.decoded_bytes, max_decoded_bytes
             )
         try:
+            # Full validation reads every offset and index: the reader checks only sizes.
             if self.dictionaries:  # dictionary state is the stream reader's business
                 table = ipc.open_stream(self.buffer).read_all()
+                table.validate(full=True)
             else:  # the messages inspection read, decoded without parsing the stream again
-                table = pa.Table.from_batches(
-                    [ipc.read_record_batch(m, facts.schema) for m in self.batches],
-                    facts.schema,
-                )
-            # Full validation reads every offset and index: the reader checks only sizes.
-            table.validate(full=True)
+                batches = [ipc.read_record_batch(m, facts.schema) for m in self.batches]
+                for batch in batches:  # a table's validation is the same, at twice the cost
+                    batch.validate(full=True)
+                table = pa.Table.from_batches(batches, facts.schema)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise _invalid(exc) from None
         if table.num_rows != facts.rows or not table.schema.equals(facts.schema):

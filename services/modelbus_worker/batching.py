@@ -22,6 +22,7 @@ that answered it through the ``BatchSpans`` port the worker service passes in.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,7 +78,32 @@ class _Queue:
     running: int = 0
 
 
-_Key = tuple[str, str, pa.Schema]
+_Key = tuple[str, str, int]  # model, version, input schema (its id, see _SchemaIds)
+
+# Distinct input schemas remembered per version (tables a version's inputs do not name
+# columns of may come in any schema; the rest are cast to the model's).
+_SCHEMAS_PER_VERSION = 16
+
+
+class _SchemaIds:
+    """A number per distinct input schema of a version: tables whose schemas are equal
+    (``pa.Schema.equals``, as a dictionary key compares them) get the same. Comparing is
+    fast where hashing a schema is not (it formats every type)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], list[tuple[pa.Schema, int]]] = {}
+        self._next = itertools.count()
+
+    def of(self, name: str, version: str, schema: pa.Schema) -> int:
+        known = self._known.setdefault((name, version), [])
+        for seen, number in known:
+            if seen.equals(schema):
+                return number
+        if len(known) >= _SCHEMAS_PER_VERSION:
+            known.pop(0)  # its queue, if any, drains; new requests get a new number
+        number = next(self._next)
+        known.append((schema, number))
+        return number
 
 
 def _expire(answer: asyncio.Future[pa.Table], message: str) -> None:
@@ -106,6 +132,7 @@ class BatchingPredictor:
         self._timers = timers
         self._spans = spans
         self._queues: dict[_Key, _Queue] = {}
+        self._schema_ids = _SchemaIds()
         self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
         self.batches = 0  # predict calls made for more than one request
@@ -119,7 +146,7 @@ class BatchingPredictor:
             or not self._batchable(name, version)
         ):
             return await self._predictor.predict(name, version, table, timeout_s)
-        key = (name, version, table.schema)
+        key = (name, version, self._schema_ids.of(name, version, table.schema))
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()

@@ -70,9 +70,10 @@ class RequestHandler:
             model, version = entry.name, entry.version
             plan = self._plans.of(entry)
             if request.facts.decoded_bytes > _OFFLOAD_DECODED_BYTES:
-                table = await asyncio.to_thread(decode_body, request, plan.targets, self._limits)
+                table = await asyncio.to_thread(
+                    decode_body, request, plan.cast_bytes, self._limits)
             else:
-                table = decode_body(request, plan.targets, self._limits)
+                table = decode_body(request, plan.cast_bytes, self._limits)
             if not plan.conforms(request.facts.schema):
                 table = conform(table, entry.inputs)
             prediction = self._predictor.predict(

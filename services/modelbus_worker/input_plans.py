@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from modelbus_contract.arrow_bounds import cast_bytes
 from modelbus_contract.messages import CatalogEntry, Parameter
 
 from .schema_check import already_conforms, expected_type
 
 # Schemas remembered per version as conforming (a client or two, a few column orders).
 _SCHEMAS_PER_VERSION = 8
+_ROW_COUNTS_PER_VERSION = 64
 
 
 @dataclass(slots=True)
@@ -29,6 +31,17 @@ class InputPlan:
     targets: list[pa.DataType]  # the types named inputs are cast to
     named: list[Parameter]
     conforming: list[pa.Schema] = field(default_factory=list)
+    _cast_bytes: dict[int, int] = field(default_factory=dict)
+
+    def cast_bytes(self, rows: int) -> int:
+        """What casting ``rows`` rows to the targets allocates at least (see
+        ``arrow_bounds.cast_bytes``), remembered for the last few row counts."""
+        known = self._cast_bytes.get(rows)
+        if known is None:
+            if len(self._cast_bytes) >= _ROW_COUNTS_PER_VERSION:
+                self._cast_bytes.pop(next(iter(self._cast_bytes)))
+            known = self._cast_bytes[rows] = cast_bytes(rows, self.targets)
+        return known
 
     def conforms(self, schema: pa.Schema) -> bool:
         """Whether a table of ``schema`` already has exactly the model's columns."""

@@ -9,6 +9,7 @@ here, before any table is materialized.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,7 +19,6 @@ from modelbus_contract.arrow_bounds import (
     ArrowStreamTooLarge,
     InspectedStream,
     StreamFacts,
-    cast_bytes,
     inspect,
 )
 from modelbus_contract.arrow_codec import ARROW_STREAM
@@ -114,12 +114,12 @@ def read_request(
 
 
 def decode_body(
-    request: InferenceRequest, targets: list[pa.DataType], limits: RequestLimits
+    request: InferenceRequest, cast_bytes_of: Callable[[int], int], limits: RequestLimits
 ) -> pa.Table:
     """The request's table, fully validated; TooLarge when it, or its cast to the model's
-    input types (``targets``), would take more than the operator allows (judged before
-    decoding)."""
-    needed = request.facts.decoded_bytes + cast_bytes(request.facts.rows, targets)
+    input types (``cast_bytes_of`` its rows), would take more than the operator allows
+    (judged before decoding)."""
+    needed = request.facts.decoded_bytes + cast_bytes_of(request.facts.rows)
     if needed > limits.max_decoded_bytes:
         raise TooLarge(
             f"the request would take {needed:,} bytes once decoded and cast to the model's "

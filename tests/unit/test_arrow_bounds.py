@@ -1186,3 +1186,11 @@ def test_known_metadata_does_not_vouch_for_a_broken_frame(
     bad[at:at + 4] = struct.pack("<i", 1 << 20)
     with pytest.raises(ArrowStreamInvalid):
         inspect(bytes(bad)).decode(max_rows=10, max_decoded_bytes=1 << 20)
+
+
+@pytest.mark.parametrize("name", [b"top", b"inner"])
+def test_a_field_name_that_is_not_text_is_invalid(name: bytes) -> None:
+    data = bytearray(_table_stream(pa.table({"top": [1.0], "s": pa.array([{"inner": 1}])})))
+    data[data.index(name)] = 0xFF
+    with pytest.raises(ArrowStreamInvalid, match="utf-8"):
+        inspect(bytes(data))

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from modelbus_contract.arrow_bounds import cast_bytes
 from modelbus_contract.arrow_codec import table_to_ipc
 from modelbus_contract.errors import SchemaMismatch, TooLarge
 from modelbus_contract.headers import read_headers
@@ -24,6 +25,10 @@ def _tensor(name: str, dtype: str, shape: list[int], index: int = 0) -> Paramete
 
 X = _tensor("input", "float32", [-1, 10])
 TARGETS = [t for t in (expected_type(X),) if t is not None]  # what decoding casts to
+
+
+def _cast_bytes_of(rows: int) -> int:
+    return cast_bytes(rows, TARGETS)
 X_TAKES = "(the model takes input: tensor float32 [-1, 10] as fixed_size_list<item: float>[10])"
 FLOAT10 = pa.list_(pa.float32(), 10)
 POLICY = ReplyPolicy.from_settings(ModelbusSettings.model_construct())
@@ -140,9 +145,9 @@ def test_the_cast_to_a_tensor_column_is_priced_before_decoding() -> None:
     decoded = request.facts.decoded_bytes
     cast = 100 * 10 * 4  # the float32 values of fixed_size_list<float>[10]
     just_enough = replace(LIMITS, max_decoded_bytes=decoded + cast)
-    assert decode_body(request, TARGETS, just_enough).num_rows == 100
+    assert decode_body(request, _cast_bytes_of, just_enough).num_rows == 100
     with pytest.raises(TooLarge) as err:
-        decode_body(request, TARGETS, replace(LIMITS, max_decoded_bytes=decoded + cast - 1))
+        decode_body(request, _cast_bytes_of, replace(LIMITS, max_decoded_bytes=decoded + cast - 1))
     assert err.value.message == (
         f"the request would take {decoded + cast:,} bytes once decoded and cast to the model's "
         f"input types; the limit is {decoded + cast - 1:,}"

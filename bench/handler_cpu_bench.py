@@ -27,7 +27,6 @@ import warnings
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelbus.heap import settle_heap
 from modelbus.wiring import assemble_worker
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.arrow_codec import ipc_to_table, table_to_ipc
@@ -35,6 +34,12 @@ from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.logs import configure_logging
 from modelbus_delivery.records import Inbound, Outgoing
+
+try:
+    from modelbus.heap import settle_heap
+except ImportError:  # older code: its services ran with the interpreter's collector settings
+    def settle_heap() -> None:
+        return None
 
 ENTRY = CatalogEntry(
     name="linear", version="1", status="ready",

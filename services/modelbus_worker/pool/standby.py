@@ -203,10 +203,10 @@ class StandbyPool:
             return
         exc = task.exception()
         if exc is not None:
-            log.warning("standby start failed", image=image, error=repr(exc)[:500])
+            log.warning("standby_start_failed", image=image, error=repr(exc)[:500])
         else:
             runtime = task.result()
-            log.info("standby ready", image=image, container=runtime.container_id[:12],
+            log.info("standby_ready", image=image, container=runtime.container_id[:12],
                      start_s=runtime.started_s)
 
     def _prune(self) -> None:
@@ -256,6 +256,6 @@ class StandbyPool:
             return
         runtime = task.result()
         runtime.channel.close()
-        log.info("standby stopped", image=runtime.image, container=runtime.container_id[:12],
+        log.info("standby_stopped", image=runtime.image, container=runtime.container_id[:12],
                  reason=reason)
         await asyncio.to_thread(discard, self.docker, runtime.container_id, runtime.socket_dir)

@@ -84,8 +84,8 @@ VIEW_FETCH_WAIT_MS = 20  # the bench's catalog view: its resolution
 IDLE_S = 5.0  # the idle CPU rate is measured over this long
 SAMPLE = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, -1.0, 2.0, 0.0]})
 ROW = pd.DataFrame({"a": [3.0], "b": [1.5]})  # y = 2a + b = 7.5
-STAGE_EVENTS = ("container started", "preparation_done", "depset image built",
-                "runtime image built")
+STAGE_EVENTS = ("container_started", "preparation_done", "depset_image_built",
+                "runtime_image_built")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpuacct/docker"), Path("/sys/fs/cgroup/cpu,cpuacct/docker"),
                 Path("/sys/fs/cgroup/docker"), Path("/sys/fs/cgroup/system.slice"))
 CGROUP_SAMPLE_S = 0.2
@@ -458,7 +458,7 @@ class Bench:
         r.stages = self.log.between(r.begin.usage.wall, time.monotonic())
         root = self.cache.model_cache_root
         r.files_bytes = sum(disk_bytes(p) for p in root.iterdir() if p.name not in r.begin.files)
-        runtime = r.stages.get("container started", {}).get("image")
+        runtime = r.stages.get("container_started", {}).get("image")
         if runtime:
             self.runtimes.add(runtime)
             base = base_tag(default_interpreter(self.cache))
@@ -685,14 +685,14 @@ def print_stages(res: Results) -> None:
         trigger = "request" if r.prepared_s is None else "preparation"
         warm = "—" if r.prepared_s is None else ("yes" if r.warm else "no")
         print(f"| {r.label} | {trigger} | "
-              f"{stage(r, 'container started', 'lookup_s', 'download_s')} | "
-              f"{stage(r, 'depset image built', 'wheels_s')} | "
-              f"{stage(r, 'depset image built', 'build_s')} | "
-              f"{stage(r, 'runtime image built', 'seconds')} | "
-              f"{stage(r, 'container started', 'depset_s')} | "
-              f"{stage(r, 'container started', 'container_s', 'link_s')} | "
-              f"{stage(r, 'container started', 'load_s')} | "
-              f"{stage(r, 'container started', 'total_s')} | "
+              f"{stage(r, 'container_started', 'lookup_s', 'download_s')} | "
+              f"{stage(r, 'depset_image_built', 'wheels_s')} | "
+              f"{stage(r, 'depset_image_built', 'build_s')} | "
+              f"{stage(r, 'runtime_image_built', 'seconds')} | "
+              f"{stage(r, 'container_started', 'depset_s')} | "
+              f"{stage(r, 'container_started', 'container_s', 'link_s')} | "
+              f"{stage(r, 'container_started', 'load_s')} | "
+              f"{stage(r, 'container_started', 'total_s')} | "
               f"{stage(r, 'preparation_done', 'seconds')} | {warm} |")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from tests.support.layout import CollectedTest, layout_problems
 from tests.support.settings import isolated_settings
 
 from modelbus.stack import EmbeddedBroker, EmbeddedMlflow, StackError, free_tcp_port
@@ -38,12 +39,24 @@ _INTEGRATION_FIXTURES = frozenset(
 INTEGRATION_TIMEOUT_S = 3600
 
 
+TESTS = Path(__file__).parent
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    collected: list[CollectedTest] = []
     for item in items:
         if _INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-        if item.get_closest_marker("integration") and not item.get_closest_marker("timeout"):
+        integration = item.get_closest_marker("integration") is not None
+        if integration and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(INTEGRATION_TIMEOUT_S))
+        if item.path.is_relative_to(TESTS):
+            collected.append(CollectedTest(item.path.relative_to(TESTS).as_posix(), integration))
+    # One naming scheme (tests/support/layout.py): a test in the wrong place stops the run.
+    if problems := layout_problems(collected):
+        raise pytest.UsageError(
+            "tests are not where their kind belongs:\n  " + "\n  ".join(problems)
+        )
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:

@@ -244,11 +244,6 @@ def message_type(headers: RawHeaders | None) -> str:
     return header_dict(headers).get(MESSAGE_TYPE_HEADER, "")
 
 
-def is_problem_report(headers: RawHeaders | None) -> bool:
-    """Whether a record of the discovered topic is a worker's report (by its header)."""
-    return message_type(headers) == MODEL_PROBLEM_TYPE
-
-
 def problem_report_key(name: str, version: str) -> str:
     return f"{version_key(name, version)}{MODEL_PROBLEM_KEY_SUFFIX}"
 

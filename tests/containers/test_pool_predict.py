@@ -10,6 +10,7 @@ import mlflow.pyfunc
 import pandas as pd
 import pyarrow as pa
 import pytest
+from tests.support.waiting import async_wait_for
 
 from modelbus_contract.errors import InferenceTimeout, ModelFailed, ModelNotFound
 from modelbus_worker.runtime.arrow_io import prediction_to_table
@@ -79,7 +80,8 @@ async def test_slow_start_does_not_block_a_warm_model(
     pool = pools()
     await pool.warm(scale_model, "1")
     cold = asyncio.create_task(pool.predict(slow, "1", INPUT.slice(0, 1)))
-    await asyncio.sleep(0)  # let the cold start begin
+    await async_wait_for(lambda: pool.starting(slow, "1"), 30, interval=0.01,
+                         message="the slow model's start under way")
     t0 = time.monotonic()
     for _ in range(20):
         await pool.predict(scale_model, "1", INPUT)

@@ -93,8 +93,8 @@ async def test_a_private_index_with_basic_auth_serves_the_models_inhouse_package
 
     try:
         written = "\n".join(repr(event) for event in logs)
-        assert [e["event"] for e in logs if e["event"] == "depset image built"] == [
-            "depset image built"
+        assert [e["event"] for e in logs if e["event"] == "depset_image_built"] == [
+            "depset_image_built"
         ]
         assert password not in written and "not-the-password" not in written
         # The image is built offline from the wheelhouse: nothing of the index in it.

@@ -14,8 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from tests.client.helpers import fetch_in_flight
 from tests.support.kafka import produce, read_topic
 from tests.support.settings import isolated_settings
+from tests.support.waiting import async_wait_for
 
 from modelbus.wiring import assemble_worker
 from modelbus_client.tables import from_ipc_stream, to_ipc_stream
@@ -37,6 +39,13 @@ def _entry(name: str, version: str) -> CatalogEntry:
     )
 
 
+async def _mid_fetch(view: CatalogView) -> None:
+    """Until the view's consumer has a (long) fetch sent and not answered: what is
+    published now reaches it when that fetch ends, unless the view is asked to catch up."""
+    await async_wait_for(lambda: fetch_in_flight(view._consumer), 30, interval=0.01,
+                         message="the view's fetch in flight")
+
+
 async def _catalog_topic(kafka_bootstrap: str, stem: str) -> str:
     topic = isolated_settings(kafka_bootstrap, "http://127.0.0.1:9", stem).topics.catalog
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, compacted=True)])
@@ -53,7 +62,7 @@ async def test_sync_returns_once_every_entry_published_before_it_is_in_the_view(
     try:
         assert set(view.entries) == {"old/1"}
         assert await view.sync(timeout_s=30)  # nothing new: the view is at the end already
-        await asyncio.sleep(0.3)  # the view is in the middle of a long fetch
+        await _mid_fetch(view)
         published = [_entry("new", str(v)) for v in range(1, 6)]
         for e in published:
             await produce(kafka_bootstrap, topic, e.model_dump_json(), key=e.key)
@@ -120,7 +129,7 @@ async def test_a_worker_answers_a_model_published_after_its_view_last_read_the_c
     worker = assemble_worker(settings, Doubling())
     await worker.start()
     try:
-        await asyncio.sleep(0.3)  # the worker's view is in the middle of a long fetch
+        await _mid_fetch(worker.catalog)
         known = _entry("fresh", "1")
         await produce(kafka_bootstrap, topics.catalog, known.model_dump_json(), key=known.key)
         body = to_ipc_stream(pa.table({"a": [1.5, 4.0]}))

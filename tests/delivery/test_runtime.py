@@ -114,23 +114,29 @@ async def test_the_offset_is_committed_only_once_the_outputs_are_published(
     topics, release, entered = Topics(), asyncio.Event(), asyncio.Event()
 
     async def slow(record: Inbound) -> list[Outgoing]:
-        entered.set()
-        await release.wait()
+        if record.value == b"one":
+            entered.set()
+            await release.wait()
         return [Outgoing(topics.out, record.key, record.value)]
 
-    runtime = await make_runtime(topics, slow)
-    await produce(kafka_bootstrap, topics.source, b"one", key=b"k")
+    runtime = await make_runtime(topics, slow, partitions=2)
+    await produce(kafka_bootstrap, topics.source, b"one", key=b"k", partition=0)
     await asyncio.wait_for(entered.wait(), 30)
-    await asyncio.sleep(0.3)  # several commit rounds pass while the record is unfinished
-    assert await _committed(kafka_bootstrap, topics) is None
+    # A record of the other partition finishes: the commit round it asks for (seen on the
+    # broker) happens while "one" is unfinished, and leaves partition 0 uncommitted.
+    await produce(kafka_bootstrap, topics.source, b"two", key=b"k", partition=1)
+    await async_wait_for(lambda: _is(kafka_bootstrap, topics, 1, partition=1), 30,
+                         message="partition 1 committed")
+    # Not past the unfinished record: never named, or named at its own offset.
+    assert await _committed(kafka_bootstrap, topics, partition=0) in (None, 0)
     release.set()
-    await async_wait_for(lambda: runtime.handled == 1, 30, message="record handled")
+    await async_wait_for(lambda: runtime.handled == 2, 30, message="both records handled")
     await async_wait_for(
         lambda: _committed(kafka_bootstrap, topics), 30, message="offset committed"
     )
     assert await _committed(kafka_bootstrap, topics) == 1
     out = await read_topic(kafka_bootstrap, topics.out)
-    assert [(r.key, r.value) for r in out] == [(b"k", b"one")]
+    assert sorted((r.key, r.value) for r in out) == [(b"k", b"one"), (b"k", b"two")]
 
 
 async def test_a_large_fetch_is_handed_out_a_chunk_per_event_loop_turn(
@@ -189,8 +195,8 @@ async def test_a_failing_record_spends_its_retry_budget_then_goes_to_the_dlq(
     await async_wait_for(lambda: _is(kafka_bootstrap, topics, 3), 30, message="commit at end")
 
 
-async def _is(bootstrap: str, topics: Topics, offset: int) -> bool:
-    return await _committed(bootstrap, topics) == offset
+async def _is(bootstrap: str, topics: Topics, offset: int, partition: int = 0) -> bool:
+    return await _committed(bootstrap, topics, partition) == offset
 
 
 async def test_an_output_the_broker_refuses_is_replaced_by_the_quarantine_offer(
@@ -238,21 +244,24 @@ async def test_a_record_the_client_cannot_decode_is_noted_and_skipped(
 async def test_records_with_the_same_key_are_handled_in_order(
     kafka_bootstrap: str, make_runtime: Callable[..., Awaitable[DeliveryRuntime]]
 ) -> None:
-    topics = Topics()
+    topics, b1_done = Topics(), asyncio.Event()
     done: list[bytes] = []
 
     async def handle(record: Inbound) -> list[Outgoing]:
-        if record.value == b"slow-a1":
-            await asyncio.sleep(0.5)
+        if record.value == b"a1":
+            # Held until b1, produced after a2, is done: a2 was handed out meanwhile.
+            await b1_done.wait()
         done.append(record.value or b"")
+        if record.value == b"b1":
+            b1_done.set()
         return []
 
     runtime = await make_runtime(topics, handle, ordered=True)
-    for key, value in ((b"a", b"slow-a1"), (b"a", b"a2"), (b"b", b"b1")):
+    for key, value in ((b"a", b"a1"), (b"a", b"a2"), (b"b", b"b1")):
         await produce(kafka_bootstrap, topics.source, value, key=key)
     await async_wait_for(lambda: runtime.handled == 3, 30, message="three records done")
-    assert done.index(b"slow-a1") < done.index(b"a2")
-    assert done.index(b"b1") < done.index(b"slow-a1")  # another key does not wait
+    # b1 did not wait for key a; a2 waited for a1 although it was handed out before b1.
+    assert done == [b"b1", b"a1", b"a2"]
 
 
 async def test_a_failed_commit_on_revoke_still_forgets_the_revoked_partitions() -> None:
@@ -380,18 +389,26 @@ async def test_a_record_in_flight_when_a_member_joins_is_finished_not_handled_ag
 
     async def revoked(partitions: list[TopicPartition]) -> None:
         # The slow record is still running when its partition is taken away; it finishes
-        # half a second into the rebalance.
-        asyncio.get_running_loop().call_later(0.5, release.set)
+        # while the revocation waits for the records in flight.
+        asyncio.get_running_loop().call_soon(release.set)
         await revoking(partitions)
 
     first.on_revoked = revoked  # type: ignore[method-assign]
     second = await make_runtime(topics, handle, partitions=2)
+    both = {TopicPartition(topics.source, p) for p in range(2)}
     await async_wait_for(
-        lambda: first.handled + second.handled >= 2, 60, message="both records handled"
+        lambda: first.assigned() | second.assigned() == both
+        and not first.assigned() & second.assigned(),
+        60, message="the two partitions split between the members",
     )
-    await asyncio.sleep(2)  # a record handed out again would be handled by now
-    assert sorted(seen) == [b"quick", b"slow"]  # each once: nothing was redelivered
-    assert first.handled + second.handled == 2
+    # Whoever holds partition 0 now hands out its records in order: were "slow" or
+    # "quick" handed out again, their handlers would start before the marker's.
+    await produce_raw(kafka_bootstrap, topics.source, b"marker", key=b"k")
+    await async_wait_for(
+        lambda: b"marker" in seen and first.handled + second.handled == len(seen), 60,
+        message="the marker handled, and every record handed out before it",
+    )
+    assert seen == [b"slow", b"quick", b"marker"]  # each once: nothing was redelivered
 
 
 async def test_a_topic_made_again_with_more_partitions_is_consumed_on_every_one(
@@ -425,5 +442,11 @@ async def test_a_topic_made_again_with_more_partitions_is_consumed_on_every_one(
     for p, value in enumerate(sent):
         await produce(kafka_bootstrap, topics.source, value, partition=p)
     await async_wait_for(lambda: sorted(seen) == sent, 30, message="a record on every partition")
-    await asyncio.sleep(0.5)
-    assert sorted(seen) == sent
+
+    async def settled() -> bool:
+        committed = [await _committed(kafka_bootstrap, topics, p) for p in range(3)]
+        return committed == [1, 1, 1] and runtime.in_flight == 0
+
+    await async_wait_for(settled, 30, message="every partition committed, nothing in flight")
+    assert sorted(seen) == sent  # each handed out once
+    assert runtime.handled == 3

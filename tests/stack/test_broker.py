@@ -1,15 +1,15 @@
-"""The embedded Tansu broker: starts, carries messages, refuses a busy port readably."""
+"""The embedded Tansu broker: starts, carries messages, advertises loopback when it listens
+on every interface (its refusal of a busy port: tests/unit/test_embedded_broker.py)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from tests.support.kafka import produce, read_topic
 
-from modelbus.stack import EmbeddedBroker, PortInUseError, free_tcp_port, kafka_api_versions_ok
+from modelbus.stack import EmbeddedBroker, free_tcp_port, kafka_api_versions_ok
 
 
 def test_the_broker_answers_kafka_requests(embedded_broker: EmbeddedBroker) -> None:
@@ -37,17 +37,7 @@ async def test_read_topic_without_condition_returns_what_is_there(kafka_bootstra
     assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
 
 
-def test_a_busy_port_is_refused_with_a_readable_error(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        broker = EmbeddedBroker(port, tmp_path)
-        with pytest.raises(PortInUseError, match=f"port {port} .* in use"):
-            broker.start()
-    assert broker.process is None
-
-
+@pytest.mark.integration  # a broker of its own, started here
 async def test_listening_on_every_interface_advertises_loopback(tmp_path: Path) -> None:
     with EmbeddedBroker(free_tcp_port(), tmp_path, host="0.0.0.0") as broker:
         assert broker.bootstrap_servers.startswith("127.0.0.1:")

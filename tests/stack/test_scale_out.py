@@ -29,7 +29,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from mlflow import MlflowClient
 from tests.support.echo_model import register_echo_model
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_offsets, read_end_offsets, read_topic
 from tests.support.settings import answered_on_results_topic, isolated_settings
 from tests.support.waiting import async_wait_for
 
@@ -39,6 +39,7 @@ from modelbus_contract.headers import header_dict
 from modelbus_contract.keys import request_key
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_worker.pool.containers import LABEL_KEY, LABEL_OWNER
+from modelbus_worker.service import consumer_config
 
 pytestmark = pytest.mark.integration
 
@@ -222,12 +223,22 @@ class Stream:
 
 
 async def _answers_per_request(settings: ModelbusSettings, cids: list[str]) -> Counter[str]:
-    wanted = set(cids)
-    await asyncio.sleep(2)  # a late duplicate would be on the topic by now
-    records = await read_topic(
-        settings.kafka_bootstrap_servers, settings.topics.results,
-        until=lambda rs: wanted <= {_answered(r) for r in rs}, timeout=60,
-    )
+    """How many answers each request got, once none can come any more.
+
+    A worker publishes a request's answer before its offset is committed; once the
+    workers' group has committed every partition of the requests topic up to its end,
+    every answer, a second one too, is on the results topic, and no request is handed
+    out again."""
+    wanted, bootstrap = set(cids), settings.kafka_bootstrap_servers
+    requests, group = settings.topics.requests, consumer_config(settings).group_id
+    ends = await read_end_offsets(bootstrap, requests)  # the stream has sent everything
+
+    async def all_committed() -> bool:
+        return await group_offsets(bootstrap, group, requests, ends) == ends
+
+    await async_wait_for(all_committed, 120,
+                         message=f"the workers' group committed every request ({ends})")
+    records = await read_topic(bootstrap, settings.topics.results)
     return Counter(cid for r in records if (cid := _answered(r)) in wanted)
 
 

@@ -91,3 +91,29 @@ async def read_topic(
 async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> list[bool]:
     return [await consumer.position(tp) >= offset for tp, offset in end.items()]
 
+
+
+async def read_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Per partition that holds records, one past its last record, as read from the topic.
+
+    Not the broker's ListOffsets answer: the embedded broker answers the last record
+    batch's base offset + 1 there, short of the end when that batch holds several records.
+    """
+    ends: dict[int, int] = {}
+    for record in await read_topic(bootstrap, topic):
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    return ends
+
+
+async def group_offsets(
+    bootstrap: str, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int | None]:
+    """The offsets ``group`` has committed on ``topic``'s ``partitions`` (None: none yet),
+    asked without joining the group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+    finally:
+        await consumer.stop()

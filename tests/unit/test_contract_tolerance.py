@@ -10,7 +10,7 @@ import pytest
 
 from modelbus.wiring import build_catalog
 from modelbus_catalog.entry import ModelFacts
-from modelbus_client.cli.results_batches import ERRORS_DIR, ResultRecord, to_tables
+from modelbus_client.cli.results_batches import ERRORS_DIR, ResultRecord, build_tables
 from modelbus_client.progress import Progress, wait_after_notice
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.messages import (
@@ -113,7 +113,7 @@ def test_a_batch_pipeline_skips_progress_notices_and_reads_unknown_headers() -> 
                       to_ipc_stream(pa.table({"y": [1.0]})), "results", 0, 2)
     notice = ResultRecord({"correlation_id": "a", "status": "preparing", "model": "m",
                            "model_version": "1", "step": "images"}, b"", "results", 0, 1)
-    tables = to_tables([notice, ok])
+    tables = build_tables([notice, ok]).tables
     assert set(tables) == {"m/v1"}
     assert ERRORS_DIR not in tables
     assert tables["m/v1"].column("y").to_pylist() == [1.0]

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any, cast
 
 import pytest
+from tests.support.waiting import async_wait_for
 
 from modelbus_client.reply_topics import ReplyTopics, RotationCount
 from modelbus_client.results_listener import ResultsListener
@@ -19,6 +20,7 @@ class FakeListener:
         self.fail_start = fail_start
         self.waiting_ids: dict[str, asyncio.Future[Any]] = {}
         self.started = self.stopped = False
+        self.rechecks = 0
         self._settled = asyncio.Event()
 
     @property
@@ -48,6 +50,7 @@ class FakeListener:
 
     async def answered(self) -> None:
         while self.waiting_ids:
+            self.rechecks += 1  # found requests still waiting: waits for the next to settle
             self._settled.clear()
             await self._settled.wait()
 
@@ -95,8 +98,10 @@ async def test_requests_name_the_new_topic_and_the_old_is_deleted_once_settled()
     old, new = f.made
     assert (old.waiting, new.waiting, f.topics.rotations) == (2, 1, 1)
 
+    looked = old.rechecks
     f.topics.forget("a")
-    await asyncio.sleep(0)
+    await async_wait_for(lambda: old.rechecks > looked or old.stopped, 10, interval=0,
+                         message="the retirement looked at replies.0 again")
     assert (f.deleted, old.stopped) == ([], False)  # "b" still waits on replies.0
     f.topics.forget("b")
     await f.topics.settled()

@@ -17,7 +17,6 @@ from modelbus_client.cli.results_batches import (
     ResultRecord,
     build_tables,
     partition_dir,
-    to_tables,
 )
 from modelbus_client.cli.results_writer import write_batch
 from modelbus_client.tables import to_ipc_stream
@@ -47,7 +46,7 @@ def test_results_grouped_by_model_version_with_ids_in_front() -> None:
             b'{"error_code": "timeout"}', "results", 0, 7,
         ),
     ]
-    tables = to_tables(records)
+    tables = build_tables(records).tables
     assert set(tables) == {"m/v1", "m/v2", ERRORS_DIR}
     v1 = tables["m/v1"]
     assert v1.column_names == ["correlation_id", "model", "model_version", "row_index", "Predicted"]
@@ -62,14 +61,14 @@ def test_results_grouped_by_model_version_with_ids_in_front() -> None:
 
 def test_unreadable_ok_result_is_recorded_as_an_error() -> None:
     bad = ResultRecord({"correlation_id": "x", "status": "ok", "model": "m"}, b"garbage")
-    errors = to_tables([bad])[ERRORS_DIR]
+    errors = build_tables([bad]).tables[ERRORS_DIR]
     assert errors.column("error_code").to_pylist() == [UNREADABLE]
     assert errors.column("error_message").to_pylist()[0].startswith("invalid Arrow IPC stream")
 
 
 def test_results_beyond_the_row_bound_are_errors() -> None:
-    tables = to_tables([_ok("big", "m", "1", {"Predicted": [0.0] * 11}),
-                        _ok("small", "m", "1", {"Predicted": [0.0] * 10})], max_rows=10)
+    tables = build_tables([_ok("big", "m", "1", {"Predicted": [0.0] * 11}),
+                           _ok("small", "m", "1", {"Predicted": [0.0] * 10})], max_rows=10).tables
     assert _codes(tables) == [("big", UNREADABLE)]
     assert "row count 11 exceeds the limit of 10" in tables[ERRORS_DIR]["error_message"][0].as_py()
     assert tables["m/v1"].num_rows == 10
@@ -86,7 +85,7 @@ def test_header_problems_and_undecodable_records_are_errors() -> None:
     assert from_kafka.headers["model"] == "m\ufffd"
     assert from_kafka.problem is not None and "header 'model' is not UTF-8" in from_kafka.problem
     lost = ResultRecord.undecodable("results", 2, 6, "UnicodeDecodeError: bad header name")
-    tables = to_tables([from_kafka, lost])
+    tables = build_tables([from_kafka, lost]).tables
     assert set(tables) == {ERRORS_DIR}
     assert tables[ERRORS_DIR].select(["correlation_id", "error_code", "partition", "offset"]) \
         .to_pylist() == [

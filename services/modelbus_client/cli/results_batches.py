@@ -115,23 +115,14 @@ def _safe(part: str) -> str:
     return "_" + cleaned if not cleaned or cleaned.startswith(".") else cleaned
 
 
-def to_tables(
-    records: Sequence[ResultRecord],
-    *,
-    max_rows: int = DEFAULT_MAX_ROWS,
-    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
-) -> dict[str, pa.Table]:
-    """Directory → table for every model version (and the errors) in the batch."""
-    return build_tables(records, max_rows=max_rows, max_decoded_bytes=max_decoded_bytes).tables
-
-
 def build_tables(
     records: Sequence[ResultRecord],
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> TableBatch:
-    """Like ``to_tables``, also saying which records each model version's table holds."""
+    """Directory → table for every model version (and the errors) in the batch, and which
+    records each model version's table holds."""
     parts: dict[str, list[pa.Table]] = {}
     schemas: dict[str, pa.Schema] = {}
     members: dict[str, list[ResultRecord]] = {}

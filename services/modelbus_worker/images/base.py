@@ -92,7 +92,7 @@ def ensure_base_image(
         if interpreter.image != settings.base_image:
             raise ImageBuildFailed(
                 f"base image {interpreter.image} is neither present nor pullable")
-        log.warning("configured base image unavailable, building offline one",
+        log.warning("base_image_unavailable_building_offline",
                     image=settings.base_image)
     suite = interpreter.suite or settings.debian_suite
     python = DEBIAN_SUITES.get(suite, (interpreter.python, ""))[0]
@@ -103,11 +103,11 @@ def ensure_base_image(
     rootfs_tag = f"modelbus/rootfs:{suite}-{recipe_hash(suite)}"
     if not image_exists(client, rootfs_tag):
         tarball = rootfs_tarball(settings, suite)
-        log.info("importing root file system", tarball=str(tarball), tag=rootfs_tag)
+        log.info("root_file_system_importing", tarball=str(tarball), tag=rootfs_tag)
         repo, _, version = rootfs_tag.partition(":")
         client.api.import_image(src=str(tarball), repository=repo, tag=version)
     _build_on(client, settings, rootfs_tag, tag, recipe_hash(suite))
-    log.info("base image built", tag=tag, seconds=round(time.monotonic() - started, 1))
+    log.info("base_image_built", tag=tag, seconds=round(time.monotonic() - started, 1))
     return tag
 
 

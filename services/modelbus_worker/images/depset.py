@@ -101,7 +101,7 @@ def ensure_depset_image(
     if image_exists(client, tag):
         return tag
     built = build_depset(client, settings, normalized, interpreter, base_tag, tag)
-    log.info("depset image built", tag=tag, requirements=normalized, installer=built.installer,
+    log.info("depset_image_built", tag=tag, requirements=normalized, installer=built.installer,
              wheels_s=built.resolve_s, build_s=built.build_s)
     return tag
 

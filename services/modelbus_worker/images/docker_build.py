@@ -78,7 +78,7 @@ def remove_build_stages(client: Any, build_id: str) -> int:
                 client.images.remove(image.id)
                 removed += 1
     except docker.errors.DockerException as exc:
-        log.warning("build stage not removed", build=build_id, error=str(exc))
+        log.warning("build_stage_not_removed", build=build_id, error=str(exc))
     return removed
 
 

@@ -43,7 +43,7 @@ def remove_image(client: Any, usage: UsageRecords, image_id: str, tags: tuple[st
         pass
     except docker.errors.APIError as exc:
         if exc.status_code == 409:  # conflict: in use, or built upon
-            log.info("image kept: in use", image=tags[0] if tags else image_id,
+            log.info("image_kept_in_use", image=tags[0] if tags else image_id,
                      reason=str(exc.explanation))
             return False
         raise
@@ -70,7 +70,7 @@ def keep_under_budget(
     for item in plan:
         if remove_image(client, usage, item.image_id, item.tags):
             freed += item.size
-            log.info("image evicted", image=item.name, kind=item.kind, bytes=item.size,
+            log.info("image_evicted", image=item.name, kind=item.kind, bytes=item.size,
                      idle_s=round(item.idle_s), budget=format_size(settings.image_budget))
     total = store.total_size() - freed
     if plan or total > settings.image_budget:

@@ -113,7 +113,7 @@ def _download(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    log.info("model files cached", model=name, model_version=version, path=str(entry))
+    log.info("model_files_cached", model=name, model_version=version, path=str(entry))
 
 
 def make_read_only_tree(root: Path) -> None:
@@ -124,7 +124,7 @@ def make_read_only_tree(root: Path) -> None:
         for item in [*dirnames, *filenames]:
             path = Path(dirpath, item)
             if path.is_symlink():
-                log.warning("symbolic link in model files removed", path=str(path))
+                log.warning("model_files_symlink_removed", path=str(path))
                 path.unlink()
             else:
                 path.chmod(0o755 if path.is_dir() else 0o644)

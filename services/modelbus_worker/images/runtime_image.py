@@ -89,7 +89,7 @@ def ensure_runtime_image(client: Any, settings: ContainerSettings, depset: str) 
         build_image(client, context, tag, labels=labels)
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    log.info("runtime image built", tag=tag, depset=depset,
+    log.info("runtime_image_built", tag=tag, depset=depset,
              seconds=round(time.monotonic() - started, 2))
     keep_under_budget(client, settings, keep=tag)
     return tag

@@ -77,4 +77,4 @@ class UsageRecords:
             if at is not None:
                 os.utime(path, (at, at))
         except OSError as exc:
-            log.warning("usage not recorded", path=str(path), error=str(exc))
+            log.warning("usage_not_recorded", path=str(path), error=str(exc))

@@ -132,7 +132,7 @@ class DockerContainers:
             self.remove(str(c.id))
             removed += 1
         if removed:
-            log.info("removed stale containers", count=removed)
+            log.info("stale_containers_removed", count=removed)
         return removed
 
 

@@ -157,7 +157,7 @@ class ContainerPool:
             except (*CONNECTION_LOST, ProtocolError) as exc:
                 await self._drop(c, f"connection lost: {exc!r}")
                 if retry_allowed(attempt):
-                    bound.warning("container lost mid-request, retrying", attempt=attempt)
+                    bound.warning("container_lost_retrying", attempt=attempt)
                     continue
                 raise ModelFailed(f"{key}: container died twice serving the request") from exc
             finally:
@@ -166,7 +166,7 @@ class ContainerPool:
             t2 = time.perf_counter()
             if kind == Kind.ERROR:
                 info = decode_json(body)
-                bound.info("model raised", stage=info.get("stage"), error=info.get("type"))
+                bound.info("model_raised", stage=info.get("stage"), error=info.get("type"))
                 raise ModelFailed(f"{info.get('type')}: {info.get('message')}")
             if kind != Kind.RESULT:
                 raise InternalError(f"{key}: runtime answered {kind.name} to PREDICT")
@@ -258,7 +258,7 @@ class ContainerPool:
             try:
                 listener(name, version, error, seconds)
             except Exception:
-                log.exception("start listener failed", model=name, model_version=version)
+                log.exception("start_listener_failed", model=name, model_version=version)
 
     def _views(self) -> list[SlotView]:
         return [SlotView(k, c.last_used, c.in_flight) for k, c in self._warm.items()]
@@ -273,7 +273,7 @@ class ContainerPool:
         if self._warm.get(warm.key) is warm:
             del self._warm[warm.key]
         warm.channel.close()
-        log.info("container stopped", model=warm.name, model_version=warm.version,
+        log.info("container_stopped", model=warm.name, model_version=warm.version,
                  container=warm.container_id[:12], reason=reason)
         await asyncio.to_thread(self.starter.discard, warm.container_id, warm.socket_dir)
 
@@ -298,7 +298,7 @@ class ContainerPool:
             try:
                 await self.reap()
             except Exception:
-                log.exception("container housekeeping failed")
+                log.exception("container_housekeeping_failed")
 
     async def close(self) -> None:
         """Stop and remove every container this pool started."""

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class Runtime:
     socket_dir: Path
     channel: Channel
     started_s: float  # container start until the first PONG
-    ready_at: float = field(default_factory=time.monotonic)
+    ready_at: float = field(default_factory=time.monotonic)  # a standby pool: its clock
 
 
 def discard(docker: DockerContainers, container_id: str, socket_dir: Path) -> None:
@@ -114,7 +115,7 @@ async def _wait_ready(
 class _Slot:
     image: str
     task: asyncio.Task[Runtime]
-    since: float = field(default_factory=time.monotonic)
+    since: float
 
     @property
     def ready(self) -> bool:
@@ -126,11 +127,20 @@ class _Slot:
 
 
 class StandbyPool:
-    """The standbys of one worker: started in the background, claimed by cold starts."""
+    """The standbys of one worker: started in the background, claimed by cold starts.
 
-    def __init__(self, settings: ContainerSettings, docker: DockerContainers) -> None:
+    ``clock`` (monotonic seconds) times a standby's age and idleness.
+    """
+
+    def __init__(
+        self,
+        settings: ContainerSettings,
+        docker: DockerContainers,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.docker = docker
+        self._clock = clock
         self._slots: list[_Slot] = []
         self._chores: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -179,19 +189,24 @@ class StandbyPool:
                 victim = min(others, key=lambda s: s.since)
                 self._slots.remove(victim)
                 self._chore(self._remove(victim.task, "replaced"))
-            task = asyncio.create_task(launch(self.docker, self.settings, image, STANDBY_KEY))
+            task = asyncio.create_task(self._launch(image))
             task.add_done_callback(functools.partial(self._started, image=image))
-            self._slots.append(_Slot(image, task))
+            self._slots.append(_Slot(image, task, self._clock()))
+
+    async def _launch(self, image: str) -> Runtime:
+        runtime = await launch(self.docker, self.settings, image, STANDBY_KEY)
+        runtime.ready_at = self._clock()
+        return runtime
 
     def _started(self, task: asyncio.Task[Runtime], *, image: str) -> None:
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
-            log.warning("standby start failed", image=image, error=repr(exc)[:500])
+            log.warning("standby_start_failed", image=image, error=repr(exc)[:500])
         else:
             runtime = task.result()
-            log.info("standby ready", image=image, container=runtime.container_id[:12],
+            log.info("standby_ready", image=image, container=runtime.container_id[:12],
                      start_s=runtime.started_s)
 
     def _prune(self) -> None:
@@ -202,7 +217,7 @@ class StandbyPool:
         container died (``running``: the engine's running container ids, when the caller
         has just listed them)."""
         self._prune()
-        now, timeout = time.monotonic(), self.settings.idle_timeout_s
+        now, timeout = self._clock(), self.settings.idle_timeout_s
         for slot in [s for s in self._slots if s.ready]:
             if now - slot.task.result().ready_at >= timeout:
                 self._slots.remove(slot)
@@ -241,6 +256,6 @@ class StandbyPool:
             return
         runtime = task.result()
         runtime.channel.close()
-        log.info("standby stopped", image=runtime.image, container=runtime.container_id[:12],
+        log.info("standby_stopped", image=runtime.image, container=runtime.container_id[:12],
                  reason=reason)
         await asyncio.to_thread(discard, self.docker, runtime.container_id, runtime.socket_dir)

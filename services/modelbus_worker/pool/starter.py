@@ -132,7 +132,7 @@ class Starter:
         t4 = time.monotonic()
         self.standbys.replenish(prepared.image)
         bound.info(
-            "container started", image=prepared.image, container=runtime.container_id[:12],
+            "container_started", image=prepared.image, container=runtime.container_id[:12],
             standby=standby, **prepared.timings, prepare_s=round(t1 - t0, 3),
             container_s=round(t2 - t1, 3), link_s=round(t3 - t2, 3),
             load_s=round(t4 - t3, 3), model_load_s=loaded.get("load_s"),
@@ -152,7 +152,7 @@ class Starter:
                 self.standbys.abandon(claimed)
                 raise
             except Exception as exc:
-                log.warning("standby unusable, starting a container", error=repr(exc)[:300])
+                log.warning("standby_unusable_starting_container", error=repr(exc)[:300])
             else:
                 if await self._answers(runtime):
                     return runtime, True

@@ -15,8 +15,6 @@ from modelbus_contract.keys import request_key
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_delivery.partitioner import keyed_partition
 
-POLICIES = ("latest", "all", "none")
-
 
 @dataclass(frozen=True)
 class Ownership:

@@ -8,7 +8,7 @@ import pytest
 
 from modelbus_worker.images.pip_failure import explain
 
-SAMPLES = Path(__file__).parent / "pip_output"
+SAMPLES = Path(__file__).parents[1] / "containers" / "pip_output"
 WHERE = "no wheel for Python 3.11 / manylinux_2_36_x86_64"
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.worker.test_handler_unit import ENTRY, LIMITS, LinearPredictor, _record, answering
+from tests.unit.test_worker_handler import ENTRY, LIMITS, LinearPredictor, _record, answering
 
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.catalog_index import CatalogEntries

@@ -15,7 +15,7 @@ from modelbus_worker.runtime.arrow_io import ipc_to_table, prediction_to_table, 
 from modelbus_worker.runtime.protocol import Kind, encode_json
 from modelbus_worker.runtime.server import ModelServer
 
-MODELS = Path(__file__).parent / "models"
+MODELS = Path(__file__).parents[1] / "containers" / "models"
 
 
 def test_outputs_become_tables_with_sensible_names() -> None:

@@ -29,7 +29,7 @@ from modelbus_worker.handler import RequestHandler
 from modelbus_worker.quarantine import WorkerQuarantine
 from modelbus_worker.request import Envelope
 
-from .test_handler_unit import ENTRY, LIMITS, POLICY, TOPICS, LinearPredictor
+from .test_worker_handler import ENTRY, LIMITS, POLICY, TOPICS, LinearPredictor
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"

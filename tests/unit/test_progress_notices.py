@@ -14,7 +14,7 @@ from modelbus_worker.answering import Answering
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.progress_notices import ProgressNotices
 
-from .test_handler_unit import ENTRY, LIMITS, POLICY, TOPICS, LinearPredictor, _record
+from .test_worker_handler import ENTRY, LIMITS, POLICY, TOPICS, LinearPredictor, _record
 
 
 @dataclass(frozen=True)

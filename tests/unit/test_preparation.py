@@ -158,7 +158,7 @@ async def test_a_failed_preparation_is_reported_once_and_not_tried_again() -> No
         await preparer.idle()
         for _ in range(3):
             preparer.wake()
-            await asyncio.sleep(0)
+            await _until(lambda: not preparer._wake.is_set())  # it planned again
             await preparer.idle()
     finally:
         await preparer.stop()

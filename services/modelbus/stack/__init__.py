@@ -5,6 +5,7 @@
 """
 
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
+from modelbus.stack.broker_binary import BrokerBinary, BrokerBinaryError, resolve_broker_binary
 from modelbus.stack.errors import PortInUseError, StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.ports import free_tcp_port, port_in_use
@@ -13,6 +14,8 @@ from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
 
 __all__ = [
     "DEFAULT_SERVICES",
+    "BrokerBinary",
+    "BrokerBinaryError",
     "ChildProcess",
     "EmbeddedBroker",
     "EmbeddedMlflow",
@@ -25,5 +28,6 @@ __all__ = [
     "mlflow_healthy",
     "pid_alive",
     "port_in_use",
+    "resolve_broker_binary",
     "run_stack",
 ]

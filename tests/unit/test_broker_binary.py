@@ -37,7 +37,7 @@ def _sha256(content: bytes) -> str:
 
 
 def _settings(**values: str | None) -> ModelbusSettings:
-    return ModelbusSettings(**values)  # type: ignore[arg-type]
+    return ModelbusSettings(**values)
 
 
 @pytest.fixture(autouse=True)

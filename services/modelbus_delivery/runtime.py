@@ -119,8 +119,12 @@ class DeliveryRuntime:
         quarantine: Quarantine,
         writer: TopicWriter,
         backoff: Backoff | None = None,
+        *,
+        published: Callable[[Outgoing], None] | None = None,
     ) -> None:
         self.config = config
+        # Told of every record the broker acknowledged (e.g. to count dead letters).
+        self._published = published
         self._options = as_options(kafka)
         self._handler = handler
         self._quarantine = quarantine
@@ -448,6 +452,7 @@ class DeliveryRuntime:
     async def _publish(self, record: Inbound, out: Outgoing) -> None:
         try:
             await self._writer.send(out.topic, out.key, out.value, out.headers)
+            self._tell_published(out)
             return
         except PublishFailed as exc:
             if exc.retriable:  # the broker is down: wait for it, this record is not at fault
@@ -466,6 +471,7 @@ class DeliveryRuntime:
             attempt += 1
             try:
                 await self._writer.send(out.topic, out.key, out.value, out.headers)
+                self._tell_published(out)
                 return
             except PublishFailed as exc:
                 if not exc.retriable:
@@ -480,3 +486,10 @@ class DeliveryRuntime:
                             error=exc.reason[:300], retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
+    def _tell_published(self, out: Outgoing) -> None:
+        if self._published is not None:
+            try:
+                self._published(out)
+            except Exception as exc:  # an observer never fails a record
+                log.warning("published_observer_failed", service=self.config.name,
+                            error=f"{type(exc).__name__}: {exc}"[:300])

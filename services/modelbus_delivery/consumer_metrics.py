@@ -36,6 +36,24 @@ class _LagCollector(Collector):
         yield family
 
 
+class _PollCollector(Collector):
+    """``modelbus_consumer_last_poll_timestamp_seconds``: when the consumer's fetch loop last
+    fetched (with or without records; a member at its in-flight bound still polls), absent
+    until it first did: a member whose loop stopped is seen by how old this gets."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "modelbus_consumer_last_poll_timestamp_seconds",
+            "Unix time of the consumer's last successful fetch from the broker.",
+        )
+        if self.at is not None:
+            family.add_metric([], self.at)
+        yield family
+
+
 class ConsumerMetrics:
     """Sampled from the runtime when scraped (on the event loop), never per record."""
 
@@ -45,9 +63,12 @@ class ConsumerMetrics:
         )
         self._lag = _LagCollector()
         registry.register(self._lag)
+        self._poll = _PollCollector()
+        registry.register(self._poll)
 
     async def sample(self, runtime: DeliveryRuntime) -> None:
         self.in_flight.set(runtime.in_flight)
+        self._poll.at = runtime.last_poll
         lag = await runtime.partition_lag()
         self._lag.lag = {(tp.topic, tp.partition): n for tp, n in lag.items()}
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
@@ -144,6 +145,7 @@ class DeliveryRuntime:
         self._committing: asyncio.Task[None] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
+        self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
         # Told after every rebalance (the partitions this member holds now).
         self.assignment_listeners: list[Callable[[], None]] = []
 
@@ -369,6 +371,7 @@ class DeliveryRuntime:
                 await asyncio.sleep(delay)
                 continue
             self._backoff.reset()
+            self.last_poll = time.time()
             pace(consumer, self._pacing, batch, self.config.name)
             for tp, records in batch.items():
                 for record in records:

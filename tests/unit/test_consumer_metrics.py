@@ -1,12 +1,14 @@
-"""``modelbus_dlq_records_total``: what a consumer runtime published on the DLQ topic,
-counted once the broker acknowledged it, by a bounded ``error_code``."""
+"""A consumer's metrics: ``modelbus_dlq_records_total`` (what the runtime published on the
+DLQ topic, counted once the broker acknowledged it, by a bounded ``error_code``) and the
+time of its last poll, sampled when scraped."""
 
 from __future__ import annotations
 
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from modelbus_delivery.consumer_metrics import DeadLetterCounter
+from modelbus_delivery.consumer_metrics import ConsumerMetrics, DeadLetterCounter
 from modelbus_delivery.records import Inbound, Outgoing
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.writer import PublishFailed
@@ -80,3 +82,26 @@ async def test_the_runtime_tells_of_each_record_once_the_broker_acknowledged_it(
     assert [out.topic for out in seen] == writer.sent == (
         [DLQ] if refuse else ["m.inference.results"]
     )
+
+
+class _SampledRuntime:
+    in_flight = 2
+    last_poll: float | None = None
+
+    async def partition_lag(self) -> dict[TopicPartition, int]:
+        return {TopicPartition("m.inference.requests", 3): 5}
+
+
+async def test_the_last_poll_is_absent_until_the_first_and_then_its_time() -> None:
+    registry = CollectorRegistry()
+    metrics, runtime = ConsumerMetrics(registry), _SampledRuntime()
+    name = "modelbus_consumer_last_poll_timestamp_seconds"
+    await metrics.sample(runtime)  # type: ignore[arg-type]
+    assert registry.get_sample_value(name) is None
+    assert registry.get_sample_value("modelbus_in_flight_requests") == 2
+    assert registry.get_sample_value(
+        "modelbus_consumer_lag", {"topic": "m.inference.requests", "partition": "3"}
+    ) == 5
+    runtime.last_poll = 1_700_000_000.5
+    await metrics.sample(runtime)  # type: ignore[arg-type]
+    assert registry.get_sample_value(name) == 1_700_000_000.5

@@ -110,7 +110,7 @@ def exported_metric_names() -> set[str]:
     from modelbus.stack.broker_watch import BrokerWatchMetrics
     from modelbus.stack.broker_watch_policy import BrokerLimits
     from modelbus_catalog.metrics import CatalogMetrics
-    from modelbus_delivery.ops_http import ReadinessCollector, Readiness
+    from modelbus_delivery.ops_http import Readiness, ReadinessCollector
     from modelbus_discovery.metrics import DiscoveryMetrics
     from modelbus_worker.metrics import WorkerMetrics
 

@@ -172,6 +172,15 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
              15, interval=0.5, message="the lag panel shows the requests topic caught up")
     ready = _values(prometheus.series("min by (component) (modelbus_ready)"))
     assert ready == {frozenset({("component", s)}): 1.0 for s in SERVICES}
+    # The worker polls all the time; the worker and the catalog count dead letters.
+    polled = _values(prometheus.series(
+        _by_where(panels, """panel "Seconds since each consumer's last poll" A""")))
+    assert list(polled) == [
+        frozenset({("job", "modelbus"), ("component", "worker"),
+                   ("instance", f"127.0.0.1:{stack.ports['worker']}")})]
+    assert 0 <= next(iter(polled.values())) < 10
+    dead = prometheus.series('count by (component) (modelbus_dlq_records_total)')
+    assert {s["metric"]["component"] for s in dead} == {"worker", "catalog"}
 
     # Every expression: accepted and evaluated by the query API.
     refused = []

@@ -3,6 +3,8 @@
 # checks first and does nothing when its work is already done.
 #
 #   1. apt packages: docker.io docker-compose debootstrap python3 python3-venv ca-certificates
+#      prometheus (its server and promtool, for the alert-rule and dashboard tests, which
+#      start a server of their own on their own port and storage, never the package's service)
 #   2. the Docker engine: started in the background when `docker info` fails (no init system
 #      needed; log in $MODELBUS_DOCKERD_LOG, default /var/log/modelbus-dockerd.log)
 #   3. .venv with `pip install -e ".[test]"` (skipped while pyproject.toml is unchanged)
@@ -28,7 +30,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 install_packages() {
-    local wanted=(docker.io docker-compose debootstrap python3 python3-venv ca-certificates)
+    local wanted=(docker.io docker-compose debootstrap python3 python3-venv ca-certificates
+                  prometheus)
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \

@@ -111,11 +111,13 @@ def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None)
     # What workers offer: the catalog reads the same MODELBUS_WORKER_ settings they do.
     handler = CatalogHandler(topics.catalog, settings.datagrok_tag, InterpreterSettings(),
                              view.entries, retrying.read)
+    metrics = CatalogMetrics()
     runtime = DeliveryRuntime(kafka, consumer_config(settings), handler.handle_record,
-                              CatalogQuarantine(topics.dlq), writer, backoff_for(settings))
+                              CatalogQuarantine(topics.dlq), writer, backoff_for(settings),
+                              published=metrics.dead_letters.observer(topics.dlq))
     life = lifecycle("catalog", settings, kafka, ("discovered", "catalog", "dlq"), writer,
                      consumer=runtime, view=view)
-    return CatalogService(life, handler, retrying, view, runtime, CatalogMetrics())
+    return CatalogService(life, handler, retrying, view, runtime, metrics)
 
 
 def build_worker(settings: ModelbusSettings, pool: ContainerPool | None = None) -> WorkerService:
@@ -197,6 +199,7 @@ def assemble_worker(
     runtime = DeliveryRuntime(
         kafka, w.consumer_config(s), handler,
         WorkerQuarantine(topics, policy, s.max_message_bytes), writer, backoff_for(s),
+        published=metrics.dead_letters.observer(topics.dlq),
     )
     preparer: Preparer | None = None
     if containers is not None:

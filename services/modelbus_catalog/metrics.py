@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Gauge
 
 from modelbus_contract.messages import CatalogEntry
+from modelbus_delivery.consumer_metrics import DeadLetterCounter
 
 ENTRY_STATUSES = ("ready", "invalid")
 
 
 class CatalogMetrics:
-    """The entries of the catalog topic by status."""
+    """The entries of the catalog topic by status, and the dead letters published."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry = registry or CollectorRegistry()
@@ -22,6 +23,7 @@ class CatalogMetrics:
         )
         for status in ENTRY_STATUSES:
             self.entries.labels(status).set(0)
+        self.dead_letters = DeadLetterCounter(registry)
 
     def set_entries(self, entries: Iterable[CatalogEntry]) -> None:
         counts = dict.fromkeys(ENTRY_STATUSES, 0)

@@ -1,8 +1,10 @@
 """A service's operations endpoint: ``/metrics``, ``/healthz`` and ``/readyz`` over HTTP.
 
 - ``/metrics``: the service's own Prometheus registry in the text format (OpenMetrics when
-  the scraper asks for it). Values that live in the event loop (gauges such as the
-  consumer lag) are refreshed on the loop first, bounded by ``REFRESH_TIMEOUT_S``.
+  the scraper asks for it), with ``modelbus_ready{check}`` (1 or 0: each readiness check,
+  as ``/readyz`` tells it) while the endpoint serves. Values that live in the event loop
+  (gauges such as the consumer lag) are refreshed on the loop first, bounded by
+  ``REFRESH_TIMEOUT_S``.
 - ``/healthz``: 200 while the process serves HTTP at all.
 - ``/readyz``: the service's named checks (``kafka``, ``mlflow``, ``docker``) as JSON, 200
   when all pass and 503 otherwise; results are cached for ``Readiness.cache_s``.
@@ -20,13 +22,15 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from .logs import get_logger
 
@@ -85,6 +89,23 @@ class Readiness:
             return dict(self._cached)
 
 
+class ReadinessCollector(Collector):
+    """``modelbus_ready{check}``: 1 while a readiness check passes, 0 while it fails, so that
+    an alert sees a service that runs but is not ready (``up`` only sees the process)."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self._readiness = readiness
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "modelbus_ready", "1 while the readiness check passes (as /readyz tells), else 0.",
+            labels=["check"],
+        )
+        for check, passes in sorted(self._readiness.status().items()):
+            family.add_metric([check], 1.0 if passes else 0.0)
+        yield family
+
+
 def kafka_ready(guard: BrokerWatch | None, consuming: bool = True) -> bool:
     """The ``kafka`` check: the broker was reached lately and the service's loop runs."""
     return guard is not None and guard.broker_seen_within(KAFKA_SEEN_WITHIN_S) and consuming
@@ -116,6 +137,7 @@ class OpsServer:
         self._address = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._collector: ReadinessCollector | None = None
 
     @property
     def port(self) -> int:
@@ -127,6 +149,8 @@ class OpsServer:
         server = _Server(self._address, _OpsHandler)
         server.ops = self
         self._server = server
+        self._collector = ReadinessCollector(self.readiness)
+        self.registry.register(self._collector)
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2},
             name="modelbus-ops-http", daemon=True,
@@ -141,6 +165,9 @@ class OpsServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            self.registry.unregister(collector)
 
 
 class _Server(ThreadingHTTPServer):

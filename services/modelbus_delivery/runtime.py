@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
@@ -119,8 +120,12 @@ class DeliveryRuntime:
         quarantine: Quarantine,
         writer: TopicWriter,
         backoff: Backoff | None = None,
+        *,
+        published: Callable[[Outgoing], None] | None = None,
     ) -> None:
         self.config = config
+        # Told of every record the broker acknowledged (e.g. to count dead letters).
+        self._published = published
         self._options = as_options(kafka)
         self._handler = handler
         self._quarantine = quarantine
@@ -140,6 +145,7 @@ class DeliveryRuntime:
         self._committing: asyncio.Task[None] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
+        self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
         # Told after every rebalance (the partitions this member holds now).
         self.assignment_listeners: list[Callable[[], None]] = []
 
@@ -365,6 +371,7 @@ class DeliveryRuntime:
                 await asyncio.sleep(delay)
                 continue
             self._backoff.reset()
+            self.last_poll = time.time()
             pace(consumer, self._pacing, batch, self.config.name)
             for tp, records in batch.items():
                 for record in records:
@@ -448,6 +455,7 @@ class DeliveryRuntime:
     async def _publish(self, record: Inbound, out: Outgoing) -> None:
         try:
             await self._writer.send(out.topic, out.key, out.value, out.headers)
+            self._tell_published(out)
             return
         except PublishFailed as exc:
             if exc.retriable:  # the broker is down: wait for it, this record is not at fault
@@ -466,6 +474,7 @@ class DeliveryRuntime:
             attempt += 1
             try:
                 await self._writer.send(out.topic, out.key, out.value, out.headers)
+                self._tell_published(out)
                 return
             except PublishFailed as exc:
                 if not exc.retriable:
@@ -480,3 +489,10 @@ class DeliveryRuntime:
                             error=exc.reason[:300], retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
+    def _tell_published(self, out: Outgoing) -> None:
+        if self._published is not None:
+            try:
+                self._published(out)
+            except Exception as exc:  # an observer never fails a record
+                log.warning("published_observer_failed", service=self.config.name,
+                            error=f"{type(exc).__name__}: {exc}"[:300])

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.messages import CatalogEntry
-from modelbus_delivery.consumer_metrics import ConsumerMetrics
+from modelbus_delivery.consumer_metrics import ConsumerMetrics, DeadLetterCounter
 
 UNKNOWN = "_unknown"
 CONTAINER_STATES = ("warm", "starting", "standby")
@@ -89,6 +89,7 @@ class WorkerMetrics:
             ["outcome"], buckets=COLD_START_BUCKETS, registry=registry,
         )
         self.consumer = ConsumerMetrics(registry)
+        self.dead_letters = DeadLetterCounter(registry)
         # The labelled series of each request metric, looked up once per label set: the
         # label values are bounded, and so are these maps.
         self._series: dict[tuple[Any, ...], Any] = {}

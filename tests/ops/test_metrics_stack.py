@@ -1,5 +1,6 @@
-"""The operations endpoints of a running ``modelbus up``: scraped after known requests, and
-readiness while the embedded broker is frozen and after it is back."""
+"""The operations endpoints of a running ``modelbus up`` (the package's ``stack``, in
+conftest.py): scraped after known requests, and readiness while the embedded broker is
+frozen and after it is back."""
 
 from __future__ import annotations
 
@@ -10,45 +11,24 @@ import signal
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
-from tests.stack.test_recovery import _child_pid, _warm
-from tests.stack.test_up import UpProcess
+from tests.stack.test_recovery import _child_pid
 from tests.support.echo_model import FRAME
+from tests.support.up_stack import SERVICES, Stack
 from tests.support.waiting import wait_for
 
 from modelbus.client import ModelbusClient
-from modelbus.stack import free_tcp_port, port_in_use
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.errors import ModelbusError
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("discovery", "catalog", "worker")
 REQUESTS_TOPIC = "modelbus.inference.requests"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@dataclass
-class Stack:
-    up: UpProcess
-    bootstrap: str
-    model: str
-    ports: dict[str, int]
-
-
-def _free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
-    for _ in range(100):
-        first = free_tcp_port()
-        if first + count <= 65535 and not any(port_in_use(first + i) for i in range(count)):
-            return first
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -81,42 +61,6 @@ def _delta(before: Samples, after: Samples, name: str) -> dict[frozenset[tuple[s
 
 def _labels(**labels: str) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``modelbus up`` with its metrics on consecutive ports and one warm echo model."""
-    tmp_path = tmp_path_factory.mktemp("metrics-stack")
-    telemetry = os.environ.get("MLFLOW_DISABLE_TELEMETRY")
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # see tests/stack/test_recovery.py
-    # The services' ports, then the embedded broker's watch.
-    kafka_port, mlflow_port, first = free_tcp_port(), free_tcp_port(), _free_ports(4)
-    up = UpProcess(
-        [
-            *("--data-dir", str(tmp_path / "data")),
-            *("--kafka-port", str(kafka_port), "--mlflow-port", str(mlflow_port)),
-            *("--metrics-port", str(first)),
-        ],
-        tmp_path / "up.err",
-    )
-    try:
-        warmed = _warm(up, tmp_path, kafka_port, mlflow_port)
-        _, bootstrap, tracking_uri, model, _ = next(warmed)
-        ports = {service: first + i for i, service in enumerate(SERVICES)}
-        assert up.lines == [
-            f"kafka bootstrap servers: {bootstrap}",
-            f"mlflow tracking uri: {tracking_uri}",
-            *(f"{s} metrics: http://127.0.0.1:{ports[s]}/metrics" for s in SERVICES),
-            f"kafka metrics: http://127.0.0.1:{first + len(SERVICES)}/metrics",
-            "modelbus is up (Ctrl-C to stop)",
-        ]
-        yield Stack(up, bootstrap, model, ports)
-    finally:
-        up.kill_everything()
-        if telemetry is None:
-            os.environ.pop("MLFLOW_DISABLE_TELEMETRY", None)
-        else:
-            os.environ["MLFLOW_DISABLE_TELEMETRY"] = telemetry
 
 
 async def _send_raw_requests(bootstrap: str, model: str, count: int) -> None:

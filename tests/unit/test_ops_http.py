@@ -179,3 +179,34 @@ def test_a_taken_port_is_an_os_error(registry: CollectorRegistry) -> None:
                         port=taken.getsockname()[1])
         with pytest.raises(OSError):
             ops.start()
+
+
+def _ready_samples(server: OpsServer) -> dict[str, float]:
+    _, _, body = _get(server, "/metrics")
+    return {
+        s.labels["check"]: s.value
+        for family in text_string_to_metric_families(body) for s in family.samples
+        if s.name == "modelbus_ready"
+    }
+
+
+def test_metrics_carry_each_readiness_check_as_1_or_0(
+    server: OpsServer, kafka: Switch
+) -> None:
+    assert _ready_samples(server) == {"kafka": 1.0}
+    kafka.value = False
+    assert _ready_samples(server) == {"kafka": 0.0}
+    assert _get(server, "/readyz")[0] == 503
+
+
+def test_the_readiness_gauge_leaves_the_registry_when_the_server_stops(
+    registry: CollectorRegistry,
+) -> None:
+    for _ in range(2):  # a second endpoint on the same registry: no duplicate series
+        ops = OpsServer(registry, Readiness({"docker": Switch(False)}), host="127.0.0.1")
+        ops.start()
+        try:
+            assert _ready_samples(ops) == {"docker": 0.0}
+        finally:
+            ops.stop()
+        assert registry.get_sample_value("modelbus_ready", {"check": "docker"}) is None

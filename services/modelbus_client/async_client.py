@@ -151,7 +151,8 @@ class AsyncModelbusClient:
                 "MODELBUS_KAFKA_CREATE_TOPICS=false: a client cannot make a reply topic of "
                 "its own; set MODELBUS_CLIENT_REPLY_TOPIC to a provisioned one (a team's "
                 f"{self.settings.topic_prefix}replies.NAME, made by `modelbus topics apply "
-                "--reply-topic NAME`) or to the results topic"
+                f"--reply-topic {self.settings.topic_prefix}replies.NAME`) or to the results "
+                "topic"
             )
         needed = [topic_spec(self.settings, "requests")]
         if self._shared_replies is not None:

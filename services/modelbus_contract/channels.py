@@ -123,6 +123,12 @@ def private_reply_topic(settings: TopicSettings) -> str:
     return f"{settings.topic_prefix}replies.{uuid.uuid4().hex}"
 
 
+def allowed_reply_pattern(topic_prefix: str, override: str | None = None) -> re.Pattern[str]:
+    """The topics a request may name in ``reply_to`` besides the results topic (full match):
+    ``MODELBUS_REPLY_TO_PATTERN`` (``override``), default PREFIX ``replies.`` + a name."""
+    return re.compile(override or re.escape(topic_prefix) + r"replies\..+")
+
+
 def private_reply_pattern(settings: TopicSettings) -> re.Pattern[str]:
     """What every name of ``private_reply_topic`` matches in full, and a shared reply topic
     (``PREFIX replies.TEAM``) must not: what ``modelbus topics prune-replies`` considers."""

@@ -28,6 +28,9 @@ from .topic_admin import TopicsNotCreated, create_missing, require_topics
 log = get_logger("kafka")
 T = TypeVar("T")
 
+# How often a guard that may not make topics repeats that they are missing.
+MISSING_LOG_INTERVAL_S = 60.0
+
 
 async def retry_until_connected(
     what: str, connect: Callable[[], Awaitable[T]], backoff: Backoff, **context: Any
@@ -166,6 +169,7 @@ class TopicGuard:
         self._create = create
         self.missing: list[str] = []  # guarded topics missing at the last check
         self._repair_due = False  # topics were lost and not all of them are back yet
+        self._told: tuple[list[str], float] | None = None  # missing topics last logged, when
         self._on_lost = on_lost
         self.interval_s = interval_s
         self._name = name
@@ -184,9 +188,12 @@ class TopicGuard:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-topic-guard")
 
     def broker_seen_within(self, seconds: float) -> bool:
-        """Whether a check reached the broker in the last ``seconds`` (a readiness signal:
-        the guard looks every ``interval_s``)."""
-        return self.last_ok is not None and time.monotonic() - self.last_ok <= seconds
+        """Whether a check reached the broker in the last ``seconds`` and found every
+        guarded topic (a readiness signal: the guard looks every ``interval_s``)."""
+        return (
+            self.last_ok is not None and time.monotonic() - self.last_ok <= seconds
+            and not self.missing
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -224,10 +231,16 @@ class TopicGuard:
     async def _repair(self) -> None:
         if self._create:
             await ensure_topics(self._kafka, self._specs)
-        elif self.missing:  # the operator makes them: until then, say so at every check
-            log.error("topics_missing", service=self._name, topics=self.missing,
-                      error=missing_topics_line(self.missing))
+        elif self.missing:  # the operator makes them: until then, say so now and then
+            now = time.monotonic()
+            if self._told is None or now - self._told[1] >= MISSING_LOG_INTERVAL_S or (
+                self._told[0] != self.missing
+            ):
+                self._told = (list(self.missing), now)
+                log.error("topics_missing", service=self._name, topics=self.missing,
+                          error=missing_topics_line(self.missing))
             return
+        self._told = None
         self._repair_due = False
         self._ends.clear()
         if self._on_lost is not None:

@@ -41,6 +41,9 @@ from .topic_plan_text import AdminTarget, create_command, fix, plan_warnings, ta
 
 T = TypeVar("T")
 
+# How long `apply` waits for the topics it made to be described with their partitions.
+CREATED_VISIBLE_WITHIN_S = 15.0
+
 
 def _settings() -> ModelbusSettings:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures: one line of ours
@@ -150,7 +153,15 @@ def apply_command(reply_topics: tuple[str, ...], command_config: str | None) -> 
 
     async def apply() -> tuple[list[str], dict[str, str], list[Finding]]:
         created, refused = await create_missing(kafka, specs)
-        observed = await observe_topics(kafka, [s.name for s in specs])
+        names = [s.name for s in specs]
+        observed = await observe_topics(kafka, names)
+        # A cluster may describe a topic made a moment ago only once its leaders are elected.
+        deadline = time.monotonic() + CREATED_VISIBLE_WITHIN_S
+        while time.monotonic() < deadline and any(
+            name not in observed or not observed[name].partitions for name in created
+        ):
+            await asyncio.sleep(0.5)
+            observed = await observe_topics(kafka, names)
         return created, refused, diff(specs, observed)
 
     created, refused, findings = _run(apply(), settings)

@@ -160,9 +160,9 @@ class ReplyTopics:
         self._retiring[old_topic] = old
         log.info("reply_topic_rotated", old=old_topic, new=topic,
                  still_waiting=old.waiting)
+        self._spawn(self._retire(old_topic, old), "modelbus-reply-retire")
         if self._announce is not None:
             await self._announce(topic)
-        self._spawn(self._retire(old_topic, old), "modelbus-reply-retire")
 
     async def _retire(self, topic: str, listener: ResultsListener) -> None:
         await listener.answered()

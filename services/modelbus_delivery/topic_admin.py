@@ -16,7 +16,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import ModelbusError
@@ -175,8 +180,9 @@ async def delete_topics(kafka: str | KafkaOptions, names: list[str]) -> dict[str
         response = await admin.delete_topics(names)
     finally:
         await close_quietly("admin client", admin.close)
-    return {
-        topic: for_code(code).__name__ for topic, code, *_ in response.topic_error_codes if code
+    return {  # a topic that is gone already is no refusal
+        topic: for_code(code).__name__ for topic, code, *_ in response.topic_error_codes
+        if code not in (0, UnknownTopicOrPartitionError.errno)
     }
 
 
@@ -192,8 +198,8 @@ async def newest_record_times(
     """
     consumer = AIOKafkaConsumer(**as_options(kafka), enable_auto_commit=False,
                                 fetch_max_wait_ms=100)
-    await consumer.start()
     try:
+        await consumer.start()
         return await _newest(consumer, topics, timeout_s)
     finally:
         await close_quietly("consumer", consumer.stop)

@@ -35,6 +35,7 @@ _EXTRA_OF_MODULE = {
 _LAZY_COMMANDS = {
     "up": "modelbus.stack.command:up",
     "images": "modelbus.images_command:images",
+    "topics": "modelbus.topics_command:topics",
     "predict": "modelbus_client.cli.commands:predict",
     "results": "modelbus_client.cli.commands:results",
 }
@@ -95,6 +96,8 @@ def _run(name: str, service: RunnableService, settings: ModelbusSettings) -> Non
         code = run_service(name, lambda: run_with_metrics(name, service, settings))
     except OpsPortUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    except ModelbusError as exc:  # e.g. topics missing that it may not make: one line
+        raise click.ClickException(f"{name}: {exc.message}") from None
     sys.exit(code)
 
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelbus_contract.channels import topic_specs
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_contract.topic_plan import topic_spec, topic_specs
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.kafka_config import KafkaOptions, connection_options
 from modelbus_delivery.ops_http import OpsSource, ops_endpoint
 from modelbus_delivery.retry import backoff_for
 from modelbus_delivery.runtime import DeliveryRuntime
 from modelbus_delivery.service_lifecycle import Consumer, Publisher, ServiceLifecycle
-from modelbus_delivery.topics import TopicGuard, ensure_topics
+from modelbus_delivery.topics import TopicGuard, provide_topics
 from modelbus_delivery.writer import TopicWriter
 
 if TYPE_CHECKING:
@@ -52,13 +52,24 @@ def lifecycle(
     publishers: Sequence[Publisher] = (),
 ) -> ServiceLifecycle:
     """The shared life cycle of service ``name``: its ``topics`` (names of ``Topics``) made
-    and guarded, its Kafka parts started and stopped in the one order."""
+    as planned (or, with ``kafka_create_topics`` false, required) and guarded, its Kafka
+    parts started and stopped in the one order."""
     specs = topic_specs(settings, topics)
+    create = settings.kafka_create_topics
     return ServiceLifecycle(
-        name, partial(ensure_topics, kafka, specs), writer,
-        TopicGuard(kafka, specs, name=name), backoff_for(settings),
+        name, partial(provide_topics, kafka, specs, create=create), writer,
+        TopicGuard(kafka, specs, name=name, create=create), backoff_for(settings),
         consumer=consumer, view=view, publishers=publishers,
         bootstrap_servers=settings.kafka_bootstrap_servers,
+    )
+
+
+def catalog_view(settings: ModelbusSettings, kafka: KafkaOptions) -> CatalogView:
+    """A service's view of the catalog topic (made as planned if it is the first to need
+    it, unless topics are not made at all)."""
+    return CatalogView(
+        kafka, settings.topics.catalog, settings.kafka_catalog_fetch_max_wait_ms,
+        spec=topic_spec(settings, "catalog"), create_topic=settings.kafka_create_topics,
     )
 
 
@@ -106,7 +117,7 @@ def build_catalog(settings: ModelbusSettings, reader: ModelReader | None = None)
         reader = MlflowModelReader(settings.mlflow_tracking_uri)
     topics, kafka = settings.topics, connection_options(settings)
     writer = TopicWriter(kafka, backoff=backoff_for(settings))
-    view = CatalogView(kafka, topics.catalog, settings.kafka_catalog_fetch_max_wait_ms)
+    view = catalog_view(settings, kafka)
     retrying = RetryingReader(reader, partial(backoff_for, settings))
     # What workers offer: the catalog reads the same MODELBUS_WORKER_ settings they do.
     handler = CatalogHandler(topics.catalog, settings.datagrok_tag, InterpreterSettings(),
@@ -162,7 +173,7 @@ def assemble_worker(
     s, topics, kafka = settings, settings.topics, connection_options(settings)
     metrics = WorkerMetrics()
     writer = TopicWriter(kafka, max_request_size=s.max_message_bytes, backoff=backoff_for(s))
-    catalog = CatalogView(kafka, topics.catalog, s.kafka_catalog_fetch_max_wait_ms)
+    catalog = catalog_view(s, kafka)
     problems = ProblemReporter(writer, topics.discovered, catalog.entries)
     notices: ProgressNotices | None = None
     if containers is not None:

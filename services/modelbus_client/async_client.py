@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
 from modelbus_contract.arrow_codec import ARROW_STREAM
-from modelbus_contract.channels import private_reply_topic, topic_specs
+from modelbus_contract.channels import private_reply_topic
 from modelbus_contract.errors import (
     BadRequest,
     InferenceTimeout,
@@ -25,13 +25,15 @@ from modelbus_contract.errors import (
 )
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_contract.topic_plan import reply_topic_spec, topic_spec
 from modelbus_delivery.catalog_view import CatalogChange, CatalogView
 from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.fetch_pacing import FetchPacing
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import CONNECTIONS_CLOSE_TIMEOUT_S
-from modelbus_delivery.topics import delete_topics, ensure_topics
+from modelbus_delivery.topic_admin import delete_topics
+from modelbus_delivery.topics import provide_topics
 from modelbus_delivery.writer import PublishFailed, TopicWriter
 
 from .chunked_predict import (
@@ -44,7 +46,8 @@ from .chunked_predict import (
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
 from .progress import NOTIFY_PROGRESS_HEADER, Progress, ProgressListener, wait_after_notice
 from .readiness import prepared_entry
-from .reply_topics import ReplyTopics
+from .reply_heartbeat import ReplyHeartbeat
+from .reply_topics import ReplyTopicRequired, ReplyTopics
 from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, ResultsListener
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
@@ -62,10 +65,13 @@ class AsyncModelbusClient:
     ``settings`` (or set ``MODELBUS_*`` variables) for another prefix, TLS or SASL.
 
     Answers come back on a topic of this client's own (PREFIX ``replies.<random id>``,
-    made by ``start()`` and deleted by ``close()``), so a client reads only its answers.
-    ``reply_topic`` (or ``MODELBUS_CLIENT_REPLY_TOPIC``) names another: the results topic,
-    where batch pipelines read every answer, or a ``replies.NAME`` topic of the workers'
-    allow-list.
+    made by ``start()`` and deleted by ``close()``), so a client reads only its answers; it
+    writes a sign of life there (``reply_heartbeat``). ``reply_topic`` (or
+    ``MODELBUS_CLIENT_REPLY_TOPIC``) names a shared one instead, which the client neither
+    makes (when ``MODELBUS_KAFKA_CREATE_TOPICS=false``) nor deletes: a team's
+    ``replies.NAME`` topic of the workers' allow-list, every client of the team taking its
+    own answers from it by correlation id, or the results topic, where batch pipelines read
+    every answer.
 
     ``on_progress`` is told of every progress notice (a model version still being
     prepared) of every call that does not pass its own listener.
@@ -95,18 +101,25 @@ class AsyncModelbusClient:
         self._close_timeout_s = close_timeout_s
         self._writer = TopicWriter(self._kafka, max_request_size=settings.max_message_bytes)
         shared = reply_topic or settings.client_reply_topic
+        self._shared_replies = shared
         self._private_replies = shared is None
         # The answers' partition follows the request key; a private topic needs one only.
         partitions = 1 if self._private_replies else settings.topic_partitions
+        self._heartbeat = ReplyHeartbeat(
+            self._writer, lambda: self._replies.topics, settings.client_reply_heartbeat_s
+        )
         self._replies = ReplyTopics(
             shared or private_reply_topic(settings),
             lambda topic: ResultsListener(
                 self._kafka, topic, close_timeout_s=close_timeout_s, partitions=partitions,
                 pacing=FetchPacing.request_path(settings),
+                spec=reply_topic_spec(settings, topic, partitions),
+                create_topic=settings.kafka_create_topics,
             ),
             rotate_after=settings.client_reply_rotate_after if self._private_replies else 0,
             next_topic=lambda: private_reply_topic(settings),
-            delete=lambda topics: delete_topics(self._kafka, topics),
+            delete=self._delete_topics,
+            announce=self._heartbeat.announce if self._private_replies else None,
         )
         self._views: set[CatalogView] = set()
         self._closed = False
@@ -128,15 +141,33 @@ class AsyncModelbusClient:
         return max(consumers, CLOSE_TIMEOUT_S) + deleting
 
     async def start(self) -> None:
-        # Made here if this client is the first to need it: a broker that creates topics on
-        # first use would give it its default partition count, not the one workers expect.
-        await ensure_topics(self._kafka, topic_specs(self.settings, ("requests",)))
+        """Connect: the requests topic and a shared reply topic are made if missing (a
+        broker that creates topics on first use would give them its default partition
+        count, not the one workers expect), or, with ``MODELBUS_KAFKA_CREATE_TOPICS=false``,
+        required (``TopicsMissing``); then the reply topic is read."""
+        create = self.settings.kafka_create_topics
+        if not create and self._private_replies:
+            raise ReplyTopicRequired(
+                "MODELBUS_KAFKA_CREATE_TOPICS=false: a client cannot make a reply topic of "
+                "its own; set MODELBUS_CLIENT_REPLY_TOPIC to a provisioned one (a team's "
+                f"{self.settings.topic_prefix}replies.NAME, made by `modelbus topics apply "
+                f"--reply-topic {self.settings.topic_prefix}replies.NAME`) or to the results "
+                "topic"
+            )
+        needed = [topic_spec(self.settings, "requests")]
+        if self._shared_replies is not None:
+            needed.append(reply_topic_spec(self.settings, self._shared_replies,
+                                           self.settings.topic_partitions))
+        await provide_topics(self._kafka, needed, create=create,
+                             reply_topics=tuple(filter(None, [self._shared_replies])))
         await self._replies.start()
         try:
             await self._writer.start()
         except BaseException:
             await self._replies.stop()
             raise
+        if self._private_replies:
+            self._heartbeat.start()
         # Shard counts change rarely: a long fetch wait keeps this reader nearly idle.
         view = self._view(fetch_max_wait_ms=SHARD_VIEW_FETCH_WAIT_MS)
         self._keys = ShardKeys(view.entries)
@@ -158,6 +189,7 @@ class AsyncModelbusClient:
         if self._shard_reading is not None and not self._shard_reading.done():
             self._shard_reading.cancel()
         reply_topics = self._replies.topics  # before stopping: retiring ones leave the list
+        await self._heartbeat.stop()
         outcomes = await asyncio.gather(
             self._writer.stop(),
             self._replies.stop(),
@@ -175,9 +207,14 @@ class AsyncModelbusClient:
         behind by a broker that did not answer is logged, never raised)."""
         try:
             async with asyncio.timeout(self._close_timeout_s):
-                await delete_topics(self._kafka, topics)
+                await self._delete_topics(topics)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("reply_topic_left", topics=topics, error=repr(exc)[:300])
+
+    async def _delete_topics(self, topics: list[str]) -> None:
+        refused = await delete_topics(self._kafka, topics)
+        if refused:  # e.g. no DeleteTopics right: `modelbus topics prune-replies` can
+            log.warning("reply_topic_left", topics=sorted(refused), error=str(refused)[:300])
 
     @property
     def reply_topic(self) -> str:
@@ -473,6 +510,8 @@ class AsyncModelbusClient:
             self._kafka, self._topics.catalog,
             fetch_max_wait_ms or self.settings.kafka_catalog_fetch_max_wait_ms,
             close_timeout_s=self._close_timeout_s,
+            spec=topic_spec(self.settings, "catalog"),
+            create_topic=self.settings.kafka_create_topics,
         )
         self._views.add(view)
         return view

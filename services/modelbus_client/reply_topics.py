@@ -18,11 +18,19 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from modelbus_contract.errors import ModelbusError
 from modelbus_delivery.logs import get_logger
 
 from .results_listener import Answer, ClientClosed, NoticeListener, ResultsListener
 
 log = get_logger("client")
+
+
+class ReplyTopicRequired(ModelbusError):
+    """The client may not make a reply topic of its own (``MODELBUS_KAFKA_CREATE_TOPICS=
+    false``) and was given no shared one (``MODELBUS_CLIENT_REPLY_TOPIC``)."""
+
+    code = "reply_topic_required"
 
 
 @dataclass
@@ -57,12 +65,14 @@ class ReplyTopics:
         rotate_after: int = 0,
         next_topic: Callable[[], str] | None = None,
         delete: Callable[[list[str]], Awaitable[None]] | None = None,
+        announce: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         if rotate_after > 0 and (next_topic is None or delete is None):
             raise ValueError("a rotated reply topic needs next_topic and delete")
         self._listen = listen
         self._next_topic = next_topic
         self._delete = delete
+        self._announce = announce  # told of each rotated topic once it is read (a sign of life)
         self._count = RotationCount(rotate_after)
         self.topic = first_topic
         self._current = listen(first_topic)
@@ -78,7 +88,6 @@ class ReplyTopics:
 
     async def start(self) -> None:
         await self._current.start()
-
     def expect(
         self, correlation_id: str, on_notice: NoticeListener | None = None
     ) -> tuple[str, asyncio.Future[Answer]]:
@@ -152,6 +161,8 @@ class ReplyTopics:
         log.info("reply_topic_rotated", old=old_topic, new=topic,
                  still_waiting=old.waiting)
         self._spawn(self._retire(old_topic, old), "modelbus-reply-retire")
+        if self._announce is not None:
+            await self._announce(topic)
 
     async def _retire(self, topic: str, listener: ResultsListener) -> None:
         await listener.answered()

@@ -25,7 +25,7 @@ from modelbus_delivery.poison import (
 )
 from modelbus_delivery.records import RECORDS_PER_TURN
 from modelbus_delivery.retry import Backoff
-from modelbus_delivery.topics import TopicGuard, assign_all, ensure_topics, start_consumer
+from modelbus_delivery.topics import TopicGuard, assign_all, provide_topics, start_consumer
 
 log = get_logger("client")
 
@@ -69,10 +69,15 @@ class ResultsListener:
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         partitions: int = 1,
         pacing: FetchPacing | None = None,
+        spec: TopicSpec | None = None,
+        create_topic: bool = True,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
-        self._spec = TopicSpec(topic, partitions)  # if this reader is the first to need it
+        # How the topic is made if this reader is the first to need it (``create_topic``;
+        # else a missing topic is ``TopicsMissing``).
+        self._spec = spec or TopicSpec(topic, partitions)
+        self._create = create_topic
         # The fetch wait: ``fetch_max_wait_ms``, or the pacing's, which waits longer while
         # answers stream (see modelbus_delivery.fetch_pacing).
         self._pacing = pacing or FetchPacing(fetch_max_wait_ms, 0, 0)
@@ -98,7 +103,8 @@ class ResultsListener:
             await self._settled.wait()
 
     async def start(self) -> None:
-        await ensure_topics(self._kafka, [self._spec])
+        await provide_topics(self._kafka, [self._spec], create=self._create,
+                             reply_topics=(self._topic,))
         consumer = AIOKafkaConsumer(
             **as_options(self._kafka),
             enable_auto_commit=False,
@@ -122,7 +128,7 @@ class ResultsListener:
         # never seen.
         self._guard = TopicGuard(
             self._kafka, [self._spec], self._reread, name="results-listener",
-            known_ends=self._expected,
+            known_ends=self._expected, create=self._create,
         )
         self._guard.start()
 

@@ -1,6 +1,6 @@
 """The channel table: every topic of the contract, who writes and reads it, and what it
-carries. Topic names, the topics each service creates and the AsyncAPI document are all
-derived from this one table.
+carries. Topic names, the topic plan (``topic_plan``: partitions and configs of each topic)
+and the AsyncAPI document are all derived from this one table.
 
 It reads the topic settings through ``TopicSettings`` (``ModelbusSettings`` is one), so
 it sits below the settings module, whose ``topics`` it builds.
@@ -8,6 +8,7 @@ it sits below the settings module, whose ``topics`` it builds.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,11 +30,23 @@ class TopicSettings(Protocol):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic the services need; compacted topics keep the latest value per key."""
+    """A topic the services need; compacted topics keep the latest value per key.
+
+    ``extra_configs``: topic configs beyond the cleanup policy (retention, min ISR, ...),
+    as (name, value) pairs sorted by name; ``topic_plan`` derives them from the settings.
+    """
 
     name: str
     partitions: int = 1
     compacted: bool = False
+    replication_factor: int = 1
+    extra_configs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Every topic config the topic is made with (the cleanup policy always)."""
+        policy = "compact" if self.compacted else "delete"
+        return {"cleanup.policy": policy, **dict(self.extra_configs)}
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,20 @@ def topic_name(settings: TopicSettings, role: str) -> str:
 
 def private_reply_topic(settings: TopicSettings) -> str:
     """A new topic name for one client's answers, inside the workers' default reply_to
-    allow-list (PREFIX + ``replies.`` + anything)."""
+    allow-list (PREFIX + ``replies.`` + anything): PREFIX ``replies.`` + 32 hex digits."""
     return f"{settings.topic_prefix}replies.{uuid.uuid4().hex}"
+
+
+def allowed_reply_pattern(topic_prefix: str, override: str | None = None) -> re.Pattern[str]:
+    """The topics a request may name in ``reply_to`` besides the results topic (full match):
+    ``MODELBUS_REPLY_TO_PATTERN`` (``override``), default PREFIX ``replies.`` + a name."""
+    return re.compile(override or re.escape(topic_prefix) + r"replies\..+")
+
+
+def private_reply_pattern(settings: TopicSettings) -> re.Pattern[str]:
+    """What every name of ``private_reply_topic`` matches in full, and a shared reply topic
+    (``PREFIX replies.TEAM``) must not: what ``modelbus topics prune-replies`` considers."""
+    return re.compile(re.escape(settings.topic_prefix) + r"replies\.[0-9a-f]{32}")
 
 
 class Topics:
@@ -119,13 +144,3 @@ class Topics:
         self.requests = topic_name(settings, "requests")
         self.results = topic_name(settings, "results")
         self.dlq = topic_name(settings, "dlq")
-
-
-def topic_specs(settings: TopicSettings, roles: tuple[str, ...]) -> list[TopicSpec]:
-    """The topics to create for these channels, as the table and the settings say."""
-    specs = []
-    for role in roles:
-        channel = CHANNEL_BY_ROLE[role]
-        partitions = settings.topic_partitions if channel.partitioned else 1
-        specs.append(TopicSpec(topic_name(settings, role), partitions, channel.compacted))
-    return specs

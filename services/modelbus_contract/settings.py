@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .channels import Topics
@@ -44,6 +44,54 @@ class ModelbusSettings(BaseSettings):
         default=12, ge=1,
         description="Partitions of the requests and results topics the services create: the "
         "most workers that can share the requests.",
+    )
+    # The topic plan (modelbus_contract.topic_plan): what every topic is made with.
+    kafka_create_topics: bool = Field(
+        default=True,
+        description="Whether services and clients make the topics they need that are "
+        "missing (as the topic plan says). false: none makes a topic; a missing one stops a "
+        "service or client at its start with one line naming it and `modelbus topics "
+        "apply`, and a client needs a provisioned reply topic (client_reply_topic).",
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1,
+        description="Replicas of every topic made (1 suits one broker; 3 a production "
+        "cluster).",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None, ge=1,
+        description="min.insync.replicas of every topic made; unset: the broker's default. "
+        "Every modelbus producer writes with acks=all, which a topic refuses while fewer "
+        "replicas than this are in sync: at most topic_replication_factor.",
+    )
+    topic_requests_retention_ms: int | None = Field(
+        default=None, ge=-1,
+        description="retention.ms of the requests topic; unset: the broker's default; -1: "
+        "forever.",
+    )
+    topic_results_retention_ms: int | None = Field(
+        default=None, ge=-1,
+        description="retention.ms of the results topic and of the reply topics made for "
+        "clients; unset: the broker's default; -1: forever.",
+    )
+    topic_dlq_retention_ms: int | None = Field(
+        default=None, ge=-1,
+        description="retention.ms of the DLQ; unset: the broker's default; -1: forever.",
+    )
+    topic_compaction_delete_retention_ms: int | None = Field(
+        default=None, ge=0,
+        description="delete.retention.ms of the compacted topics (catalog and discovered): "
+        "how long a removed version's tombstone stays readable; unset: the broker's default.",
+    )
+    topic_compaction_segment_ms: int | None = Field(
+        default=None, ge=1,
+        description="segment.ms of the compacted topics: compaction cleans closed segments "
+        "only, so this bounds how long superseded entries stay; unset: the broker's default.",
+    )
+    topic_compaction_min_cleanable_dirty_ratio: float | None = Field(
+        default=None, gt=0, le=1,
+        description="min.cleanable.dirty.ratio of the compacted topics: the share of "
+        "superseded records at which a partition is compacted; unset: the broker's default.",
     )
 
     datagrok_tag: str = "datagrok"
@@ -110,8 +158,16 @@ class ModelbusSettings(BaseSettings):
         default=None,
         description="Where a client asks for its answers (the reply_to header). Unset: a "
         "topic of its own, PREFIX + 'replies.' + a random id, made when the client starts "
-        "and deleted when it closes. The results topic (or a PREFIX + 'replies.NAME' topic) "
-        "instead sends the answers where batch pipelines and other readers see them.",
+        "and deleted when it closes (CreateTopics and DeleteTopics rights). A shared topic "
+        "instead: a team's PREFIX + 'replies.NAME' topic, provisioned once (`modelbus topics "
+        "apply --reply-topic`), which every client of the team reads, each taking its "
+        "answers by correlation id; or the results topic, where batch pipelines see them.",
+    )
+    client_reply_heartbeat_s: float = Field(
+        default=300.0, gt=0,
+        description="A client with a reply topic of its own writes a `status: alive` record "
+        "to it when it starts and then this often: `modelbus topics prune-replies` deletes "
+        "only the private reply topics whose newest record is older than its --idle.",
     )
     client_reply_rotate_after: int = Field(
         default=50_000,
@@ -196,6 +252,16 @@ class ModelbusSettings(BaseSettings):
         description="SHA-256 (hex) that MODELBUS_EMBEDDED_BROKER_BINARY must have before each "
         "start.",
     )
+
+    @model_validator(mode="after")
+    def _writable_topics(self) -> ModelbusSettings:
+        min_isr, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
+        if min_isr is not None and min_isr > replicas:
+            raise ValueError(
+                f"topic_min_insync_replicas ({min_isr}) is above topic_replication_factor "
+                f"({replicas}): every write (acks=all) would be refused"
+            )
+        return self
 
     @property
     def topics(self) -> Topics:

@@ -41,7 +41,7 @@ from .poison import (
     stop_reader,
 )
 from .retry import Backoff
-from .topics import assign_all, ensure_topics, start_consumer
+from .topics import assign_all, provide_topics, start_consumer
 
 log = get_logger("catalog_view")
 
@@ -81,9 +81,15 @@ class CatalogView:
         *,
         max_value_bytes: int = MAX_VALUE_BYTES,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        spec: TopicSpec | None = None,
+        create_topic: bool = True,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
+        # How the topic is made if this view is the first to need it (``create_topic``);
+        # else a missing topic is ``TopicsMissing``.
+        self._spec = spec or TopicSpec(topic, compacted=True)
+        self._create = create_topic
         self._fetch_wait = fetch_max_wait_ms
         self._max_value_bytes = max_value_bytes
         self._close_timeout_s = close_timeout_s
@@ -97,6 +103,9 @@ class CatalogView:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, catch_up_timeout_s: float = 30.0) -> None:
+        # Before the consumer asks for the topic's metadata (which would make it on a
+        # broker that makes topics on first use).
+        await provide_topics(self._kafka, [self._spec], create=self._create)
         consumer = AIOKafkaConsumer(
             **as_options(self._kafka),
             enable_auto_commit=False,
@@ -105,7 +114,6 @@ class CatalogView:
         )
         await start_consumer(consumer)
         try:
-            await ensure_topics(self._kafka, [TopicSpec(self._topic, compacted=True)])
             tps = await assign_all(consumer, self._topic)
             if not tps:
                 raise RuntimeError(f"topic {self._topic} has no partitions")

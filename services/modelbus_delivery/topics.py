@@ -1,4 +1,8 @@
-"""Topic set-up and replay: the aiokafka adapters every consumer of modelbus shares."""
+"""Topic set-up and replay: the aiokafka adapters every consumer of modelbus shares.
+
+Topics are made as the topic plan says (``modelbus_contract.topic_plan``), or, with
+``MODELBUS_KAFKA_CREATE_TOPICS=false``, only required: a missing one is ``TopicsMissing``.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,23 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from modelbus_contract.channels import TopicSpec
+from modelbus_contract.errors import ModelbusError
+from modelbus_contract.topic_plan import missing_topics_line
 
 from .closing import close_quietly
 from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
 from .retry import Backoff
+from .topic_admin import TopicsNotCreated, create_missing, require_topics
 
 log = get_logger("kafka")
 T = TypeVar("T")
+
+# How often a guard that may not make topics repeats that they are missing.
+MISSING_LOG_INTERVAL_S = 60.0
 
 
 async def retry_until_connected(
@@ -40,34 +49,24 @@ async def retry_until_connected(
 
 
 async def ensure_topics(kafka: str | KafkaOptions, specs: list[TopicSpec]) -> None:
-    """Create the topics that do not exist yet (no error when they already do)."""
-    admin = AIOKafkaAdminClient(**as_options(kafka))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                s.name, s.partitions, 1,
-                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
-            )
-            for s in specs
-            if s.name not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
+    """Make the topics that do not exist yet (no error when they already do), as ``specs``
+    say; ``TopicsNotCreated`` when the broker refuses one."""
+    _, refused = await create_missing(kafka, specs)
+    if refused:
+        raise TopicsNotCreated("the broker did not create " + "; ".join(
+            f"{topic} ({why})" for topic, why in sorted(refused.items())
+        ))
 
 
-async def delete_topics(kafka: str | KafkaOptions, names: list[str]) -> None:
-    """Delete ``names`` (a topic that is already gone is no error)."""
-    admin = AIOKafkaAdminClient(**as_options(kafka))
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
+async def provide_topics(
+    kafka: str | KafkaOptions, specs: list[TopicSpec], *, create: bool,
+    reply_topics: tuple[str, ...] = (),
+) -> None:
+    """Make the missing topics of ``specs`` (``create``), or require that none is missing."""
+    if create:
+        await ensure_topics(kafka, specs)
+    else:
+        await require_topics(kafka, specs, reply_topics)
 
 
 async def start_consumer(consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
@@ -148,6 +147,10 @@ class TopicGuard:
     the broker came back without its data. The missing topics are then re-created and
     ``on_lost`` is awaited (e.g. to re-publish what the lost topic held). Broker errors
     are logged and retried at the same short interval, never with a long backoff.
+
+    ``create=False`` (``MODELBUS_KAFKA_CREATE_TOPICS=false``): a missing topic is logged
+    (``topics_missing``, with the command that makes it) and left to the operator;
+    ``on_lost`` is awaited once every guarded topic is there again.
     """
 
     def __init__(
@@ -159,9 +162,14 @@ class TopicGuard:
         interval_s: float = 1.0,
         name: str = "topics",
         known_ends: Mapping[TopicPartition, int] | None = None,
+        create: bool = True,
     ) -> None:
         self._kafka = kafka
         self._specs = specs
+        self._create = create
+        self.missing: list[str] = []  # guarded topics missing at the last check
+        self._repair_due = False  # topics were lost and not all of them are back yet
+        self._told: tuple[list[str], float] | None = None  # missing topics last logged, when
         self._on_lost = on_lost
         self.interval_s = interval_s
         self._name = name
@@ -180,9 +188,12 @@ class TopicGuard:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-topic-guard")
 
     def broker_seen_within(self, seconds: float) -> bool:
-        """Whether a check reached the broker in the last ``seconds`` (a readiness signal:
-        the guard looks every ``interval_s``)."""
-        return self.last_ok is not None and time.monotonic() - self.last_ok <= seconds
+        """Whether a check reached the broker in the last ``seconds`` and found every
+        guarded topic (a readiness signal: the guard looks every ``interval_s``)."""
+        return (
+            self.last_ok is not None and time.monotonic() - self.last_ok <= seconds
+            and not self.missing
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -206,15 +217,34 @@ class TopicGuard:
                 if lost:
                     self.losses += 1
                     log.warning("broker_data_lost", service=self._name, topics=lost)
-                    await ensure_topics(self._kafka, self._specs)
-                    self._ends.clear()
-                    if self._on_lost is not None:
-                        await self._on_lost()
+                    self._repair_due = True
+                if self._repair_due:
+                    await self._repair()
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.debug("topic_guard_check_failed", service=self._name,
                           error=f"{type(exc).__name__}: {exc}"[:300])
                 await self._close()  # a fresh connection next time
+            except ModelbusError as exc:  # topics the broker would not make: tried again
+                log.error("topics_not_created", service=self._name, error=exc.message)
             await asyncio.sleep(self.interval_s)
+
+    async def _repair(self) -> None:
+        if self._create:
+            await ensure_topics(self._kafka, self._specs)
+        elif self.missing:  # the operator makes them: until then, say so now and then
+            now = time.monotonic()
+            if self._told is None or now - self._told[1] >= MISSING_LOG_INTERVAL_S or (
+                self._told[0] != self.missing
+            ):
+                self._told = (list(self.missing), now)
+                log.error("topics_missing", service=self._name, topics=self.missing,
+                          error=missing_topics_line(self.missing))
+            return
+        self._told = None
+        self._repair_due = False
+        self._ends.clear()
+        if self._on_lost is not None:
+            await self._on_lost()
 
     async def check(self) -> list[str]:
         """The guarded topics found missing or with an end offset lower than before."""
@@ -224,10 +254,13 @@ class TopicGuard:
         consumer = self._consumer
         await consumer._client.force_metadata_update()
         lost: list[str] = []
+        known_missing, self.missing = set(self.missing), []
         for spec in self._specs:
             partitions = consumer.partitions_for_topic(spec.name)
             if not partitions:
-                lost.append(spec.name)
+                self.missing.append(spec.name)
+                if spec.name not in known_missing:  # a loss is counted once
+                    lost.append(spec.name)
                 continue
             tps = [TopicPartition(spec.name, p) for p in sorted(partitions)]
             ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from modelbus_contract.channels import allowed_reply_pattern
 from modelbus_contract.settings import ModelbusSettings
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -26,10 +27,9 @@ class ReplyPolicy:
     @classmethod
     def from_settings(cls, settings: ModelbusSettings) -> ReplyPolicy:
         topics = settings.topics
-        raw = settings.reply_to_pattern or re.escape(settings.topic_prefix) + r"replies\..+"
         return cls(
             topics.results,
-            re.compile(raw),
+            allowed_reply_pattern(settings.topic_prefix, settings.reply_to_pattern),
             frozenset({topics.discovered, topics.catalog, topics.requests, topics.dlq}),
         )
 

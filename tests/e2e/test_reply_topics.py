@@ -1,5 +1,6 @@
 """Each client reads its answers on a reply topic of its own, made when it starts and
-deleted when it closes; how long a call waits is apart from the model's deadline."""
+deleted when it closes, or on a team's shared one, taking its own by correlation id; how
+long a call waits is apart from the model's deadline."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
 from modelbus_client.tables import to_ipc_stream
+from modelbus_contract.channels import private_reply_pattern
 from modelbus_contract.errors import InferenceTimeout
 from modelbus_contract.headers import header_dict
+from modelbus_contract.settings import ModelbusSettings
+from modelbus_contract.topic_plan import shared_reply_topic_spec
+from modelbus_delivery.topics import ensure_topics
 
 from .conftest import TRICKY_MODEL, InferenceStack
 
@@ -25,7 +30,13 @@ pytestmark = pytest.mark.integration
 
 
 def _cids(records: list) -> list[str | None]:  # type: ignore[type-arg]
-    return [header_dict(r.headers).get("correlation_id") for r in records]
+    """The correlation ids of the answers among ``records`` (a client's sign of life on its
+    own topic, ``status: alive``, is none)."""
+    return [header_dict(r.headers).get("correlation_id") for r in _answers(records)]
+
+
+def _answers(records: list) -> list:  # type: ignore[type-arg]
+    return [r for r in records if header_dict(r.headers).get("status") != "alive"]
 
 
 async def test_each_client_reads_only_its_own_answers_on_a_topic_of_its_own(
@@ -120,7 +131,8 @@ async def test_a_private_reply_topic_is_replaced_and_deleted_once_its_answers_ca
         assert (named, second != first) == (first, True)
         cid = f"rot-{uuid.uuid4().hex}"
         await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]}, correlation_id=cid)
-        assert _cids(await read_topic(bootstrap, second, until=lambda rs: len(rs) >= 1)) == [cid]
+        assert _cids(await read_topic(bootstrap, second,
+                                      until=lambda rs: len(_answers(rs)) >= 1)) == [cid]
         assert client._replies.topics == [second, first]  # the held request still waits
 
         await produce(
@@ -134,7 +146,59 @@ async def test_a_private_reply_topic_is_replaced_and_deleted_once_its_answers_ca
         await asyncio.wait_for(client._replies.settled(), 30)
         assert (client._replies.topics, client._replies.rotations) == ([second], 1)
         # The broker holds none of the first topic's 2 answers any more, and the second's 1.
-        assert (await _records_in(bootstrap, first), await _records_in(bootstrap, second)) == (
-            0, 1
-        )
+        assert await _records_in(bootstrap, first) == 0
+        assert _cids(await read_topic(bootstrap, second)) == [cid]
     assert await _records_in(bootstrap, second) == 0
+
+
+async def test_two_clients_sharing_a_team_reply_topic_each_get_their_own_answers(
+    inference_stack: InferenceStack,
+) -> None:
+    """A team's reply topic, provisioned once: neither client makes nor deletes a topic
+    (``MODELBUS_KAFKA_CREATE_TOPICS=false``); both read every answer on it and each takes
+    its own by correlation id."""
+    team = f"{inference_stack.settings.topic_prefix}replies.team-{uuid.uuid4().hex[:8]}"
+    settings = inference_stack.settings.model_copy(
+        update={"client_reply_topic": team, "kafka_create_topics": False}
+    )
+    bootstrap = settings.kafka_bootstrap_servers
+    await ensure_topics(bootstrap, [shared_reply_topic_spec(settings, team)])  # the operator
+    before = await _topics(settings)
+    # Every input's answer is its length: a request's answer says which request it was.
+    inputs = {"a": ["x" * n for n in range(1, 9)], "b": ["y" * n for n in range(11, 19)]}
+
+    async def calls(client: AsyncModelbusClient, values: list[str]) -> list[list[str]]:
+        tables = await asyncio.gather(*(
+            client.predict(TRICKY_MODEL, {"Molecule": [v]}, timeout=60) for v in values
+        ))
+        return [t.column("Predicted").to_pylist() for t in tables]
+
+    async with AsyncModelbusClient(settings=settings) as a, \
+            AsyncModelbusClient(settings=settings) as b:
+        assert a.reply_topic == b.reply_topic == team
+        answers_a, answers_b = await asyncio.gather(
+            calls(a, inputs["a"]), calls(b, inputs["b"])
+        )
+    assert answers_a == [[str(len(v))] for v in inputs["a"]]
+    assert answers_b == [[str(len(v))] for v in inputs["b"]]
+    await async_wait_for(lambda: inference_stack.worker.runtime.in_flight == 0, 30,
+                         message="the worker finished the requests it was handed")
+    on_team = await read_topic(bootstrap, team)
+    assert len(_cids(on_team)) == len(set(_cids(on_team))) == 16
+    # No client made (or deleted) a topic. (Private reply topics of the tests before are
+    # left out: deleted, they may come back empty, made by the embedded broker when the
+    # worker's producer asks for the metadata of the topics it once wrote to.)
+    assert await _topics(settings) == before
+
+
+async def _topics(settings: ModelbusSettings) -> set[str]:
+    private = private_reply_pattern(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return {
+            t for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) and not private.fullmatch(t)
+        }
+    finally:
+        await admin.close()

@@ -61,9 +61,10 @@ class Fixture:
         self.deleted: list[str] = []
         self.names = iter(f"replies.{n}" for n in range(1, 100))
         self.failing = failing or set()
+        self.announced: list[str] = []
         self.topics = ReplyTopics(
             "replies.0", self.listen, rotate_after=rotate_after,
-            next_topic=lambda: next(self.names), delete=self.delete,
+            next_topic=lambda: next(self.names), delete=self.delete, announce=self.announce,
         )
 
     def listen(self, topic: str) -> ResultsListener:
@@ -73,6 +74,9 @@ class Fixture:
 
     async def delete(self, topics: list[str]) -> None:
         self.deleted.extend(topics)
+
+    async def announce(self, topic: str) -> None:
+        self.announced.append(topic)
 
 
 def test_the_count_asks_for_one_rotation_at_a_time() -> None:
@@ -97,6 +101,7 @@ async def test_requests_name_the_new_topic_and_the_old_is_deleted_once_settled()
     assert f.topics.topics == ["replies.1", "replies.0"]
     old, new = f.made
     assert (old.waiting, new.waiting, f.topics.rotations) == (2, 1, 1)
+    assert f.announced == ["replies.1"]  # the new topic's first sign of life
 
     looked = old.rechecks
     f.topics.forget("a")

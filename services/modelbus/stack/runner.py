@@ -216,6 +216,8 @@ def run_stack(
             **(webhook.discovery_env() if webhook else {}),  # read by discovery alone
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)
+        if not external_kafka:  # a broker of its own starts empty: its services make them
+            env["MODELBUS_KAFKA_CREATE_TOPICS"] = "true"
         for service, name in processes:
             metrics_env = {"MODELBUS_METRICS_PORT": str(ports.get(name, 0)),
                            "MODELBUS_METRICS_HOST": host}

@@ -22,12 +22,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_contract.topic_plan import topic_spec
 from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.kafka_config import connection_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import advance, close_consumer, getmany_skipping_poison
 from modelbus_delivery.retry import backoff_for
-from modelbus_delivery.topics import start_consumer
+from modelbus_delivery.topics import provide_topics, start_consumer
 
 from .results_batches import (
     ERRORS_DIR,
@@ -120,6 +121,9 @@ async def write_results(
     Records that cannot be decoded, read or stored are written to ``_errors/`` and counted.
     Stopping (or a failure) closes the consumer within a bound and never raises from it.
     """
+    # Before subscribing: a broker that makes topics on first use would make it, unplanned.
+    await provide_topics(connection_options(settings), [topic_spec(settings, "results")],
+                         create=settings.kafka_create_topics)
     consumer = AIOKafkaConsumer(
         **connection_options(settings),
         group_id=group_id,

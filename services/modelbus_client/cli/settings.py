@@ -15,7 +15,8 @@ def load_settings() -> ModelbusSettings:
         connection_options(settings)  # TLS/SASL settings that cannot work: say so now
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
         )
         raise click.ClickException(f"invalid configuration: {problems}") from None
     except KafkaConfigError as exc:

@@ -12,6 +12,7 @@ from modelbus_contract.channels import CHANNELS, topic_name
 from modelbus_contract.inference import (
     ErrorBody,
     ProgressHeaders,
+    ReplyAliveHeaders,
     RequestHeaders,
     ResultHeaders,
 )
@@ -35,6 +36,7 @@ MESSAGES: tuple[tuple[type[BaseModel], str], ...] = (
     (RequestHeaders, "inference-request-headers"),
     (ResultHeaders, "inference-result-headers"),
     (ProgressHeaders, "inference-progress-headers"),
+    (ReplyAliveHeaders, "reply-alive-headers"),
     (ErrorBody, "inference-error-body"),
 )
 

@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from modelbus_contract.inference import ALIVE_STATUS
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.writer import TopicWriter
 
 log = get_logger("client")
 
-ALIVE_HEADERS = {"status": "alive"}
+ALIVE_HEADERS = {"status": ALIVE_STATUS}  # contract: ReplyAliveHeaders
 
 
 class ReplyHeartbeat:

@@ -97,7 +97,8 @@ CHANNELS: tuple[Channel, ...] = (
         "`correlation_id`; value Arrow on ok, the JSON error body on error. Sent to the "
         "request's `reply_to` topic when the worker accepts it. A request with "
         "`notify_progress: true` may first get progress notices (`status: preparing`, empty "
-        "value) while its model version is prepared.",
+        "value) while its model version is prepared. A client's own reply topic also holds "
+        "its sign of life (`status: alive`, empty value, written by the client).",
         partitioned=True,
     ),
     Channel(

@@ -128,6 +128,19 @@ class ProgressHeaders(BaseModel):
     )
 
 
+ALIVE_STATUS = "alive"
+
+
+class ReplyAliveHeaders(BaseModel):
+    """Headers of a client's sign of life: a record (no key, empty value) that a client with
+    a reply topic of its own writes to it when the topic is made and then every
+    `MODELBUS_CLIENT_REPLY_HEARTBEAT_S`. `modelbus topics prune-replies` deletes only private
+    reply topics whose newest record is older than its `--idle`. Nothing else writes it, and
+    readers skip it like any record whose `status` is neither `ok` nor `error`."""
+
+    status: Literal["alive"]
+
+
 class ErrorBody(BaseModel):
     """JSON value of an error result."""
 

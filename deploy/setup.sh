@@ -14,6 +14,11 @@
 # default 60) bounds the wait for the engine.
 set -euo pipefail
 
+case "${1:-}" in  # the comment above is the usage
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' \
+                   "${BASH_SOURCE[0]}"; exit 0 ;;
+esac
+
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 DOCKERD_LOG="${MODELBUS_DOCKERD_LOG:-/var/log/modelbus-dockerd.log}"

@@ -3,20 +3,30 @@
 The client commands (predict, catalog, results) come from ``modelbus_client``. Everything a
 service command needs (wiring, the embedded stack, images) is imported only when that
 command runs, so ``modelbus predict`` in a thin install (no extras) loads the client alone.
+
+Options of the group: ``--version``, ``--log-format`` (over ``MODELBUS_LOG_FORMAT``). At
+start, each ``MODELBUS_*`` variable nothing reads gets one warning line on stderr; a
+settings error anywhere below is one line per bad variable.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import ValidationError
 
-from modelbus_client.cli.settings import load_settings
+from modelbus_client.cli.kafka_options import kafka_options
+from modelbus_client.cli.settings import load_settings, override, settings_error
+from modelbus_contract.environment import is_settings_error, unknown_variable_warnings
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.log_format import LOG_FORMATS
 from modelbus_delivery.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -43,8 +53,9 @@ _LAZY_COMMANDS = {
 
 class _Commands(click.Group):
     """Runs a command; a service whose optional dependencies are not installed exits with
-    one line that names the extra to install, not a traceback. The commands of other
-    packages are imported only when asked for (``--help`` lists all of them)."""
+    one line that names the extra to install, not a traceback, and settings that do not
+    validate with one line per bad variable. The commands of other packages are imported
+    only when asked for (``--help`` lists all of them)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
@@ -69,13 +80,21 @@ class _Commands(click.Group):
                 f"this command needs {exc.name}, which is not installed: "
                 f"pip install 'modelbus[{extra}]'"
             ) from None
+        except ValidationError as exc:  # e.g. the worker's container settings
+            if not is_settings_error(exc):
+                raise
+            raise settings_error(exc) from None
 
 
 def _settings(metrics_port: int | None = None) -> ModelbusSettings:
+    """A service's settings; its logging configured, its stderr free of progress bars."""
+    from .progress_bars import quiet_progress_bars
+
     settings = load_settings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    quiet_progress_bars(os.environ)
     return settings
 
 
@@ -101,9 +120,36 @@ def _run(name: str, service: RunnableService, settings: ModelbusSettings) -> Non
     sys.exit(code)
 
 
-@click.group(cls=_Commands)
-def main() -> None:
+def _version() -> str:
+    try:
+        return importlib.metadata.version("modelbus")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown (not installed)"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"modelbus {_version()}")
+        ctx.exit()
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Print the version and exit.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
+              help="Log lines on stderr: console (readable; in colour on a terminal unless "
+              "NO_COLOR is set), json (one object per line), or auto: console on a "
+              "terminal, else json. Default: MODELBUS_LOG_FORMAT, else auto.")
+# Given by `modelbus up` to its services: it has warned already.
+@click.option("--no-env-warnings", is_flag=True, hidden=True)
+@click.pass_context
+def main(ctx: click.Context, log_format: str | None, no_env_warnings: bool) -> None:
     """modelbus: serve MLflow-registry models over Kafka."""
+    if log_format is not None:
+        override(ctx, "log_format", log_format, "--log-format")
+    if not no_env_warnings:
+        for line in unknown_variable_warnings(os.environ):
+            click.echo(line, err=True)
 
 
 @main.command()
@@ -117,6 +163,7 @@ def discovery(metrics_port: int | None) -> None:
 
 
 @click.group(invoke_without_command=True)
+@kafka_options
 @click.option("--watch", is_flag=True, help="Keep running and print every change.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
 @click.pass_context

@@ -14,11 +14,14 @@ import time
 import click
 from pydantic import ValidationError
 
-from modelbus_client.cli.settings import load_settings
+from modelbus_client.cli.settings import load_settings, settings_error
+from modelbus_contract.environment import is_settings_error
 from modelbus_contract.errors import ModelbusError
 
 
 def _fail(exc: BaseException) -> None:
+    if isinstance(exc, ValidationError) and is_settings_error(exc):
+        raise settings_error(exc) from None  # one line per bad variable
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     click.echo(f"error: {first}", err=True)
     detail = str(exc).strip().splitlines()[1:]

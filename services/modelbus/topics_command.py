@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 from aiokafka.errors import KafkaError
 
+from modelbus_client.cli.kafka_options import kafka_options
 from modelbus_client.cli.settings import load_settings
 from modelbus_contract.channels import TopicSpec, allowed_reply_pattern, private_reply_pattern
 from modelbus_contract.errors import ModelbusError
@@ -107,6 +108,7 @@ def topics() -> None:
 
 
 @topics.command("plan")
+@kafka_options
 @_reply_topic
 @_command_config
 def plan_command(reply_topics: tuple[str, ...], command_config: str | None) -> None:
@@ -142,6 +144,7 @@ def _report(specs: list[TopicSpec], findings: list[Finding], target: AdminTarget
 
 
 @topics.command("apply")
+@kafka_options
 @_reply_topic
 @_command_config
 def apply_command(reply_topics: tuple[str, ...], command_config: str | None) -> None:
@@ -179,6 +182,7 @@ def apply_command(reply_topics: tuple[str, ...], command_config: str | None) -> 
 
 
 @topics.command("check")
+@kafka_options
 @_reply_topic
 @_command_config
 def check_command(reply_topics: tuple[str, ...], command_config: str | None) -> None:
@@ -229,6 +233,7 @@ def _duration(value: str, option: str) -> float:
 
 
 @topics.command("prune-replies")
+@kafka_options
 @click.option("--idle", default="1h", show_default=True,
               help="A private reply topic whose newest record is older than this is its "
               "gone client's (at least twice MODELBUS_CLIENT_REPLY_HEARTBEAT_S).")

@@ -30,6 +30,13 @@ class ModelbusSettings(BaseSettings):
     kafka_ssl_keyfile: str | None = None
     kafka_ssl_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
+    kafka_client_id: str | None = Field(
+        default=None, description="client.id of every Kafka connection; unset: aiokafka's."
+    )
+    kafka_request_timeout_ms: int | None = Field(
+        default=None, ge=1, description="request.timeout.ms of every Kafka client; unset: "
+        "aiokafka's (40000).",
+    )
     mlflow_tracking_uri: str = Field(
         default="http://localhost:5000",
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MODELBUS_MLFLOW_TRACKING_URI"),
@@ -218,6 +225,13 @@ class ModelbusSettings(BaseSettings):
         "`host:pid`.",
     )
     log_level: str = "INFO"
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto",
+        description="How log lines are written to stderr: `console` (aligned, readable; in "
+        "colour on a terminal unless NO_COLOR is set), `json` (one object per line), or "
+        "`auto`: console when stderr is a terminal, else JSON. `modelbus --log-format` "
+        "overrides it; `modelbus up` hands its choice to its services.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535,
         description="Port of the service's /metrics, /healthz and /readyz endpoint; 0: off.",
@@ -258,8 +272,9 @@ class ModelbusSettings(BaseSettings):
         min_isr, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
         if min_isr is not None and min_isr > replicas:
             raise ValueError(
-                f"topic_min_insync_replicas ({min_isr}) is above topic_replication_factor "
-                f"({replicas}): every write (acks=all) would be refused"
+                f"MODELBUS_TOPIC_MIN_INSYNC_REPLICAS ({min_isr}) is above "
+                f"MODELBUS_TOPIC_REPLICATION_FACTOR ({replicas}): every write (acks=all) "
+                "would be refused"
             )
         return self
 

@@ -28,6 +28,10 @@ def connection_options(settings: ModelbusSettings) -> dict[str, Any]:
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": protocol,
     }
+    if settings.kafka_client_id is not None:
+        options["client_id"] = settings.kafka_client_id
+    if settings.kafka_request_timeout_ms is not None:
+        options["request_timeout_ms"] = settings.kafka_request_timeout_ms
     if protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = _ssl_context(settings)
     if protocol.startswith("SASL_"):

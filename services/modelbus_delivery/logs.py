@@ -1,19 +1,23 @@
-"""structlog set-up: one JSON object per line on stderr, context variables merged in.
+"""structlog set-up: one line per event on stderr, context variables merged in; JSON
+objects, or aligned text (in colour on a terminal) as ``log_format`` says.
 
 Every line, ours or a library's through the standard library, passes ``redact_secrets``
-after exceptions are rendered and before the JSON is written: no credential reaches a log.
+after exceptions are rendered and before the line is written: no credential reaches a log.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 from modelbus_contract.redact import MASK, is_secret_name, redact, redact_field
+
+from .log_format import rendering, use_colours
 
 # How deep ``redact_secrets`` walks nested dicts and lists; deeper values become their
 # redacted repr (what the JSON renderer would have printed for them anyway, minus secrets).
@@ -66,37 +70,66 @@ def debug_enabled() -> bool:
     return _level <= logging.DEBUG
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route structlog and the standard library's loggers to JSON lines on stderr."""
+def _component_as_logger(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Console only: our ``component`` in the column where a library's logger name goes."""
+    if "component" in event_dict and "logger" not in event_dict:
+        event_dict["logger"] = event_dict.pop("component")
+    return event_dict
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or stream-like object
+        return False
+
+
+def configure_logging(
+    level: str = "INFO", log_format: str = "auto", *, stream: TextIO | None = None
+) -> None:
+    """Route structlog and the standard library's loggers to ``stream`` (stderr): JSON
+    lines, or aligned text for a terminal (``log_format``: auto, console or json)."""
     global _level
+    out = stream or sys.stderr
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
     _level = numeric
+    terminal = _is_terminal(out)
+    console = rendering(log_format, terminal) == "console"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # A person at a terminal reads the local time of day; machines get UTC ISO.
+        structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False) if console
+        else structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderer: list[Any] = (
+        [_component_as_logger,
+         structlog.dev.ConsoleRenderer(colors=use_colours(terminal, os.environ))]
+        if console else [structlog.processors.JSONRenderer()]
+    )
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.format_exc_info,
             redact_secrets,
-            structlog.processors.JSONRenderer(),
+            *renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 redact_secrets,
-                structlog.processors.JSONRenderer(),
+                *renderer,
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from modelbus.progress_bars import quiet_progress_bars
 from modelbus.stack.runner import DEFAULT_SERVICES, run_stack
 from modelbus_client.cli.settings import load_settings
 from modelbus_delivery.logs import configure_logging
@@ -98,7 +100,9 @@ def up(
     webhook_url: str | None,
 ) -> None:
     """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
-    configure_logging(load_settings().log_level)
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    quiet_progress_bars(os.environ)  # the demo's and, inherited, the services'
     code = run_stack(
         data_dir,
         kafka_port=kafka_port,
@@ -112,5 +116,6 @@ def up(
         demo=demo,
         webhooks=webhooks,
         webhook_url=webhook_url,
+        log_format=settings.log_format,
     )
     sys.exit(code)

@@ -22,6 +22,7 @@ from modelbus.stack.process import ChildProcess
 from modelbus.stack.supervisor import Backoff, ServiceComponent, Supervisor
 from modelbus.stack.webhook import plan_webhook, register_or_warn
 from modelbus_contract.settings import ModelbusSettings
+from modelbus_delivery.log_format import rendering
 from modelbus_delivery.logs import get_logger
 
 if TYPE_CHECKING:  # the watch needs prometheus_client: a thin client install has none
@@ -51,8 +52,10 @@ SERVICE_COMMANDS: dict[str, tuple[str, ...]] = {"catalog": ("catalog", "serve")}
 
 
 def service_argv(service: str) -> list[str]:
-    """The command line of one modelbus service process."""
-    return [sys.executable, "-m", "modelbus", *SERVICE_COMMANDS.get(service, (service,))]
+    """The command line of one modelbus service process (the stack has warned about unknown
+    variables already: its services do not repeat it)."""
+    return [sys.executable, "-m", "modelbus", "--no-env-warnings",
+            *SERVICE_COMMANDS.get(service, (service,))]
 
 
 def service_processes(services: Sequence[str], workers: int) -> list[tuple[str, str]]:
@@ -133,6 +136,7 @@ def run_stack(
     out: TextIO | None = None,
     webhooks: bool = True,
     webhook_url: str | None = None,
+    log_format: str = "auto",
 ) -> int:
     """Run broker, MLflow and the services until SIGINT/SIGTERM/SIGHUP; return the exit code.
 
@@ -153,6 +157,9 @@ def run_stack(
     With ``webhooks``, discovery gets a receiver that MLflow calls on every model-version
     change, registered with the embedded MLflow, or with an external one only when
     ``webhook_url`` says how that server reaches the receiver.
+
+    The services log as ``log_format`` says for this process's stderr (``auto``: readable
+    text on a terminal, else JSON lines), through ``MODELBUS_LOG_FORMAT``.
     """
     out = out or sys.stdout
     data = Path(data_dir).resolve()
@@ -213,6 +220,9 @@ def run_stack(
             "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PYTHONUNBUFFERED": "1",
+            # Decided once, for this stderr: `auto` on a terminal is readable text in every
+            # service, whatever its own stderr turns out to be.
+            "MODELBUS_LOG_FORMAT": rendering(log_format, sys.stderr.isatty()),
             **(webhook.discovery_env() if webhook else {}),  # read by discovery alone
         }
         env.pop("MODELBUS_MLFLOW_TRACKING_URI", None)

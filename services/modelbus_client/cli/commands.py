@@ -22,6 +22,7 @@ from modelbus_contract.settings import ModelbusSettings
 from ..async_client import AsyncModelbusClient
 from ..chunked_predict import DEFAULT_WINDOW
 from ..progress import Progress
+from .kafka_options import kafka_options
 from .predict_spool import Spool
 from .settings import load_settings
 from .table_files import TableFileError, read_table, render
@@ -33,14 +34,17 @@ T = TypeVar("T")
 
 
 def _logging_to_stderr(settings: ModelbusSettings, at_least: str = "DEBUG") -> None:
-    """Our JSON log lines on stderr (stdout is the command's output); aiokafka stays quiet."""
+    """Our log lines on stderr (stdout is the command's output); aiokafka stays quiet."""
     from modelbus_delivery.logs import configure_logging
 
     def number(name: str) -> int:
         value = logging.getLevelName(name.upper())
         return value if isinstance(value, int) else logging.INFO
 
-    configure_logging(logging.getLevelName(max(number(settings.log_level), number(at_least))))
+    configure_logging(
+        logging.getLevelName(max(number(settings.log_level), number(at_least))),
+        settings.log_format,
+    )
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
@@ -63,6 +67,7 @@ def _run(coro: Coroutine[Any, Any, T], settings: ModelbusSettings) -> T:
 
 
 @click.command()
+@kafka_options
 @click.option("--model", required=True, help="Registered model name.")
 @click.option("--version", "version", default=None, help="Version number or @alias.")
 @click.option("--timeout", default=60.0, show_default=True,
@@ -266,6 +271,7 @@ def list_catalog(watch: bool, as_json: bool) -> None:
 
 
 @click.command()
+@kafka_options
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory for the Parquet files (NAME/vVERSION/part-*.parquet).")
 @click.option("--group", default=None, help="Consumer group (default: PREFIXresults-parquet).")

@@ -17,6 +17,7 @@ QUIET_DEFAULTS: Mapping[str, str] = {
 
 
 def quiet_progress_bars(environ: MutableMapping[str, str]) -> None:
-    """Turn the progress bars off in ``environ`` (``os.environ``) unless already set."""
+    """Turn the progress bars off in ``environ`` (``os.environ``) unless already set;
+    before tqdm is imported (it reads its variables once, at import)."""
     for name, value in QUIET_DEFAULTS.items():
         environ.setdefault(name, value)

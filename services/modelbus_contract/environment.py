@@ -49,6 +49,8 @@ WORKER_VARIABLES = frozenset({
 OTHER_VARIABLES: Mapping[str, str] = {
     "MODELBUS_PUBLISH_ADDRESS": "docker-compose.yml",
     "MODELBUS_KAFKA_ADVERTISED_HOST": "docker-compose.yml",
+    "MODELBUS_CACHE_DIR": "docker-compose.yml",
+    "MODELBUS_VERSION": "docker-compose.yml",
     "MODELBUS_SKIP_BASE_IMAGE": "deploy/setup.sh",
     "MODELBUS_DOCKERD_LOG": "deploy/setup.sh",
     "MODELBUS_DOCKERD_TIMEOUT": "deploy/setup.sh",
@@ -152,17 +154,28 @@ def settings_error_lines(
         if not loc:
             lines.append(message)
             continue
-        field = cls.model_fields.get(loc[0]) if cls is not None else None
-        source = named.get(loc[0]) or (
-            _variable(cls, field, loc[0], environ) if cls is not None and field else loc[0]
-        )
+        found = _field(cls, loc[0]) if cls is not None else None
+        if cls is not None and found is not None:
+            name, field = found
+            source = named.get(name) or _variable(cls, field, name, environ)
+        else:
+            name, field, source = loc[0], None, loc[0]
         where = source + "".join(f"[{part}]" for part in loc[1:])
-        secret = is_secret_name(loc[0]) or (
+        secret = is_secret_name(name) or (
             field is not None and "SecretStr" in repr(field.annotation)
         )
         shown = "" if secret else _shown_input(error.get("input"))
         lines.append(f"{where}: {message}{shown}")
     return lines
+
+
+def _field(settings: type[BaseSettings], key: str) -> tuple[str, FieldInfo] | None:
+    """The field an error's location names: by its name, or by an alias (pydantic names an
+    aliased field by its first alias, whichever was set)."""
+    for name, field in settings.model_fields.items():
+        if key == name or key.upper() in _names(settings, field, name):
+            return name, field
+    return None
 
 
 def _variable(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from pathlib import Path
 
 import click
 import pytest
@@ -124,3 +125,14 @@ def test_log_format_comes_from_the_option_over_the_variable() -> None:
     assert "log_format=json" in run("show-settings", env=env).stdout
     assert "log_format=console" in run("--log-format", "console", "show-settings", env=env).stdout
     assert run("--log-format", "fancy", "show-settings").exit_code == 2
+
+
+def test_up_refuses_a_bad_worker_variable_before_starting_anything(tmp_path: Path) -> None:
+    data = tmp_path / "stack"
+    result = run("up", "--data-dir", str(data), env={"MODELBUS_WORKER_CPUS": "many"})
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: MODELBUS_WORKER_CPUS: Input should be a valid number, unable to parse string "
+        "as a number (got 'many')\n"
+    )
+    assert not data.exists()

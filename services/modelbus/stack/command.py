@@ -21,6 +21,20 @@ def _parse_services(value: str) -> tuple[str, ...]:
     return names
 
 
+def _check_service_settings(services: tuple[str, ...]) -> None:
+    """Read the settings the services read beside ``ModelbusSettings`` now: a bad
+    ``MODELBUS_WORKER_*`` value stops ``up`` with a line naming it, instead of failing every
+    restart of a service (the ValidationError becomes that line in ``modelbus.cli``)."""
+    if "worker" in services:
+        from modelbus_worker.settings import ContainerSettings
+
+        ContainerSettings()
+    elif "catalog" in services:
+        from modelbus_contract.interpreters import InterpreterSettings
+
+        InterpreterSettings()
+
+
 @click.command("up")
 @click.option(
     "--data-dir",
@@ -101,6 +115,7 @@ def up(
 ) -> None:
     """Run Kafka, MLflow and the modelbus services locally until Ctrl-C."""
     settings = load_settings()
+    _check_service_settings(_parse_services(services))
     configure_logging(settings.log_level, settings.log_format)
     quiet_progress_bars(os.environ)  # the demo's and, inherited, the services'
     code = run_stack(

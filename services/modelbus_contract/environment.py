@@ -83,11 +83,9 @@ def _names(settings: type[BaseSettings], field: FieldInfo, name: str) -> list[st
 
 def known_variables() -> frozenset[str]:
     """Every ``MODELBUS_*`` variable something of modelbus reads."""
-    read = variable_names(ModelbusSettings) | variable_names(InterpreterSettings)
-    read = read | WORKER_VARIABLES | frozenset(OTHER_VARIABLES)
-    return frozenset(
-        name for name in read if name.startswith(PREFIX)
-    )
+    read = (variable_names(ModelbusSettings) | variable_names(InterpreterSettings)
+            | WORKER_VARIABLES | frozenset(OTHER_VARIABLES))
+    return frozenset(name for name in read if name.startswith(PREFIX))
 
 
 def unknown_variables(

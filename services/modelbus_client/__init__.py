@@ -14,6 +14,9 @@ from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.catalog_view import CatalogChange
 
 from .async_client import AsyncModelbusClient
+from .chunked_predict import ChunkResult
+from .chunking import Chunk
+from .prediction import Prediction
 from .progress import Progress
 from .results_listener import ClientClosed
 from .sync_client import ModelbusClient
@@ -22,8 +25,11 @@ __all__ = [
     "AsyncModelbusClient",
     "CatalogChange",
     "CatalogEntry",
+    "Chunk",
+    "ChunkResult",
     "ClientClosed",
     "ModelbusClient",
     "ModelbusError",
+    "Prediction",
     "Progress",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import click
 
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.writer import Sent
+from modelbus_delivery.writer import PublishFailed, Sent
 
 from .commands import _logging_to_stderr, _run, _settings
 from .dlq_reasons import DeadLetter, group_by_reason
@@ -179,7 +179,7 @@ def replay(offsets: tuple[str, ...], error_codes: tuple[str, ...],
             "choose what to send: --offset, --error-code, --correlation-id, --model or --all"
         )
     settings = _settings()
-    _logging_to_stderr(settings, at_least="WARNING")
+    _logging_to_stderr(settings, at_least="CRITICAL")  # what goes wrong is said in lines
     _run(_replay(settings, selection, pacer, again, dry_run), settings)
 
 
@@ -203,6 +203,11 @@ async def _replay(settings: ModelbusSettings, selection: Selection, pacer: Pacer
     for decision in decisions:
         if decision.verdict is not Verdict.REPLAY:
             _out(f"skipped   {decision.letter.where}  {decision.verdict.value}: {decision.why}")
+    for bad in found.poison:  # nothing of it can be read: it is never sent
+        if selection.everything or {(bad.partition, bad.offset), (None, bad.offset)} & (
+            selection.positions
+        ):
+            _out(f"skipped   {bad.partition}@{bad.offset}  undecodable: {bad.reason}")
     present = await existing_topics(settings)
     for letter in chosen:
         reply_to = letter.headers.get("reply_to")
@@ -215,15 +220,22 @@ async def _replay(settings: ModelbusSettings, selection: Selection, pacer: Pacer
         click.echo(_summary(decisions, 0, dry_run=True), err=True)
         return
 
+    done: list[DeadLetter] = []
+
     def sent(letter: DeadLetter, where: Sent) -> None:
+        done.append(letter)
         _out(f"replayed  {letter.where}  {_about(letter)} -> "
              f"{topics.requests}/{where.partition}@{where.offset}")
 
-    count = 0
     try:
-        count = await send_again(settings, chosen, pacer, sent)
-    finally:
-        click.echo(_summary(decisions, count), err=True)
+        await send_again(settings, chosen, pacer, sent)
+    except PublishFailed as exc:
+        failed = chosen[len(done)]
+        raise click.ClickException(
+            f"{failed.where} could not be sent again or recorded: {exc.reason}; "
+            f"{_summary(decisions, len(done))}"
+        ) from None
+    click.echo(_summary(decisions, len(done)), err=True)
 
 
 def _about(letter: DeadLetter) -> str:

@@ -3,10 +3,11 @@
 Its own package, on the contract and delivery layers only: it imports ``modelbus_contract``,
 the Kafka pieces of ``modelbus_delivery`` (connection options, topics, writer, catalog view,
 poison-record handling, fetch pacing, logs) and aiokafka, pyarrow, pydantic and structlog
-(OpenTelemetry when installed; a pandas DataFrame is accepted when the caller has pandas) --
-never Docker, MLflow, FastStream, Prometheus, the services or the composition (``modelbus``).
-The SDK is at this level; ``cli/`` holds the client commands of the ``modelbus`` CLI
-(predict, catalog, results). ``modelbus.client`` re-exports the names below.
+(OpenTelemetry when installed; pandas DataFrames in, and out of ``predict_df``, when the
+caller has pandas) -- never Docker, MLflow, FastStream, Prometheus, the services or the
+composition (``modelbus``). The SDK is at this level; ``cli/`` holds the client commands of
+the ``modelbus`` CLI (predict, catalog, results, and the operator tools tail and dlq).
+``modelbus.client`` re-exports the names below.
 """
 
 from modelbus_contract.errors import ModelbusError

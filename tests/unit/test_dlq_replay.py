@@ -52,6 +52,10 @@ def test_a_dead_letter_says_what_the_worker_wrote() -> None:
         "model_not_found", REQUESTS, f"{REQUESTS}/3@101")
     assert (dead.correlation_id, dead.model, dead.where, dead.note) == ("abc", "m", "0@4", False)
     assert note(5).note
+    # listing keeps no values (a DLQ can be large); what a letter is stays known
+    light = dead.without_value()
+    assert (light.record.value, light.note, light.code) == (None, False, "model_not_found")
+    assert note(5).without_value().note
 
 
 def test_reasons_blank_what_varies_from_record_to_record() -> None:

@@ -36,16 +36,20 @@ class DeadLetters:
     poison: list[Poison]
 
 
-async def read_dead_letters(settings: ModelbusSettings) -> DeadLetters:
-    """Every record of the DLQ topic up to its end now (none if it does not exist yet)."""
+async def read_dead_letters(
+    settings: ModelbusSettings, keep_value: Callable[[DeadLetter], bool] = lambda _: False,
+) -> DeadLetters:
+    """Every record of the DLQ topic up to its end now (none if it does not exist yet);
+    only the letters ``keep_value`` chooses keep their value (memory: a DLQ can be large)."""
     out = DeadLetters([], [])
     if not await topic_exists(settings, settings.topics.dlq):
         return out
     async for item in read_records(settings, settings.topics.dlq, Reading()):
         if isinstance(item, Poison):
             out.poison.append(item)
-        else:
-            out.letters.append(DeadLetter.of(item))
+            continue
+        letter = DeadLetter.of(item)
+        out.letters.append(letter if keep_value(letter) else letter.without_value())
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelbus_contract.dead_letters import (
     DLQ_ERROR_CODE,
@@ -38,10 +38,19 @@ class DeadLetter:
 
     record: Inbound
     headers: dict[str, str]
+    # A note in place of a record the Kafka client could not decode, or a copy the broker
+    # refused whole (``dlq_value_omitted``): nothing to send again.
+    note: bool = False
 
     @classmethod
     def of(cls, record: Inbound) -> DeadLetter:
-        return cls(record, header_dict(record.headers))
+        headers = header_dict(record.headers)
+        note = DLQ_VALUE_OMITTED in headers or (record.key is None and not record.value)
+        return cls(record, headers, note)
+
+    def without_value(self) -> DeadLetter:
+        """The same letter without its value (kept for grouping, not for sending)."""
+        return replace(self, record=replace(self.record, value=None))
 
     @property
     def partition(self) -> int:
@@ -93,13 +102,6 @@ class DeadLetter:
     def replayed_from(self) -> str | None:
         """Set when this dead letter is of a request that was replayed before."""
         return self.headers.get(REPLAYED_FROM) or None
-
-    @property
-    def note(self) -> bool:
-        """A note in place of a record the worker's Kafka client could not decode, or a
-        copy the broker refused whole (``dlq_value_omitted``): nothing to send again."""
-        omitted = DLQ_VALUE_OMITTED in self.headers
-        return omitted or (self.record.key is None and not self.record.value)
 
 
 def reason_pattern(message: str) -> str:

@@ -196,7 +196,7 @@ async def _replay(settings: ModelbusSettings, selection: Selection, pacer: Pacer
     topics = settings.topics
     if not dry_run:
         await provide_replay_topics(settings)
-    found = await read_dead_letters(settings)
+    found = await read_dead_letters(settings, keep_value=selection.chooses)
     ledger = await read_ledger(settings)
     decisions = decide(found.letters, selection, ledger, topics.dlq, topics.requests, again)
     chosen = [d.letter for d in decisions if d.verdict is Verdict.REPLAY]

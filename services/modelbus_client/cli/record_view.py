@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -465,11 +465,3 @@ class Tally:
         self.by_kind[shown.body.kind] = self.by_kind.get(shown.body.kind, 0) + 1
         if isinstance(shown.body, Unreadable) or shown.problems:
             self.unreadable += 1
-
-
-def sort_key(shown: Shown) -> tuple[int, int]:
-    return shown.partition, shown.offset
-
-
-def in_order(items: Sequence[Shown]) -> list[Shown]:
-    return sorted(items, key=sort_key)

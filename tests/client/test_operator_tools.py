@@ -233,6 +233,8 @@ async def test_dlq_list_groups_by_reason_and_replay_refuses_what_it_cannot_send(
         "0 of 0 sent (1 replayed before; --again sends those replayed before)")
     sent = await read_topic(bootstrap, topics.requests)
     assert [dict(r.headers)["replayed_from"] for r in sent] == [f"{topics.dlq}/0@1".encode()]
+    assert [(r.key, r.value, dict(r.headers)["correlation_id"]) for r in sent] == [
+        (b"m", REQUEST, b"c-1")]
     ledger = await read_topic(bootstrap, topics.dlq_replays)
     assert [r.key for r in ledger] == [b"0:1"]
     listed = await modelbus(settings, "dlq", "list", "--json")

@@ -1,6 +1,7 @@
 """The ``modelbus`` command: services, the embedded stack, images, schemas and client tools.
 
-The client commands (predict, catalog, results) come from ``modelbus_client``. Everything a
+The client commands (predict, catalog, results) and the operator tools (tail, dlq) come
+from ``modelbus_client``. Everything a
 service command needs (wiring, the embedded stack, images) is imported only when that
 command runs, so ``modelbus predict`` in a thin install (no extras) loads the client alone.
 
@@ -48,6 +49,8 @@ _LAZY_COMMANDS = {
     "topics": "modelbus.topics_command:topics",
     "predict": "modelbus_client.cli.commands:predict",
     "results": "modelbus_client.cli.commands:results",
+    "tail": "modelbus_client.cli.operator_commands:tail",
+    "dlq": "modelbus_client.cli.operator_commands:dlq",
 }
 
 

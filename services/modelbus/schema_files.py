@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelbus_contract.channels import CHANNELS, topic_name
+from modelbus_contract.dead_letters import DeadLetterHeaders, DlqReplay
 from modelbus_contract.inference import (
     ErrorBody,
     ProgressHeaders,
@@ -38,6 +39,8 @@ MESSAGES: tuple[tuple[type[BaseModel], str], ...] = (
     (ProgressHeaders, "inference-progress-headers"),
     (ReplyAliveHeaders, "reply-alive-headers"),
     (ErrorBody, "inference-error-body"),
+    (DeadLetterHeaders, "dead-letter-headers"),
+    (DlqReplay, "dlq-replay"),
 )
 
 

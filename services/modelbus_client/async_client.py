@@ -1,4 +1,5 @@
-"""The asyncio client: ``predict``, ``catalog`` and ``watch_catalog`` over plain aiokafka."""
+"""The asyncio client: ``predict`` (and its table, chunk and DataFrame forms), ``catalog``,
+``wait_prepared`` and ``watch_catalog`` over plain aiokafka."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from aiokafka.errors import KafkaError
@@ -44,6 +45,7 @@ from .chunked_predict import (
     predict_chunks,
 )
 from .chunking import Chunk, chunk_count, record_batches, sized_chunks
+from .prediction import Prediction, input_index, require_pandas, to_dataframe
 from .progress import NOTIFY_PROGRESS_HEADER, Progress, ProgressListener, wait_after_notice
 from .readiness import prepared_entry
 from .reply_heartbeat import ReplyHeartbeat
@@ -52,6 +54,9 @@ from .results_listener import TASK_STOP_TIMEOUT_S, Answer, ClientClosed, Results
 from .shards import ShardKeys
 from .tables import as_table, to_ipc_stream
 from .trace_context import current_trace_headers, request_trace_headers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = get_logger("client")
 
@@ -250,6 +255,8 @@ class AsyncModelbusClient:
         ``timeout`` for a request it could not finish by then. ``wait`` is how long this
         call waits for the answer (default: ``timeout``); shorter gives up early while the
         request still runs, longer lets the worker's own ``timeout`` answer arrive.
+        ``correlation_id`` names the request (default: a new one); ``predict_answer``
+        returns it with the version that answered.
         Raises a ``ModelbusError`` subclass carrying the worker's ``error_code``;
         ``InferenceTimeout`` when no result arrives within ``wait`` seconds (sending
         included), ``ClientClosed`` when the client is closed first, ``InternalError`` when
@@ -262,12 +269,50 @@ class AsyncModelbusClient:
         ``traceparent``/``tracestate`` (W3C Trace Context; ValueError when not valid) go on
         the request; without them, the current OpenTelemetry span's context does, if any.
         """
+        answer = await self.predict_answer(
+            model, data, version, timeout, correlation_id, wait, traceparent, tracestate,
+            on_progress,
+        )
+        return answer.table
+
+    async def predict_answer(
+        self,
+        model: str,
+        data: Any,
+        version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - the request's deadline, sent to the worker
+        correlation_id: str | None = None,
+        wait: float | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+        on_progress: ProgressListener | None = None,
+    ) -> Prediction:
+        """``predict``, answered with who answered: a ``Prediction`` with the ``table``, the
+        ``model_version`` the worker resolved (``version`` None or an ``@alias`` becomes a
+        number), the ``correlation_id`` and the result's ``headers``. Same arguments and
+        errors as ``predict``."""
         trace = request_trace_headers(traceparent, tracestate)
-        _, table = await self._request(
-            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id,
+        cid = correlation_id or uuid.uuid4().hex
+        headers, table = await self._request(
+            model, to_ipc_stream(as_table(data)), version, timeout, cid,
             trace=trace, wait=wait, on_progress=on_progress,
         )
-        return table
+        return Prediction.of(headers, table, model, cid)
+
+    async def predict_df(
+        self,
+        model: str,
+        data: Any,
+        version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
+        window: int = DEFAULT_WINDOW,
+    ) -> pd.DataFrame:
+        """A DataFrame in (or a Table or dict of columns), a DataFrame out: ``predict_table``
+        (any size, sent in chunks) with the answer as a pandas DataFrame that keeps the
+        input DataFrame's index. Needs pandas (``ImportError`` naming the extra if not)."""
+        require_pandas("predict_df")
+        table = await self.predict_table(model, data, version, timeout, window)
+        return to_dataframe(table, input_index(data))
 
     def predict_chunks(
         self,

@@ -17,7 +17,7 @@ from collections.abc import (
     Iterator,
 )
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
@@ -29,10 +29,15 @@ from modelbus_delivery.closing import CLOSE_TIMEOUT_S
 from modelbus_delivery.logs import get_logger
 
 from .async_client import AsyncModelbusClient
-from .chunked_predict import DEFAULT_WINDOW
+from .chunked_predict import DEFAULT_WINDOW, ChunkResult
+from .chunking import Chunk
+from .prediction import Prediction, input_index, require_pandas, to_dataframe
 from .progress import Progress, ProgressListener, wait_after_notice
 from .results_listener import ClientClosed
 from .trace_context import request_trace_headers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 log = get_logger("client")
@@ -45,6 +50,11 @@ LOOP_STOP_TIMEOUT_S = 2.0
 
 class ModelbusClient:
     """Same calls as ``AsyncModelbusClient``, blocking; runs its own event-loop thread.
+
+    Every public call of the asyncio client has a twin here with the same parameters
+    (``start`` excepted: the constructor connects). Iterators (``predict_batches``,
+    ``predict_chunks``, ``watch_catalog``) are plain iterators. Listeners (``on_progress``)
+    are called on the client's event-loop thread.
 
     ``close()`` (or leaving the ``with`` block) never raises and returns within
     ``close_bound_s``: the asyncio client is closed within its bound, the loop's remaining
@@ -59,8 +69,12 @@ class ModelbusClient:
         settings: ModelbusSettings | None = None,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
         reply_topic: str | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._on_progress = on_progress
+        # The last progress notice of any call (when, what): chunked calls wait longer.
+        self._last_notice: tuple[float, Progress] | None = None
         self._calls: set[concurrent.futures.Future[Any]] = set()
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -70,9 +84,9 @@ class ModelbusClient:
         self._thread.start()
         self._client = AsyncModelbusClient(
             bootstrap_servers, settings=settings, close_timeout_s=close_timeout_s,
-            reply_topic=reply_topic,
+            reply_topic=reply_topic, on_progress=self._noticed,
         )
-        self.close_bound_s = self._client.close_bound_s + GRACE_S + 2 * LOOP_STOP_TIMEOUT_S
+        self._close_bound_s = self._client.close_bound_s + GRACE_S + 2 * LOOP_STOP_TIMEOUT_S
         try:
             self._run(self._client.start())
         except BaseException:
@@ -84,6 +98,36 @@ class ModelbusClient:
     def reply_topic(self) -> str:
         """The topic new requests name for their answers (see ``AsyncModelbusClient``)."""
         return self._client.reply_topic
+
+    @property
+    def close_bound_s(self) -> float:
+        """The longest ``close()`` takes: the asyncio client's bound, a grace, and stopping
+        the loop's tasks and thread."""
+        return self._close_bound_s
+
+    @property
+    def settings(self) -> ModelbusSettings:
+        return self._client.settings
+
+    def _noticed(self, progress: Progress) -> None:
+        """A progress notice of a call without a listener of its own (on the loop thread)."""
+        self._last_notice = (time.monotonic(), progress)
+        if self._on_progress is not None:
+            self._on_progress(progress)
+
+    def _step_deadline(self, timeout: float) -> Callable[[], float]:
+        """When one step of a chunked call stops waiting: twice a chunk's ``timeout`` and a
+        grace from now, or later while progress notices come (a version being prepared)."""
+        start = time.monotonic()
+
+        def deadline() -> float:
+            until = start + 2 * timeout + GRACE_S
+            if self._last_notice is not None:
+                at, progress = self._last_notice
+                until = max(until, at + wait_after_notice(timeout, progress) + GRACE_S)
+            return until
+
+        return deadline
 
     def _run(
         self, awaitable: Awaitable[T], timeout: float | None = None,
@@ -124,33 +168,61 @@ class ModelbusClient:
 
     def predict(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
-        wait: float | None = None, traceparent: str | None = None,
-        tracestate: str | None = None, on_progress: ProgressListener | None = None,
+        correlation_id: str | None = None, wait: float | None = None,
+        traceparent: str | None = None, tracestate: str | None = None,
+        on_progress: ProgressListener | None = None,
     ) -> pa.Table:
         """See ``AsyncModelbusClient.predict``: ``timeout`` is the model's deadline, ``wait``
         how long this call waits for the answer (default: ``timeout``), extended by each
         progress notice while the model version is prepared. ``on_progress`` is called on
         the client's event-loop thread."""
+        return self.predict_answer(
+            model, data, version, timeout, correlation_id, wait, traceparent, tracestate,
+            on_progress,
+        ).table
+
+    def predict_answer(
+        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
+        correlation_id: str | None = None, wait: float | None = None,
+        traceparent: str | None = None, tracestate: str | None = None,
+        on_progress: ProgressListener | None = None,
+    ) -> Prediction:
+        """``predict`` with who answered: the table, the ``model_version`` that answered,
+        the ``correlation_id`` and the result's headers (see the async one)."""
         wait = timeout if wait is None else wait
         # Read here: the current OpenTelemetry span is this thread's, not the loop thread's.
         trace = request_trace_headers(traceparent, tracestate)
         until = [time.monotonic() + wait + GRACE_S]
+        listener = on_progress or self._on_progress
 
         def noticed(progress: Progress) -> None:  # on the loop thread
             until[0] = max(until[0], time.monotonic() + wait_after_notice(wait, progress)
                            + GRACE_S)
-            if on_progress is not None:
-                on_progress(progress)
+            if listener is not None:
+                listener(progress)
 
         try:
             return self._run(
-                self._client.predict(model, data, version=version, timeout=timeout, wait=wait,
-                                     traceparent=trace.get("traceparent"),
-                                     tracestate=trace.get("tracestate"), on_progress=noticed),
+                self._client.predict_answer(
+                    model, data, version=version, timeout=timeout,
+                    correlation_id=correlation_id, wait=wait,
+                    traceparent=trace.get("traceparent"), tracestate=trace.get("tracestate"),
+                    on_progress=noticed,
+                ),
                 deadline=lambda: until[0],
             )
         except TimeoutError:  # the loop thread did not answer in time
             raise InferenceTimeout(f"no result for {model} within {wait}s") from None
+
+    def predict_df(
+        self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
+        window: int = DEFAULT_WINDOW,
+    ) -> pd.DataFrame:
+        """A DataFrame in, a DataFrame out (the input's index kept): ``predict_table``'s
+        answer as a pandas DataFrame. Needs pandas (``ImportError`` naming the extra)."""
+        require_pandas("predict_df")
+        return to_dataframe(self.predict_table(model, data, version, timeout, window),
+                            input_index(data))
 
     def predict_table(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
@@ -168,25 +240,48 @@ class ModelbusClient:
     ) -> Iterator[pa.Table]:
         """The answers to a table or record batches of any size, one table per chunk, in order.
 
-        Each step waits at most one chunk's ``timeout`` (plus a grace) for the loop thread.
+        Each step waits at most twice one chunk's ``timeout`` (plus a grace) for the loop
+        thread, longer while progress notices come.
         """
         answers: AsyncIterator[pa.Table] = self._client.predict_batches(
             model, data, version, timeout, window
         )
+        return self._iterate(model, answers, timeout)
+
+    def predict_chunks(
+        self,
+        model: str,
+        chunks: Iterable[Chunk],
+        version: str | int | None = None,
+        timeout: float = 60.0,
+        window: int = DEFAULT_WINDOW,
+        chunk_id: str | None = None,
+        chunk_count: int | None = None,
+    ) -> Iterator[ChunkResult]:
+        """One ``ChunkResult`` per chunk, in order, at most ``window`` in flight; a failed
+        chunk is a result with its ``error`` (see the async one). ``chunks`` is iterated on
+        the client's event-loop thread."""
+        results = self._client.predict_chunks(
+            model, chunks, version, timeout, window, chunk_id, chunk_count
+        )
+        return self._iterate(model, results, timeout)
+
+    def _iterate(self, model: str, items: AsyncIterator[T], timeout: float) -> Iterator[T]:
         try:
             while True:
                 try:
-                    yield self._run(anext(answers), timeout * 2 + GRACE_S)
+                    yield self._run(anext(items), deadline=self._step_deadline(timeout))
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise InferenceTimeout(f"no result for {model} within {timeout}s") from None
         finally:
-            if not self._closed and hasattr(answers, "aclose"):
+            if not self._closed and hasattr(items, "aclose"):
                 with contextlib.suppress(ClientClosed, TimeoutError):
-                    self._run(answers.aclose(), self.close_bound_s)
+                    self._run(items.aclose(), self.close_bound_s)
 
     def catalog(self, timeout: float = 30.0) -> list[CatalogEntry]:
+        """Every current catalog entry, sorted by name and version."""
         return self._run(self._client.catalog(timeout), timeout + self.close_bound_s)
 
     def wait_prepared(

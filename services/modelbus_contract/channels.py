@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .dead_letters import DlqReplay
 from .inference import ArrowStream, ErrorBody
 from .messages import CatalogEntry, DiscoveryEvent, ModelProblemReport, ServingReport
 
@@ -105,7 +106,16 @@ CHANNELS: tuple[Channel, ...] = (
         "dlq", "inference.dlq", "worker", ("operators",), ArrowStream,
         "Copies of requests and events that were refused or could not be processed, with "
         "headers `dlq_error_code`, `dlq_error_message`, `dlq_source`, `dlq_partition`, "
-        "`dlq_offset` (catalog and worker write here).",
+        "`dlq_offset` (catalog and worker write here). A request sent again by `modelbus "
+        "dlq replay` carries `replayed_from` (`TOPIC/PARTITION@OFFSET` of its dead letter), "
+        "on any later copy too.",
+    ),
+    Channel(
+        "dlq_replays", "inference.dlq.replays", "operators", ("operators",), DlqReplay,
+        "The replay ledger: one record per dead letter that `modelbus dlq replay` sent back "
+        "to the requests topic, keyed `PARTITION:OFFSET` of the dead letter (compacted); a "
+        "dead letter found here is not replayed again unless asked (`--again`).",
+        compacted=True,
     ),
 )
 
@@ -145,3 +155,4 @@ class Topics:
         self.requests = topic_name(settings, "requests")
         self.results = topic_name(settings, "results")
         self.dlq = topic_name(settings, "dlq")
+        self.dlq_replays = topic_name(settings, "dlq_replays")

@@ -69,6 +69,12 @@ class RequestHeaders(BaseModel):
         "container, model load), the worker sends progress notices for this request to the "
         "reply topic (see `inference-progress-headers`) before its result.",
     )
+    replayed_from: str | None = Field(
+        default=None,
+        description="Set by `modelbus dlq replay` on a request sent again from the DLQ: "
+        "`TOPIC/PARTITION@OFFSET` of its dead letter. Workers treat the request like any "
+        "other; a later DLQ copy keeps it.",
+    )
 
 
 class ResultHeaders(BaseModel):

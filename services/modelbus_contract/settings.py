@@ -47,6 +47,7 @@ class ModelbusSettings(BaseSettings):
     topic_requests: str | None = None
     topic_results: str | None = None
     topic_dlq: str | None = None
+    topic_dlq_replays: str | None = None
     topic_partitions: int = Field(
         default=12, ge=1,
         description="Partitions of the requests and results topics the services create: the "

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from modelbus_contract.dead_letters import (
+    DLQ_ERROR_CODE,
+    DLQ_ERROR_MESSAGE,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_SOURCE,
+)
 from modelbus_contract.headers import header_dict
 from modelbus_contract.redact import redact
 
@@ -16,11 +23,11 @@ def dlq_copy(dlq_topic: str, record: Inbound, code: str, message: str) -> Outgoi
         record.value if record.value is not None or record.key is not None else b"",
         {
             **header_dict(record.headers),
-            "dlq_error_code": code,
-            "dlq_error_message": redact(message)[:MAX_HEADER_VALUE_BYTES],
-            "dlq_source": record.topic,
-            "dlq_partition": str(record.partition),
-            "dlq_offset": str(record.offset),
+            DLQ_ERROR_CODE: code,
+            DLQ_ERROR_MESSAGE: redact(message)[:MAX_HEADER_VALUE_BYTES],
+            DLQ_SOURCE: record.topic,
+            DLQ_PARTITION: str(record.partition),
+            DLQ_OFFSET: str(record.offset),
         },
     )
 
@@ -29,9 +36,9 @@ def dlq_note(dlq_topic: str, topic: str, partition: int, offset: int, code: str,
              message: str) -> Outgoing:
     """A note in place of a record the Kafka client could not decode (no copy possible)."""
     return Outgoing(dlq_topic, None, b"", {
-        "dlq_error_code": code,
-        "dlq_error_message": redact(message)[:MAX_HEADER_VALUE_BYTES],
-        "dlq_source": topic,
-        "dlq_partition": str(partition),
-        "dlq_offset": str(offset),
+        DLQ_ERROR_CODE: code,
+        DLQ_ERROR_MESSAGE: redact(message)[:MAX_HEADER_VALUE_BYTES],
+        DLQ_SOURCE: topic,
+        DLQ_PARTITION: str(partition),
+        DLQ_OFFSET: str(offset),
     })

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -30,6 +31,13 @@ DEFAULT_ATTEMPTS = 8
 # The client's own size check and the broker's "message too large" / "record list too
 # large" answers: the record can never go as it is.
 _SIZE_REFUSALS = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+
+
+class Sent(NamedTuple):
+    """Where the broker put a record."""
+
+    partition: int
+    offset: int
 
 
 class PublishFailed(Exception):
@@ -111,8 +119,9 @@ class TopicWriter:
         key: str | bytes | None,
         value: bytes | None,
         headers: Mapping[str, str | bytes] | None = None,
-    ) -> None:
-        """Send one record (``value=None`` is a tombstone); PublishFailed says why not.
+    ) -> Sent:
+        """Send one record (``value=None`` is a tombstone) and say where it went;
+        PublishFailed says why not.
 
         Retriable broker errors are retried with backoff up to the writer's budget; a
         record the broker or the client refuses (too large: ``RecordTooLarge``, invalid)
@@ -132,8 +141,8 @@ class TopicWriter:
                     topic, value=value, key=raw_key, headers=raw_headers,
                     partition=self._only_partition(topic),
                 )
-                await sent
-                return
+                metadata = await sent
+                return Sent(metadata.partition, metadata.offset)
             except KafkaError as exc:
                 if not exc.retriable:
                     raise refusal(exc) from exc

@@ -30,7 +30,8 @@ class ReplyPolicy:
         return cls(
             topics.results,
             allowed_reply_pattern(settings.topic_prefix, settings.reply_to_pattern),
-            frozenset({topics.discovered, topics.catalog, topics.requests, topics.dlq}),
+            frozenset({topics.discovered, topics.catalog, topics.requests, topics.dlq,
+                       topics.dlq_replays}),
         )
 
     def check(self, reply_to: str) -> tuple[str, str | None]:

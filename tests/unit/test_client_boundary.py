@@ -39,6 +39,7 @@ def test_the_client_package_imports_neither_the_services_nor_their_libraries() -
         "import modelbus_client\n"
         "import modelbus_client.cli.commands, modelbus_client.cli.file_predict\n"
         "import modelbus_client.cli.results_writer\n"
+        "import modelbus_client.cli.operator_commands, modelbus_client.cli.dlq_io\n"
     )
     assert "modelbus_client.cli.commands" in loaded
     assert not _top(loaded) & {*SERVER_ONLY, *SERVICES, "modelbus"}

@@ -27,6 +27,7 @@ def test_the_default_plan_is_what_the_services_always_made() -> None:
         ("modelbus.inference.requests", 12, 1, {"cleanup.policy": "delete"}),
         ("modelbus.inference.results", 12, 1, {"cleanup.policy": "delete"}),
         ("modelbus.inference.dlq", 1, 1, {"cleanup.policy": "delete"}),
+        ("modelbus.inference.dlq.replays", 1, 1, {"cleanup.policy": "compact"}),
     ]
 
 
@@ -44,6 +45,7 @@ def test_every_setting_lands_on_its_topics() -> None:
                   "min.cleanable.dirty.ratio": "0.2"}
     assert by_name["p.models.catalog"].configs == compaction
     assert by_name["p.models.discovered"].configs == compaction
+    assert by_name["p.inference.dlq.replays"].configs == compaction
     assert by_name["p.inference.requests"].configs == {
         "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "3600000"}
     assert by_name["p.inference.results"].configs == {
@@ -67,10 +69,10 @@ def test_shared_reply_topics_join_the_plan_once() -> None:
     settings = _settings(client_reply_topic="modelbus.replies.team-a")
     names = [s.name for s in plan(settings, ("modelbus.replies.team-b",
                                             "modelbus.replies.team-a"))]
-    assert names[5:] == ["modelbus.replies.team-b", "modelbus.replies.team-a"]
+    assert names[6:] == ["modelbus.replies.team-b", "modelbus.replies.team-a"]
     # The results topic as the reply topic is planned once, as the results topic.
     results = _settings(client_reply_topic="modelbus.inference.results")
-    assert len(plan(results)) == 5
+    assert len(plan(results)) == 6
 
 
 def test_min_insync_replicas_above_the_replicas_is_refused() -> None:

@@ -8,9 +8,12 @@ from modelbus_client import (
     AsyncModelbusClient,
     CatalogChange,
     CatalogEntry,
+    Chunk,
+    ChunkResult,
     ClientClosed,
     ModelbusClient,
     ModelbusError,
+    Prediction,
     Progress,
 )
 
@@ -18,8 +21,11 @@ __all__ = [
     "AsyncModelbusClient",
     "CatalogChange",
     "CatalogEntry",
+    "Chunk",
+    "ChunkResult",
     "ClientClosed",
     "ModelbusClient",
     "ModelbusError",
+    "Prediction",
     "Progress",
 ]

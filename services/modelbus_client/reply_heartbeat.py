@@ -11,10 +11,10 @@ a record whose ``status`` is neither ``ok`` nor ``error`` for a notice and pass 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from modelbus_contract.inference import ALIVE_STATUS
+from modelbus_delivery.closing import cancel_and_wait
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.writer import TopicWriter
 
@@ -54,7 +54,4 @@ class ReplyHeartbeat:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)

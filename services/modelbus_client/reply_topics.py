@@ -14,11 +14,11 @@ A shared reply topic (the results topic, a ``replies.NAME`` topic) is never rota
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from modelbus_contract.errors import ModelbusError
+from modelbus_delivery.closing import cancel_and_wait
 from modelbus_delivery.logs import get_logger
 
 from .results_listener import Answer, ClientClosed, NoticeListener, ResultsListener
@@ -122,11 +122,7 @@ class ReplyTopics:
         """Stop every reader (never raising); the topics are left for ``delete_all``."""
         self.close_waiting()
         tasks, self._tasks = list(self._tasks), set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*tasks)
         await asyncio.gather(
             *(listener.stop() for listener in (self._current, *self._retiring.values()))
         )

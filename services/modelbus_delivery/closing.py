@@ -7,6 +7,7 @@ aiokafka's ``stop()`` can hang on a broker that stopped answering and can let a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,17 @@ from .logs import get_logger
 log = get_logger("closing")
 
 CLOSE_TIMEOUT_S = 5.0
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel ``tasks`` and wait until each has ended; what they raise is dropped (their
+    own failures were theirs to report)."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def close_quietly(

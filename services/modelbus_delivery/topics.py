@@ -7,7 +7,6 @@ Topics are made as the topic plan says (``modelbus_contract.topic_plan``), or, w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -19,7 +18,7 @@ from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import ModelbusError
 from modelbus_contract.topic_plan import missing_topics_line
 
-from .closing import close_quietly
+from .closing import cancel_and_wait, close_quietly
 from .kafka_config import KafkaOptions, as_options
 from .logs import get_logger
 from .retry import Backoff
@@ -197,10 +196,7 @@ class TopicGuard:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         await self._close()
 
     async def _close(self) -> None:

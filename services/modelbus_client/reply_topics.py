@@ -6,7 +6,7 @@ the old topic keeps its reader until every request that named it has its answer 
 timeout), then the reader stops and the topic is deleted. A broker therefore never holds more
 than about ``rotate_after`` answers in one reply partition: the embedded broker keeps every
 record it was sent and reads a partition in time growing with its record batches (see the
-README's "Embedded broker limits"), and deleting the topic is the one way to give that back.
+docs/operations/embedded-broker.md), and deleting the topic is the one way to give that back.
 
 A shared reply topic (the results topic, a ``replies.NAME`` topic) is never rotated.
 """

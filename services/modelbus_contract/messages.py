@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .headers import RawHeaders, header_dict
 
-# How these messages evolve (the README's "Public contract" says them too):
+# How these messages evolve (docs/concepts/contract.md says them too):
 # - Every reader ignores fields it does not know (``extra="ignore"``), so a newer writer's
 #   additional field never makes a message unreadable for an older reader.
 # - Within a schema version, changes are additive only: a new optional field (with a

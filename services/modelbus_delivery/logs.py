@@ -150,6 +150,60 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_STANDARD_LEVELS = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+    "error": logging.ERROR, "exception": logging.ERROR, "critical": logging.CRITICAL,
+}
+
+
+class _ComponentLogger:
+    """structlog's logger once the process has configured structlog (a service, the CLI,
+    an application with its own set-up); until then the standard library's
+    ``modelbus.COMPONENT`` logger. So a program that only imports the client SDK and has
+    configured nothing gets no info lines on its standard output (structlog's default):
+    Python shows warnings and errors on stderr, and ``logging.basicConfig`` shows all."""
+
+    __slots__ = ("_name", "_context", "_structlog")
+
+    def __init__(self, name: str, context: dict[str, Any]) -> None:
+        self._name = name
+        self._context = context
+        self._structlog: Any = None
+
+    def bind(self, **values: Any) -> _ComponentLogger:
+        return _ComponentLogger(self._name, {**self._context, **values})
+
+    def _emit(self, method: str, event: str, values: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            if self._structlog is None:
+                self._structlog = structlog.get_logger(component=self._name, **self._context)
+            getattr(self._structlog, method)(event, **values)
+            return
+        standard = logging.getLogger(f"modelbus.{self._name}")
+        level = _STANDARD_LEVELS[method]
+        if standard.isEnabledFor(level):
+            exc_info = values.pop("exc_info", method == "exception")
+            fields = redact_secrets(None, method, {**self._context, **values})
+            text = " ".join([event, *(f"{key}={value!r}" for key, value in fields.items())])
+            standard.log(level, "%s", text, exc_info=exc_info)
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._emit("debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._emit("info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._emit("warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._emit("error", event, values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        self._emit("exception", event, values)
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger carrying the component name."""
-    return structlog.get_logger(component=name)
+    """The logger of a component: structlog's, carrying ``component=name``, once structlog
+    is configured (``configure_logging``); the standard library's before."""
+    return _ComponentLogger(name, {})

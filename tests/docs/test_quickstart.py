@@ -88,11 +88,10 @@ def _iris_shown(ran: Ran) -> None:
 
 
 def _python_sdk(ran: Ran) -> None:
-    assert ("inputs: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'] "
-            "outputs: ['species']") in ran.stdout
-    # (the client's own log lines may come between: structlog prints to stdout by default)
-    rows = [line for line in ran.stdout.split("\n") if re.fullmatch(r"\d+ \w+", line)]
-    assert rows == [
+    # Exactly what the script prints: the SDK writes no log lines of its own to stdout.
+    assert ran.stdout.splitlines() == [
+        "inputs: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'] "
+        "outputs: ['species']",
         "0 setosa", "1 setosa", "2 versicolor", "3 versicolor", "4 virginica", "5 virginica",
     ]
 
@@ -111,6 +110,20 @@ def _results_shown(ran: Ran) -> None:
     assert ran.stdout.count("demo-iris-species") == 6
 
 
+def _results_tailed(ran: Ran) -> None:
+    first = ran.stdout.split("\n")[0]
+    assert re.fullmatch(r"modelbus\.inference\.results/\d+@\d+  \S+Z  key='demo-iris-species'",
+                        first), ran.stdout
+    assert "  model: demo-iris-species" in ran.stdout and "  model_version: 1" in ran.stdout
+    assert "value: Arrow (" in ran.stdout and "6 rows: species: int64 [IrisSpecies]" in ran.stdout
+    assert ran.stderr.strip().endswith("1 record shown"), ran.stderr
+
+
+def _no_dead_letters(ran: Ran) -> None:
+    assert ran.stdout == ""
+    assert ran.stderr.strip().endswith("0 dead letters in modelbus.inference.dlq, 0 reasons")
+
+
 # Output checks of commands of the page (each must be on the page: a check never goes stale).
 CHECKS: dict[str, Callable[[Ran], None]] = {
     ".venv/bin/modelbus catalog": _catalog,
@@ -124,6 +137,8 @@ CHECKS: dict[str, Callable[[Ran], None]] = {
     ".venv/bin/python -c \"import pyarrow.parquet as pq; "
     "print(pq.read_table('results/demo-iris-species/v1').to_pandas().to_string())\"":
         _results_shown,
+    ".venv/bin/modelbus tail results --from-beginning --no-follow": _results_tailed,
+    ".venv/bin/modelbus dlq list": _no_dead_letters,
 }
 
 

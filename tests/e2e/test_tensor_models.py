@@ -70,7 +70,7 @@ def onnxruntime_answer(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def floats10(x: np.ndarray[Any, Any]) -> pa.Array:
-    """A [N, 10] array as the fixed_size_list column the README shows."""
+    """A [N, 10] array as the fixed_size_list column docs/concepts/registering.md shows."""
     return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
 
 

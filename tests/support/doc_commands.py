@@ -100,6 +100,10 @@ def unbounded(command: str) -> str | None:
         return "`modelbus catalog --watch` runs until stopped"
     if sub[:1] == ["results"] and not any(w.startswith("--max-idle") for w in argv):
         return "`modelbus results` runs until stopped without --max-idle"
+    if sub[:1] == ["tail"] and not any(
+        w.startswith(("--no-follow", "--max-idle", "--max-records")) for w in argv
+    ):
+        return "`modelbus tail` follows until stopped without --no-follow, --max-idle or --max-records"
     return None
 
 

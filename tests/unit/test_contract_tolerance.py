@@ -1,5 +1,5 @@
 """A newer writer never turns into poison for this reader: unknown fields, headers and
-message types are read past (the evolution rules of the README's "Public contract")."""
+message types are read past (the evolution rules of docs/concepts/contract.md)."""
 
 from __future__ import annotations
 

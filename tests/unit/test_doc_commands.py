@@ -53,6 +53,10 @@ def test_commands_that_never_end_are_named() -> None:
     assert unbounded("modelbus up --demo") is not None
     assert unbounded(".venv/bin/modelbus catalog") is None
     assert unbounded("cat results.csv") is None
+    assert unbounded(".venv/bin/modelbus tail requests --model m") is not None
+    assert unbounded(".venv/bin/modelbus tail results --from-beginning --no-follow") is None
+    assert unbounded(".venv/bin/modelbus tail dlq --max-idle 5") is None
+    assert unbounded(".venv/bin/modelbus tail dlq --max-records=3") is None
 
 
 def test_rules_refuse_what_the_test_could_not_run(tmp_path: Path) -> None:

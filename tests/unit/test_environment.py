@@ -72,7 +72,8 @@ def test_the_known_variables_are_what_every_settings_class_reads() -> None:
 
 def test_every_variable_the_docs_and_deploy_files_name_is_known() -> None:
     files = [REPO / "README.md", REPO / "docker-compose.yml",
-             *(p for p in (REPO / "deploy").rglob("*") if p.is_file())]
+             *(p for p in (REPO / "deploy").rglob("*") if p.is_file()),
+             *(REPO / "docs").rglob("*.md")]
     # Whole names only (`MODELBUS_WORKER_…` and `MODELBUS_PIP_` are prefixes), and not the
     # misspelt one of the warning's example.
     name = re.compile(r"MODELBUS_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_]| is not a modelbus variable)")

@@ -111,3 +111,56 @@ def test_the_format_asked_for_wins_over_the_stream() -> None:
 
 def _strip_colours(line: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def unconfigured() -> Iterator[_Kept]:
+    """structlog as a program that only imports the client SDK has it: not configured."""
+    config = structlog.get_config()
+    structlog.reset_defaults()
+    kept = _Kept()
+    ours = logging.getLogger("modelbus")
+    ours.addHandler(kept)
+    yield kept
+    ours.removeHandler(kept)
+    structlog.configure(**config)
+
+
+def test_before_logging_is_configured_nothing_reaches_stdout(
+    unconfigured: _Kept, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """structlog's default would print every info line on the program's standard output;
+    the standard library's logger shows warnings on stderr only, or what the program set."""
+    log = get_logger("client").bind(correlation_id="c-1")
+    logging.getLogger("modelbus").setLevel(logging.WARNING)
+    try:
+        log.info("catalog_view_ready", entries=2)
+        log.warning("reply_topic_gone", topic="t", password="hunter22")
+    finally:
+        logging.getLogger("modelbus").setLevel(logging.NOTSET)
+    assert capsys.readouterr().out == ""
+    assert [(r.name, r.levelno, r.getMessage()) for r in unconfigured.records] == [
+        ("modelbus.client", logging.WARNING,
+         "reply_topic_gone correlation_id='c-1' topic='t' password='***'"),
+    ]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_logger_made_before_the_set_up_follows_it(unconfigured: _Kept) -> None:
+    early = get_logger("worker")  # module-level loggers exist before configure_logging
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    early.bind(model="m").info("service_started")
+    [line] = stream.getvalue().splitlines()
+    assert json.loads(line)["event"] == "service_started"
+    assert json.loads(line)["component"] == "worker" and json.loads(line)["model"] == "m"
+    assert unconfigured.records == []

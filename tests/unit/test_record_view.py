@@ -68,7 +68,7 @@ def test_a_request_shows_its_headers_and_first_rows() -> None:
         f"{TOPICS.requests}/0@7  2023-11-14T22:13:20.123Z  key='demo'")
     assert "  model: demo" in text and "  correlation_id: c-1" in text
     assert "value: Arrow" in text and "3 rows: Molecule: string" in text
-    assert "    Molecule" in text and "    c1ccccc1O" in text and "… 1 more rows" in text
+    assert "    Molecule" in text and "    c1ccccc1O" in text and "… 1 more row" in text
     assert "    C\n" not in text + "\n"  # beyond the preview
 
 

@@ -16,6 +16,8 @@ _SERVICE = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[1])
 from modelbus.runner import run_service
+from modelbus_delivery.logs import configure_logging
+configure_logging("INFO", "json", stream=sys.stdout)  # the log lines are read from stdout
 
 async def main() -> None:
     try:

@@ -365,7 +365,8 @@ def _body_lines(body: Body) -> list[str]:
             f"{columns}")
     lines = [head, *(f"  {line}" for line in table_lines(body.preview))]
     if body.rows > body.preview.num_rows:
-        lines.append(f"  … {body.rows - body.preview.num_rows:,} more rows")
+        more = body.rows - body.preview.num_rows
+        lines.append(f"  … {more:,} more row{'s' * (more != 1)}")
     return lines
 
 

@@ -163,7 +163,7 @@ class _ComponentLogger:
     configured nothing gets no info lines on its standard output (structlog's default):
     Python shows warnings and errors on stderr, and ``logging.basicConfig`` shows all."""
 
-    __slots__ = ("_name", "_context", "_structlog")
+    __slots__ = ("_context", "_name", "_structlog")
 
     def __init__(self, name: str, context: dict[str, Any]) -> None:
         self._name = name

@@ -103,7 +103,7 @@ def unbounded(command: str) -> str | None:
     if sub[:1] == ["tail"] and not any(
         w.startswith(("--no-follow", "--max-idle", "--max-records")) for w in argv
     ):
-        return "`modelbus tail` follows until stopped without --no-follow, --max-idle or --max-records"
+        return "`modelbus tail` follows until stopped (no --no-follow, --max-idle, --max-records)"
     return None
 
 

@@ -6,7 +6,8 @@ manifests need (1.29: native sidecars) and the newest it knows, and what the sch
 say checked here: probes on the ops port, resources, Prometheus annotations, the worker's
 Docker access in each overlay, and KEDA's ScaledObject (a custom resource: no schema ships;
 its shape is checked against what KEDA's Kafka scaler reads, and its maxReplicaCount against
-the partitions). No cluster runs here: what only a real cluster shows is in docs/operations/deployment.md."""
+the partitions). No cluster runs here: what only a real cluster shows is in
+docs/operations/deployment.md."""
 
 from __future__ import annotations
 

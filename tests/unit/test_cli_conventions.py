@@ -84,7 +84,8 @@ def test_an_unknown_property_is_one_error_line() -> None:
 
 def test_every_client_command_takes_b_and_x() -> None:
     for command in (["predict"], ["results"], ["catalog"], ["topics", "plan"],
-                    ["topics", "apply"], ["topics", "check"], ["topics", "prune-replies"]):
+                    ["topics", "apply"], ["topics", "check"], ["topics", "prune-replies"],
+                    ["tail"], ["dlq", "list"], ["dlq", "replay"]):
         text = run(*command, "--help").stdout
         assert "-b, --bootstrap-servers" in text and "-X KEY=VALUE" in text, command
 

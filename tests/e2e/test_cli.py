@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,12 @@ async def test_catalog_lists_entries(inference_stack: InferenceStack) -> None:
     assert "ready" in line
     assert "Molecule:string[Molecule]" in line
     assert "Predicted:double[Score]" in line
+    as_json = await modelbus(inference_stack, "catalog", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    entries = [json.loads(x) for x in as_json.stdout.splitlines()]
+    entry = next(e for e in entries if e["name"] == "demo-molecule-score")
+    assert entry["status"] == "ready"
+    assert [(i["name"], i["semtype"]) for i in entry["inputs"]] == [("Molecule", "Molecule")]
 
 
 async def test_results_are_written_to_parquet_with_ids_and_versions(

@@ -81,6 +81,11 @@ def metrics_url(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/metrics"
 
 
+def gateway_url(host: str, port: int) -> str:
+    """Where a user reaches the gateway listening on ``host`` (every interface: loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:
     """Return once the first broker of ``bootstrap`` answers; else raise StartupError."""
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
@@ -137,6 +142,7 @@ def run_stack(
     webhooks: bool = True,
     webhook_url: str | None = None,
     log_format: str = "auto",
+    gateway_port: int = 0,
 ) -> int:
     """Run broker, MLflow and the services until SIGINT/SIGTERM/SIGHUP; return the exit code.
 
@@ -157,6 +163,9 @@ def run_stack(
     With ``webhooks``, discovery gets a receiver that MLflow calls on every model-version
     change, registered with the embedded MLflow, or with an external one only when
     ``webhook_url`` says how that server reaches the receiver.
+
+    With ``gateway_port`` (0: none), a gateway process serves HTTP on ``host`` at that port
+    (``gateway: http://HOST:PORT`` among the ready lines).
 
     The services log as ``log_format`` says for this process's stderr (``auto``: readable
     text on a terminal, else JSON lines), through ``MODELBUS_LOG_FORMAT``.
@@ -179,6 +188,10 @@ def run_stack(
         settings = ModelbusSettings()
         watching = not external_kafka and settings.embedded_broker_watch_s > 0
         processes = service_processes(services, workers)
+        if gateway_port:
+            processes.append(("gateway", "gateway"))
+            if port_in_use(gateway_port, host):
+                raise PortInUseError("gateway", host, gateway_port)
         ports = metrics_ports(processes, metrics_port)
         if watching and metrics_port:
             ports[BROKER_WATCH] = metrics_port + len(processes)
@@ -231,6 +244,9 @@ def run_stack(
         for service, name in processes:
             metrics_env = {"MODELBUS_METRICS_PORT": str(ports.get(name, 0)),
                            "MODELBUS_METRICS_HOST": host}
+            if service == "gateway":
+                metrics_env |= {"MODELBUS_GATEWAY_PORT": str(gateway_port),
+                                "MODELBUS_GATEWAY_HOST": host}
             process = ChildProcess(name, argv_for(service), env={**env, **metrics_env})
             supervisor.add(name, ServiceComponent(name, process))
         if webhook is not None and not register_or_warn(webhook, tracking_uri):
@@ -241,11 +257,11 @@ def run_stack(
             f"mlflow tracking uri: {tracking_uri}\n"
             + "".join(f"{name} metrics: {metrics_url(host, port)}\n"
                       for name, port in ports.items())
+            + (f"gateway: {gateway_url(host, gateway_port)}\n" if gateway_port else "")
             + "modelbus is up (Ctrl-C to stop)\n"
         )
         out.flush()
-        log.info("stack_up", data_dir=str(data),
-                 processes=[name for _, name in service_processes(services, workers)])
+        log.info("stack_up", data_dir=str(data), processes=[name for _, name in processes])
         starting = False
         if stop.is_set():
             return 0

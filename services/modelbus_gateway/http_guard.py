@@ -95,7 +95,7 @@ class Guard:
         self.in_flight = 0
 
     @web.middleware
-    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if path in OPEN_PATHS:
             return await handler(request)

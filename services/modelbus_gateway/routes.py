@@ -125,7 +125,7 @@ class Routes:
 def build_app(gateway: Gateway, config: GatewayConfig, metrics: GatewayMetrics
               ) -> web.Application:
     """The aiohttp application: every endpoint behind the ``Guard``."""
-    app = web.Application(middlewares=[Guard(config, metrics)],
+    app = web.Application(middlewares=[Guard(config, metrics).middleware],
                           client_max_size=config.max_body_bytes)
     routes = Routes(gateway, config)
     app.router.add_get("/ping", routes.ping)

@@ -74,9 +74,9 @@ def tensor(name: str, values: Any, parameter: Parameter | None) -> pa.Array:
         else:
             array = np.asarray(values, dtype=dtype if element is not None else None)
     except _CONVERSION_ERRORS as exc:
+        if dtype is None:
+            raise BadRequest(f"tensor {name!r} is not a regular array: {exc}") from None
         raise SchemaMismatch(f"tensor {name!r} cannot be {dtype}: {exc}") from None
-    if array.dtype == object and element is None:
-        raise BadRequest(f"tensor {name!r} is not a regular array of numbers")
     expected = parameter.shape if parameter is not None else None
     if expected is not None and array.ndim != len(expected):
         raise SchemaMismatch(f"tensor {name!r} has shape {list(array.shape)}, the model takes "

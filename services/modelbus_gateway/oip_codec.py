@@ -110,6 +110,17 @@ def _binary_values(raw: bytes, datatype: str, name: str) -> Any:
     return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
 
 
+def _json_values(data: Any, datatype: str, name: str) -> np.ndarray[Any, Any]:
+    try:
+        values = np.asarray(data, dtype=DTYPE_OF_DATATYPE.get(datatype))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadRequest(f"input {name!r}: `data` is not {datatype or 'a'} values: {exc}"
+                         ) from None
+    if values.dtype == object and datatype != "BYTES":
+        raise BadRequest(f"input {name!r}: `data` is not a regular array of {datatype} values")
+    return values
+
+
 def decode_infer(
     body: bytes, header_length: str | None, entry: CatalogEntry | None, limits: BodyLimits
 ) -> InferRequest:
@@ -135,7 +146,7 @@ def decode_infer(
             values = _binary_values(binary[offset:offset + size], datatype, name)
             offset += size
         elif "data" in item:
-            values = np.asarray(item["data"], dtype=DTYPE_OF_DATATYPE.get(datatype))
+            values = _json_values(item["data"], datatype, name)
         else:
             raise BadRequest(f"input {name!r} has neither `data` nor binary data")
         count = int(np.prod(shape)) if shape else 1
@@ -143,7 +154,8 @@ def decode_infer(
             raise BadRequest(f"input {name!r}: {values.size} values do not fill shape {shape}")
         values = values.reshape(shape or [1])
         parameter = known.get(name)
-        if parameter is not None and not is_tensor(parameter):
+        if (parameter is not None and not is_tensor(parameter)) or (
+                parameter is None and values.ndim == 1):
             arrays[name] = column(name, values.reshape(-1).tolist(), parameter)
         else:
             arrays[name] = tensor(name, values, parameter)

@@ -72,13 +72,6 @@ class Gateway:
             await self._catalog.sync()
             return resolve(self._catalog.entries, model, version)
 
-    def lookup(self, model: str, version: str | None) -> CatalogEntry | None:
-        """The entry if the view has it now (the codecs' hint for typing columns)."""
-        try:
-            return resolve(self._catalog.entries, model, version)
-        except Exception:  # any refusal is told by ``infer``, which the worker answers
-            return None
-
     def versions(self, model: str) -> list[str]:
         named = entries_named(self._catalog.entries, model)
         return [e.version for e in sorted(named, key=lambda e: version_order(e.version))]

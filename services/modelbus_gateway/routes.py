@@ -82,12 +82,11 @@ class Routes:
 
     async def invocations(self, request: web.Request) -> web.Response:
         name, version = request.match_info["name"], version_spec(request)
+        entry = await self.gateway.entry(name, version)  # an unknown model first: 404
         body = await request.read()
-        entry = self.gateway.lookup(name, version)
         scoring = mlflow_codec.decode(request.headers.get("Content-Type"), body, entry,
                                       self.config.body)
         answer = await self._inference(request, scoring.table, scoring.ipc)
-        entry = entry or self.gateway.lookup(name, answer.model_version)
         data, content_type = mlflow_codec.encode_predictions(
             answer.table, entry, request.headers.get("Accept"))
         return web.Response(body=data, content_type=content_type,
@@ -112,8 +111,8 @@ class Routes:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = request.match_info["name"], version_spec(request)
+        entry = await self.gateway.entry(name, version)
         body = await request.read()
-        entry = self.gateway.lookup(name, version)
         decoded = oip_codec.decode_infer(body, request.headers.get(oip_codec.BINARY_HEADER),
                                          entry, self.config.body)
         answer = await self._inference(request, decoded.table)

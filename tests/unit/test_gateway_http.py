@@ -18,6 +18,7 @@ from tests.support.gateway_fakes import (
     preparing,
     tensor_entry,
 )
+from tests.support.waiting import async_wait_for
 
 from modelbus_client.progress import Progress
 from modelbus_contract.arrow_codec import ipc_to_table, table_to_ipc
@@ -210,8 +211,8 @@ async def test_a_flood_beyond_the_bound_is_429_at_once() -> None:
     try:
         held = [asyncio.create_task(http.post("/models/linear/invocations", json=ROWS))
                 for _ in range(4)]
-        while len(predictor.calls) < 4:
-            await asyncio.sleep(0.01)
+        await async_wait_for(lambda: len(predictor.calls) == 4, 5, interval=0.01,
+                             message="4 requests held in flight")
         refused = await asyncio.wait_for(
             asyncio.gather(*(http.post("/models/linear/invocations", json=ROWS)
                              for _ in range(20))), 5)

@@ -58,14 +58,19 @@ def service_argv(service: str) -> list[str]:
             *SERVICE_COMMANDS.get(service, (service,))]
 
 
-def service_processes(services: Sequence[str], workers: int) -> list[tuple[str, str]]:
-    """(service, process name) of every process to run: ``workers`` of the worker."""
+def service_processes(
+    services: Sequence[str], workers: int, gateway: bool = False
+) -> list[tuple[str, str]]:
+    """(service, process name) of every process to run: ``workers`` of the worker, then the
+    gateway when asked for."""
     processes: list[tuple[str, str]] = []
     for service in services:
         if service == "worker" and workers > 1:
             processes.extend((service, f"worker-{i}") for i in range(1, workers + 1))
         else:
             processes.append((service, service))
+    if gateway:
+        processes.append(("gateway", "gateway"))
     return processes
 
 
@@ -187,11 +192,9 @@ def run_stack(
         data.mkdir(parents=True, exist_ok=True)
         settings = ModelbusSettings()
         watching = not external_kafka and settings.embedded_broker_watch_s > 0
-        processes = service_processes(services, workers)
-        if gateway_port:
-            processes.append(("gateway", "gateway"))
-            if port_in_use(gateway_port, host):
-                raise PortInUseError("gateway", host, gateway_port)
+        processes = service_processes(services, workers, gateway=bool(gateway_port))
+        if gateway_port and port_in_use(gateway_port, host):
+            raise PortInUseError("gateway", host, gateway_port)
         ports = metrics_ports(processes, metrics_port)
         if watching and metrics_port:
             ports[BROKER_WATCH] = metrics_port + len(processes)

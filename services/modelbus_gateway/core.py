@@ -54,6 +54,7 @@ class Inference:
     timeout_s: float = 60.0
     traceparent: str | None = None
     tracestate: str | None = None
+    entry: CatalogEntry | None = None  # resolved already by the codec's caller
 
 
 class Gateway:
@@ -84,7 +85,7 @@ class Gateway:
         503 with Retry-After); one whose preparation began while the request waited ends
         the same way when its deadline passes, not as a timeout.
         """
-        entry = await self.entry(request.model, request.version)
+        entry = request.entry or await self.entry(request.model, request.version)
         serving = entry.serving
         if serving is not None and serving.state == PREPARING:
             raise ModelPreparing(f"{entry.key} is being prepared ({serving.step or 'queued'}); "

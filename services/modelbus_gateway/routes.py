@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from modelbus_client.prediction import Prediction
+from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.trace_context import valid_traceparent, valid_tracestate
 
 from . import mlflow_codec, oip_codec
@@ -71,13 +72,13 @@ class Routes:
         await self.gateway.entry(request.match_info["name"], version_spec(request))
         return web.Response(text="\n", content_type="application/json")
 
-    async def _inference(self, request: web.Request, table: Any = None,
+    async def _inference(self, request: web.Request, entry: CatalogEntry, table: Any = None,
                          ipc: bytes | None = None) -> Prediction:
         parent, state = trace_of(request)
         return await self.gateway.infer(Inference(
             request.match_info["name"], version_spec(request), table=table, ipc=ipc,
             timeout_s=deadline_s(request.headers.get(TIMEOUT_HEADER), self.config),
-            traceparent=parent, tracestate=state,
+            traceparent=parent, tracestate=state, entry=entry,
         ))
 
     async def invocations(self, request: web.Request) -> web.Response:
@@ -86,7 +87,7 @@ class Routes:
         body = await request.read()
         scoring = mlflow_codec.decode(request.headers.get("Content-Type"), body, entry,
                                       self.config.body)
-        answer = await self._inference(request, scoring.table, scoring.ipc)
+        answer = await self._inference(request, entry, scoring.table, scoring.ipc)
         data, content_type = mlflow_codec.encode_predictions(
             answer.table, entry, request.headers.get("Accept"))
         return web.Response(body=data, content_type=content_type,
@@ -115,7 +116,7 @@ class Routes:
         body = await request.read()
         decoded = oip_codec.decode_infer(body, request.headers.get(oip_codec.BINARY_HEADER),
                                          entry, self.config.body)
-        answer = await self._inference(request, decoded.table)
+        answer = await self._inference(request, entry, decoded.table)
         data, headers = oip_codec.encode_infer(answer.table, decoded, answer.model,
                                                answer.model_version)
         return web.Response(body=data, headers={**headers, **_answered_headers(answer)})

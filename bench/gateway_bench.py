@@ -43,6 +43,7 @@ from throughput_bench import (
     wait_in_catalog,
 )
 
+from modelbus.client import AsyncModelbusClient
 from modelbus.stack import free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery, catalog_view
 from modelbus_contract.settings import ModelbusSettings
@@ -154,6 +155,21 @@ async def echo_round_trips(settings: ModelbusSettings) -> Cell:
     return cell
 
 
+async def client_round_trips(settings: ModelbusSettings, model: str) -> Cell:
+    """The same one-row requests through the Python SDK, no HTTP: what the gateway adds to."""
+    cell = Cell()
+    async with AsyncModelbusClient(settings=settings) as client:
+        for i in range(ECHO_REQUESTS + 30):
+            a = float(i % 1000)
+            t0 = time.perf_counter()
+            table = await client.predict(model, {"a": [a], "b": [0.5]})
+            if table.column("y").to_pylist() != [2 * a + 0.5]:
+                cell.errors["wrong answer"] += 1
+            elif i >= 30:
+                cell.latencies.append(time.perf_counter() - t0)
+    return cell
+
+
 class GatewayProcess:
     """``modelbus gateway`` as a child process, as ``modelbus up`` runs it."""
 
@@ -234,6 +250,7 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         print(f"model {name}/{version}; serve on {serve.port}, gateway on {gateway.port}",
               flush=True)
         results["echo"] = {"1": await echo_round_trips(settings)}
+        results["client"] = {"1": await client_round_trips(settings, name)}
         for target in ("serve", "gateway"):
             for clients in CONCURRENCY:
                 cell = await measure(urls[target], clients, seconds)
@@ -247,7 +264,7 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
 
 def print_table(results: dict[str, dict[str, Cell]]) -> None:
     serve, gateway = results["serve"], results["gateway"]
-    echo = results["echo"]["1"]
+    echo, client = results["echo"]["1"], results["client"]["1"]
     ms = 1000.0
     print("\n| measure | mlflow models serve | gateway | gateway / serve |")
     print("|---|---|---|---|")
@@ -265,7 +282,11 @@ def print_table(results: dict[str, dict[str, Cell]]) -> None:
     print(f"\nfloor: bare Kafka echo one-row round trip p50 / p99 {echo.pct(0.5) * ms:.1f} / "
           f"{echo.pct(0.99) * ms:.1f} ms; gateway one-row p50 at 1 client is echo + "
           f"{(gateway['1'].pct(0.5) - echo.pct(0.5)) * ms:.1f} ms")
-    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway")
+    print(f"the Python SDK (AsyncModelbusClient.predict, no HTTP), one at a time: p50 / p99 "
+          f"{client.pct(0.5) * ms:.1f} / {client.pct(0.99) * ms:.1f} ms; the gateway adds "
+          f"{(gateway['1'].pct(0.5) - client.pct(0.5)) * ms:.1f} ms at p50 (HTTP, JSON, "
+          f"its own process)")
+    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client")
               for k, c in results[t].items() if c.errors}
     if errors:
         print(f"errors: {errors}")

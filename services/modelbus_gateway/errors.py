@@ -13,6 +13,7 @@ HTTP_STATUS: dict[str, int] = {
     "schema_mismatch": 400,
     "unauthorized": 401,
     "model_not_found": 404,
+    "request_timeout": 408,
     "too_large": 413,
     "unsupported_media_type": 415,
     "model_invalid": 422,

@@ -3,9 +3,11 @@ Protocol V2; each reads its request with a codec and calls the transport-free co
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -15,13 +17,25 @@ from modelbus_contract.trace_context import valid_traceparent, valid_tracestate
 
 from . import mlflow_codec, oip_codec
 from .core import Gateway, Inference
+from .errors import GatewayRefusal
 from .http_guard import TIMEOUT_HEADER, GatewayConfig, Guard, deadline_s
 from .metrics import GatewayMetrics
 
 SERVER_NAME = "modelbus"
+# Bodies and answers from this size on are decoded and encoded in a worker thread.
+OFF_LOOP_BYTES = 256 * 1024
+T = TypeVar("T")
 MODEL_BASES = ("/models/{name}", "/models/{name}/versions/{version}",
                "/models/{name}/aliases/{alias}")
 OIP_BASES = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+
+
+async def off_loop(size: int, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` here when ``size`` is small, else in a thread: decoding or encoding a
+    large body must not stall the other requests of this event loop."""
+    if size < OFF_LOOP_BYTES:
+        return work(*args)
+    return await asyncio.to_thread(work, *args)
 
 
 def version_spec(request: web.Request) -> str | None:
@@ -72,24 +86,36 @@ class Routes:
         await self.gateway.entry(request.match_info["name"], version_spec(request))
         return web.Response(text="\n", content_type="application/json")
 
-    async def _inference(self, request: web.Request, entry: CatalogEntry, table: Any = None,
-                         ipc: bytes | None = None) -> Prediction:
+    async def _body(self, request: web.Request, timeout_s: float) -> bytes:
+        """The whole body, which must arrive within the request's deadline (a client that
+        stalls holds its place in flight no longer)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await request.read()
+        except TimeoutError:
+            raise GatewayRefusal("request_timeout", f"the body did not arrive within "
+                                 f"{timeout_s:g} s") from None
+
+    async def _inference(self, request: web.Request, entry: CatalogEntry, timeout_s: float,
+                         table: Any = None, ipc: bytes | None = None) -> Prediction:
         parent, state = trace_of(request)
         return await self.gateway.infer(Inference(
             request.match_info["name"], version_spec(request), table=table, ipc=ipc,
-            timeout_s=deadline_s(request.headers.get(TIMEOUT_HEADER), self.config),
-            traceparent=parent, tracestate=state, entry=entry,
+            timeout_s=timeout_s, traceparent=parent, tracestate=state, entry=entry,
         ))
 
     async def invocations(self, request: web.Request) -> web.Response:
         name, version = request.match_info["name"], version_spec(request)
+        timeout_s = deadline_s(request.headers.get(TIMEOUT_HEADER), self.config)
         entry = await self.gateway.entry(name, version)  # an unknown model first: 404
-        body = await request.read()
-        scoring = mlflow_codec.decode(request.headers.get("Content-Type"), body, entry,
-                                      self.config.body)
-        answer = await self._inference(request, entry, scoring.table, scoring.ipc)
-        data, content_type = mlflow_codec.encode_predictions(
-            answer.table, entry, request.headers.get("Accept"))
+        body = await self._body(request, timeout_s)
+        scoring = await off_loop(len(body), mlflow_codec.decode,
+                                 request.headers.get("Content-Type"), body, entry,
+                                 self.config.body)
+        answer = await self._inference(request, entry, timeout_s, scoring.table, scoring.ipc)
+        data, content_type = await off_loop(
+            answer.table.nbytes, mlflow_codec.encode_predictions, answer.table, entry,
+            request.headers.get("Accept"))
         return web.Response(body=data, content_type=content_type,
                             headers=_answered_headers(answer))
 
@@ -112,13 +138,16 @@ class Routes:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = request.match_info["name"], version_spec(request)
+        timeout_s = deadline_s(request.headers.get(TIMEOUT_HEADER), self.config)
         entry = await self.gateway.entry(name, version)
-        body = await request.read()
-        decoded = oip_codec.decode_infer(body, request.headers.get(oip_codec.BINARY_HEADER),
-                                         entry, self.config.body)
-        answer = await self._inference(request, entry, decoded.table)
-        data, headers = oip_codec.encode_infer(answer.table, decoded, answer.model,
-                                               answer.model_version)
+        body = await self._body(request, timeout_s)
+        decoded = await off_loop(len(body), oip_codec.decode_infer, body,
+                                 request.headers.get(oip_codec.BINARY_HEADER), entry,
+                                 self.config.body)
+        answer = await self._inference(request, entry, timeout_s, decoded.table)
+        data, headers = await off_loop(answer.table.nbytes, oip_codec.encode_infer,
+                                       answer.table, decoded, answer.model,
+                                       answer.model_version)
         return web.Response(body=data, headers={**headers, **_answered_headers(answer)})
 
 

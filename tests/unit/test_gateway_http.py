@@ -281,3 +281,25 @@ async def test_oip_metadata_and_infer(http: TestClient[Any, Any]) -> None:
     assert await response.json() == {
         "model_name": "linear", "model_version": "1", "id": "r1",
         "outputs": [{"name": "y", "datatype": "FP64", "shape": [2], "data": [2.5, 3.0]}]}
+
+
+async def test_a_body_that_stalls_is_408_at_its_deadline(http: TestClient[Any, Any]) -> None:
+    reader, writer = await asyncio.open_connection(http.host, http.port)
+    writer.write(b"POST /models/linear/invocations HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                 b"X-Modelbus-Timeout: 0.2\r\n\r\n{\"inputs\"")
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408")
+
+
+async def test_a_large_body_is_decoded_and_answered_off_the_loop(
+    http: TestClient[Any, Any], predictor: FakePredictor
+) -> None:
+    rows = 20_000
+    body = {"inputs": {"a": [float(i) for i in range(rows)], "b": [1.0] * rows}}
+    response = await http.post("/models/linear/invocations", json=body)
+    assert response.status == 200
+    predictions = (await response.json())["predictions"]
+    assert predictions == [{"y": 2.0 * i + 1.0} for i in range(rows)]

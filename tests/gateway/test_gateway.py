@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tritonclient.http as triton
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.support.mlflow_serve import MlflowServe
 from tests.support.waiting import async_wait_for
 
@@ -179,6 +183,59 @@ async def test_limits_answer_at_once_and_the_gateway_keeps_serving(
         assert [status for status, _, _ in await asyncio.gather(*held)] == [200] * MAX_IN_FLIGHT
         status, body, _ = await post(session, url, ok, "application/json")
         assert (status, body) == (200, {"predictions": [{"y": 2.5}, {"y": 14.25}]})
+
+
+def _post_sync(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+values = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                   st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
+                   st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3))
+bodies = st.one_of(
+    st.binary(max_size=200),
+    st.fixed_dictionaries({"inputs": st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.lists(values, min_size=1, max_size=3),
+        max_size=3)}).map(lambda d: json.dumps(d).encode()),
+    st.fixed_dictionaries({"dataframe_records": st.lists(st.dictionaries(
+        st.sampled_from(["a", "b"]), values, max_size=2), max_size=3)}).map(
+        lambda d: json.dumps(d).encode()),
+)
+headers = st.fixed_dictionaries({
+    "Content-Type": st.sampled_from(["application/json", "text/csv", ARROW, "text/plain", ""]),
+}, optional={"X-Modelbus-Timeout": st.sampled_from(["5", "0", "-1", "x", "1e9"]),
+             "traceparent": st.text(max_size=60).filter(str.isprintable)})
+
+
+def _attack(url: str) -> None:
+    @settings(max_examples=80, deadline=None)
+    @given(body=bodies, sent_headers=headers)
+    def one(body: bytes, sent_headers: dict[str, str]) -> None:
+        status, raw = _post_sync(url, body, sent_headers)
+        if status == 200:
+            assert "predictions" in json.loads(raw)
+            return
+        assert status in (400, 413, 415), (status, raw[:200])
+        assert json.loads(raw)["error_code"] in ("bad_request", "schema_mismatch", "too_large",
+                                                 "unsupported_media_type")
+
+    one()
+
+
+async def test_any_body_and_headers_get_a_clear_answer_from_the_real_gateway(
+    gateway_stack: GatewayStack
+) -> None:
+    url = f"{gateway_stack.url}/models/{LINEAR}/invocations"
+    # Sent from a thread: the gateway answers on this test's event loop.
+    await asyncio.to_thread(_attack, url)
+    status, raw = await asyncio.to_thread(
+        _post_sync, url, FORMATS["inputs"][1], {"Content-Type": "application/json"})
+    assert (status, json.loads(raw)) == (200, {"predictions": [{"y": 2.5}, {"y": 14.25}]})
 
 
 def _gateway_process(settings: Any, port: int) -> subprocess.Popen[bytes]:

@@ -241,14 +241,15 @@ async def test_any_body_and_headers_get_a_clear_answer_from_the_real_gateway(
     assert (status, json.loads(raw)) == (200, {"predictions": [{"y": 2.5}, {"y": 14.25}]})
 
 
-def _gateway_process(settings: Any, port: int) -> subprocess.Popen[bytes]:
+def _gateway_process(settings: Any, port: int, metrics_port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ,
            "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "MODELBUS_TOPIC_PREFIX": settings.topic_prefix,
            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
            "MODELBUS_LOG_FORMAT": "json"}
     return subprocess.Popen(
-        [sys.executable, "-m", "modelbus", "--no-env-warnings", "gateway", "--port", str(port)],
+        [sys.executable, "-m", "modelbus", "--no-env-warnings", "gateway", "--port", str(port),
+         "--metrics-port", str(metrics_port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -267,7 +268,9 @@ async def test_two_gateway_processes_two_workers_every_answer_reaches_its_caller
                                 gateway_stack.settings.mlflow_tracking_uri)
     second_worker = build_worker(gateway_stack.settings, second_pool)
     ports = [free_tcp_port(), free_tcp_port()]
-    processes = [_gateway_process(gateway_stack.settings, port) for port in ports]
+    ops_ports = [free_tcp_port(), free_tcp_port()]
+    processes = [_gateway_process(gateway_stack.settings, port, ops)
+                 for port, ops in zip(ports, ops_ports, strict=True)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     await second_worker.start()
     try:
@@ -286,6 +289,14 @@ async def test_two_gateway_processes_two_workers_every_answer_reaches_its_caller
                 return status, answer
 
             answers = await asyncio.gather(*(one(i) for i in range(400)))
+            # Each gateway's ops port counts its own 200 answers, and says it is ready.
+            for ops in ops_ports:
+                async with session.get(f"http://127.0.0.1:{ops}/metrics") as response:
+                    metrics = await response.text()
+                assert ('modelbus_gateway_requests_total{protocol="mlflow",status="200"} 200.0'
+                        in metrics)
+                async with session.get(f"http://127.0.0.1:{ops}/readyz") as response:
+                    assert response.status == 200
         assert answers == [(200, {"predictions": [{"y": 2.0 * i + 0.5}]}) for i in range(400)]
     finally:
         for process in processes:

@@ -258,7 +258,7 @@ def build_gateway(settings: ModelbusSettings) -> GatewayService:
     view = catalog_view(s, connection_options(s))
     client = AsyncModelbusClient(settings=s)
     metrics = GatewayMetrics()
-    app = build_app(Gateway(client, view), config, metrics)
+    app = build_app(Gateway(client, view, s.max_message_bytes), config, metrics)
     return GatewayService(app, client, view, metrics, s.gateway_host, s.gateway_port)
 
 

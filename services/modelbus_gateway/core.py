@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from modelbus_client.prediction import Prediction
 from modelbus_client.progress import Progress, ProgressListener
 from modelbus_client.tables import to_ipc_stream
+from modelbus_contract.arrow_codec import ipc_to_table
 from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.errors import BadRequest, InferenceTimeout, ModelNotFound
 from modelbus_contract.messages import PREPARING, CatalogEntry, version_order
@@ -31,6 +32,12 @@ class Predictor(Protocol):
         traceparent: str | None = None, tracestate: str | None = None,
         on_progress: ProgressListener | None = None,
     ) -> Prediction: ...
+
+    async def predict_table(
+        self, model: str, data: Any, version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109
+        window: int = 8,
+    ) -> pa.Table: ...
 
 
 class Catalog(Protocol):
@@ -60,9 +67,12 @@ class Inference:
 class Gateway:
     """Resolves models in the catalog and sends requests through one shared client."""
 
-    def __init__(self, predictor: Predictor, catalog: Catalog) -> None:
+    def __init__(
+        self, predictor: Predictor, catalog: Catalog, max_record_bytes: int = 1_048_576
+    ) -> None:
         self._predictor = predictor
         self._catalog = catalog
+        self._max_record_bytes = max_record_bytes
 
     async def entry(self, model: str, version: str | None) -> CatalogEntry:
         """The entry ``version`` (a number, ``@alias`` or None: newest ready) of ``model``
@@ -96,6 +106,8 @@ class Gateway:
             body = to_ipc_stream(request.table)
         else:
             raise BadRequest("the request has no input")
+        if len(body) > self._max_record_bytes:
+            return await self._in_chunks(request, entry, body)
         notices: list[Progress] = []
         try:
             return await self._predictor.predict_ipc(
@@ -107,3 +119,17 @@ class Gateway:
             if notices:
                 raise ModelPreparing(notices[-1].describe() + "; retry later") from None
             raise
+
+    async def _in_chunks(self, request: Inference, entry: CatalogEntry, body: bytes
+                         ) -> Prediction:
+        """A request over one Kafka record: sent in chunks of whole rows to the version it
+        resolved to, answered as one table (as ``predict_table`` does for the SDK)."""
+        table = request.table
+        if table is None:
+            try:
+                table = ipc_to_table(body)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise BadRequest(f"the body is not an Arrow IPC stream: {exc}") from None
+        answer = await self._predictor.predict_table(
+            request.model, table, entry.version, request.timeout_s)
+        return Prediction(answer, request.model, entry.version, "")

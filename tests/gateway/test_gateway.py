@@ -83,6 +83,16 @@ async def test_every_mlflow_format_answers_as_serve_does(
                                      table_to_ipc(table), ARROW, Accept=ARROW)
         assert status == 200
         assert ipc_to_table(ours).to_pylist() == served["predictions"]
+        # 150,000 rows, over one Kafka record: sent in chunks, answered as serve answers.
+        rows = [[float(i), 0.5] for i in range(150_000)]
+        big = json.dumps({"dataframe_split": {"columns": ["a", "b"], "data": rows}}).encode()
+        _, served, _ = await post(session, linear_serve.url + "/invocations", big,
+                                  "application/json")
+        status, ours, _ = await post(session, f"{gateway_stack.url}/models/{LINEAR}/invocations",
+                                     big, "application/json")
+        assert status == 200
+        assert ours == served
+        assert len(ours["predictions"]) == 150_000
         for url in (linear_serve.url, f"{gateway_stack.url}/models/{LINEAR}"):
             async with session.get(url + "/ping") as response:
                 assert response.status == 200

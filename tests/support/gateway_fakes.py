@@ -54,6 +54,7 @@ class FakePredictor:
     calls: list[dict[str, Any]] = field(default_factory=list)
     hold: asyncio.Event | None = None  # set: requests wait for it (an in-flight flood)
     notices: list[Progress] = field(default_factory=list)
+    chunked: list[dict[str, Any]] = field(default_factory=list)  # predict_table's calls
 
     async def predict_ipc(
         self, model: str, body: bytes, version: str | int | None = None,
@@ -74,6 +75,17 @@ class FakePredictor:
         if self.error is not None:
             raise self.error
         return Prediction(self.answer(table), model, str(version or "1"), "cid-1")
+
+
+    async def predict_table(
+        self, model: str, data: Any, version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109
+        window: int = 8,
+    ) -> pa.Table:
+        self.chunked.append({"model": model, "version": version, "rows": data.num_rows})
+        if self.error is not None:
+            raise self.error
+        return self.answer(data)
 
 
 @dataclass

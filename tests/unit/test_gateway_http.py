@@ -34,9 +34,10 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ROWS = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 0.5], [2, -1]]}}
 
 
-async def serve(predictor: FakePredictor, catalog: FakeCatalog, **config: Any
-                ) -> TestClient[Any, Any]:
-    app = build_app(Gateway(predictor, catalog), GatewayConfig(**config), GatewayMetrics())
+async def serve(predictor: FakePredictor, catalog: FakeCatalog, max_record_bytes: int = 1 << 20,
+                **config: Any) -> TestClient[Any, Any]:
+    app = build_app(Gateway(predictor, catalog, max_record_bytes), GatewayConfig(**config),
+                    GatewayMetrics())
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -303,3 +304,26 @@ async def test_a_large_body_is_decoded_and_answered_off_the_loop(
     assert response.status == 200
     predictions = (await response.json())["predictions"]
     assert predictions == [{"y": 2.0 * i + 1.0} for i in range(rows)]
+
+
+async def test_a_request_over_one_record_goes_in_chunks_to_the_resolved_version() -> None:
+    predictor = FakePredictor()
+    http = await serve(predictor, FakeCatalog.of(column_entry(version="3")),
+                       max_record_bytes=2048)
+    try:
+        rows = 1000
+        table = pa.table({"a": [float(i) for i in range(rows)], "b": [1.0] * rows})
+        for body, content_type in (
+            (json.dumps({"inputs": table.to_pydict()}).encode(), "application/json"),
+            (table_to_ipc(table), "application/vnd.apache.arrow.stream"),
+        ):
+            response = await http.post("/models/linear/aliases/stable/invocations", data=body,
+                                       headers={"Content-Type": content_type})
+            assert response.status == 200
+            assert response.headers["X-Modelbus-Model-Version"] == "3"
+            predictions = (await response.json())["predictions"]
+            assert predictions == [{"y": 2.0 * i + 1.0} for i in range(rows)]
+        assert predictor.chunked == [{"model": "linear", "version": "3", "rows": rows}] * 2
+        assert predictor.calls == []
+    finally:
+        await http.close()

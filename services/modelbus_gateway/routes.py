@@ -68,8 +68,14 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _answered_headers(answer: Prediction) -> dict[str, str]:
-    return {"X-Modelbus-Model-Version": answer.model_version,
-            "X-Modelbus-Correlation-Id": answer.correlation_id}
+    """Who answered, and the trace context the worker's answer carries (the caller's,
+    echoed: proof that it travelled on the Kafka request)."""
+    headers = {"X-Modelbus-Model-Version": answer.model_version,
+               "X-Modelbus-Correlation-Id": answer.correlation_id}
+    for name in ("traceparent", "tracestate"):
+        if value := answer.headers.get(name):
+            headers[name] = value
+    return headers
 
 
 class Routes:

@@ -35,6 +35,7 @@ from .conftest import LINEAR, MAX_IN_FLIGHT, TENSOR, TRICKY, WARM_UP_TIMEOUT_S, 
 pytestmark = pytest.mark.integration
 
 ARROW = "application/vnd.apache.arrow.stream"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 FORMATS: dict[str, tuple[str, bytes]] = {
     "dataframe_split": ("application/json", json.dumps({"dataframe_split": {
         "columns": ["a", "b"], "data": [[1.0, 0.5], [2.0, -1.0], [3.5, 0.0]]}}).encode()),
@@ -75,6 +76,11 @@ async def test_every_mlflow_format_answers_as_serve_does(
                     session, f"{gateway_stack.url}{path}/invocations", body, content_type)
                 assert (status, ours) == (200, served), (name, path)
                 assert headers["X-Modelbus-Model-Version"] == version
+        # The caller's trace context rides on the Kafka request; the worker echoes it.
+        status, _, headers = await post(
+            session, f"{gateway_stack.url}/models/{LINEAR}/invocations",
+            FORMATS["inputs"][1], "application/json", traceparent=TRACEPARENT)
+        assert (status, headers["traceparent"]) == (200, TRACEPARENT)
         # Arrow in, Arrow out: the same predictions as serve's JSON.
         _, served, _ = await post(session, linear_serve.url + "/invocations",
                                   FORMATS["dataframe_split"][1], "application/json")

@@ -259,7 +259,9 @@ def build_gateway(settings: ModelbusSettings) -> GatewayService:
     client = AsyncModelbusClient(settings=s)
     metrics = GatewayMetrics()
     app = build_app(Gateway(client, view, s.max_message_bytes), config, metrics)
-    return GatewayService(app, client, view, metrics, s.gateway_host, s.gateway_port)
+    guard = TopicGuard(connection_options(s), topic_specs(s, ("requests",)), name="gateway",
+                       create=s.kafka_create_topics)
+    return GatewayService(app, client, view, metrics, s.gateway_host, s.gateway_port, guard)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 from modelbus_client.async_client import AsyncModelbusClient
 from modelbus_delivery.catalog_view import CatalogView
 from modelbus_delivery.logs import get_logger
-from modelbus_delivery.ops_http import Check
+from modelbus_delivery.ops_http import Check, kafka_ready
+from modelbus_delivery.topics import TopicGuard
 
 from .metrics import GatewayMetrics
 
@@ -27,14 +28,15 @@ class GatewayPortUnavailable(Exception):
 
 
 class GatewayService:
-    """Serves ``app`` on ``host:port`` while ``client`` and ``view`` are running.
+    """Serves ``app`` on ``host:port`` while ``client`` and ``view`` are running; ``guard``
+    watches the requests topic and is the ``kafka`` readiness check.
 
     ``port`` 0 takes a free port; ``port`` then tells which.
     """
 
     def __init__(
         self, app: web.Application, client: AsyncModelbusClient, view: CatalogView,
-        metrics: GatewayMetrics, host: str, port: int,
+        metrics: GatewayMetrics, host: str, port: int, guard: TopicGuard | None = None,
     ) -> None:
         self.app = app
         self.client = client
@@ -42,6 +44,7 @@ class GatewayService:
         self.metrics = metrics
         self.host = host
         self.port = port
+        self.guard = guard
         self._runner: web.AppRunner | None = None
         self._serving = False
 
@@ -54,7 +57,8 @@ class GatewayService:
         return f"http://{self.host}:{self.port}"
 
     def readiness_checks(self) -> dict[str, Check]:
-        return {"kafka": lambda: self._serving, "http": lambda: self._serving}
+        return {"kafka": lambda: kafka_ready(self.guard, self._serving),
+                "http": lambda: self._serving}
 
     async def refresh_metrics(self) -> None:
         return None
@@ -64,6 +68,8 @@ class GatewayService:
         await self.view.start()
         try:
             await self.client.start()
+            if self.guard is not None:  # the requests topic, watched (and remade if lost)
+                self.guard.start()
             self._runner = web.AppRunner(self.app, access_log=None,
                                          handler_cancellation=True,
                                          lingering_time=LINGERING_S)
@@ -91,6 +97,8 @@ class GatewayService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.guard is not None:
+            await self.guard.stop()
         await self.client.close()
         await self.view.stop()
 

@@ -206,6 +206,30 @@ def worker(metrics_port: int | None) -> None:
 
 
 @main.command()
+@_metrics_port
+@click.option("--host", default=None,
+              help="Interface to listen on (default: MODELBUS_GATEWAY_HOST, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (default: MODELBUS_GATEWAY_PORT, else 8080).")
+def gateway(metrics_port: int | None, host: str | None, port: int | None) -> None:
+    """Run the HTTP gateway: MLflow's scoring protocol and the Open Inference Protocol (V2)
+    for every catalogued model, answered by the workers over Kafka."""
+    from modelbus_gateway.service import GatewayPortUnavailable
+
+    from .wiring import build_gateway
+
+    settings = _settings(metrics_port)
+    update = {k: v for k, v in (("gateway_host", host), ("gateway_port", port)) if v is not None}
+    settings = settings.model_copy(update=update)
+    try:
+        _run("gateway", build_gateway(settings), settings)
+    except GatewayPortUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the tokens file cannot be read
+        raise click.ClickException(f"gateway: {exc}") from None
+
+
+@main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("schemas"),
               show_default=True, help="Directory to write the contract files to.")
 @click.option("--check", is_flag=True, help="Only compare; exit 1 when a file differs.")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from modelbus_catalog.retrying_reader import ModelReader
     from modelbus_catalog.service import CatalogService
     from modelbus_discovery.service import DiscoveryService, Registry
+    from modelbus_gateway.service import GatewayService
     from modelbus_worker.pool.pool import ContainerPool
     from modelbus_worker.ports import Containers, Predictor
     from modelbus_worker.service import WorkerService
@@ -226,6 +227,41 @@ def assemble_worker(
                      writer, consumer=runtime, view=catalog, publishers=(problems,))
     return w.WorkerService(life, catalog, runtime, batches, metrics,
                            containers=containers, preparer=preparer)
+
+
+def build_gateway(settings: ModelbusSettings) -> GatewayService:
+    """The HTTP gateway on ``gateway_host:gateway_port``: one shared client (a reply topic of
+    its own per process), a catalog view, the bounds and tokens of the settings."""
+    from pathlib import Path
+
+    from modelbus_client.async_client import AsyncModelbusClient
+    from modelbus_gateway.core import Gateway
+    from modelbus_gateway.http_guard import GatewayConfig, read_tokens
+    from modelbus_gateway.metrics import GatewayMetrics
+    from modelbus_gateway.mlflow_codec import BodyLimits
+    from modelbus_gateway.routes import build_app
+    from modelbus_gateway.service import GatewayService
+
+    s = settings
+    tokens_file = Path(s.gateway_tokens_file).read_text() if s.gateway_tokens_file else None
+    config = GatewayConfig(
+        max_body_bytes=s.gateway_max_body_bytes,
+        body=BodyLimits(s.gateway_max_json_depth, s.gateway_max_json_elements,
+                        s.max_request_rows, s.max_decoded_bytes),
+        max_in_flight=s.gateway_max_in_flight,
+        timeout_s=s.gateway_timeout_s,
+        max_timeout_s=s.gateway_max_timeout_s,
+        retry_after_s=s.gateway_retry_after_s,
+        tokens=read_tokens(s.gateway_tokens.get_secret_value() if s.gateway_tokens else None,
+                           tokens_file),
+    )
+    view = catalog_view(s, connection_options(s))
+    client = AsyncModelbusClient(settings=s)
+    metrics = GatewayMetrics()
+    app = build_app(Gateway(client, view, s.max_message_bytes), config, metrics)
+    guard = TopicGuard(connection_options(s), topic_specs(s, ("requests",)), name="gateway",
+                       create=s.kafka_create_topics)
+    return GatewayService(app, client, view, metrics, s.gateway_host, s.gateway_port, guard)
 
 
 @dataclass(frozen=True)

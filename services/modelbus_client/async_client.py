@@ -299,6 +299,27 @@ class AsyncModelbusClient:
         )
         return Prediction.of(headers, table, model, cid)
 
+    async def predict_ipc(
+        self,
+        model: str,
+        body: bytes,
+        version: str | int | None = None,
+        timeout: float = 60.0,  # noqa: ASYNC109 - the request's deadline, sent to the worker
+        correlation_id: str | None = None,
+        wait: float | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+        on_progress: ProgressListener | None = None,
+    ) -> Prediction:
+        """``predict_answer`` for a body that is already an Arrow IPC stream: sent as it is
+        (no copy, no decoding; the worker checks it). Same arguments and errors."""
+        trace = request_trace_headers(traceparent, tracestate)
+        cid = correlation_id or uuid.uuid4().hex
+        headers, table = await self._request(
+            model, body, version, timeout, cid, trace=trace, wait=wait, on_progress=on_progress,
+        )
+        return Prediction.of(headers, table, model, cid)
+
     async def predict_df(
         self,
         model: str,

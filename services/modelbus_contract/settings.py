@@ -268,6 +268,51 @@ class ModelbusSettings(BaseSettings):
         "start.",
     )
 
+    gateway_host: str = Field(
+        default="127.0.0.1", description="Interface the HTTP gateway listens on."
+    )
+    gateway_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the HTTP gateway (`modelbus gateway`)."
+    )
+    gateway_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024,
+        description="Largest HTTP request body the gateway reads; a larger one is answered "
+        "413 before it is read.",
+    )
+    gateway_max_json_depth: int = Field(
+        default=32, ge=2,
+        description="Deepest nesting of arrays and objects in a JSON body, checked before it "
+        "is parsed.",
+    )
+    gateway_max_json_elements: int = Field(
+        default=5_000_000, ge=1,
+        description="Most values (numbers, strings, arrays, objects) in a JSON body, checked "
+        "before it is parsed.",
+    )
+    gateway_max_in_flight: int = Field(
+        default=512, ge=1,
+        description="Requests one gateway process handles at once; beyond it, 429 at once.",
+    )
+    gateway_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="A request's deadline unless its `X-Modelbus-Timeout` header says another.",
+    )
+    gateway_max_timeout_s: float = Field(
+        default=600.0, gt=0, description="The longest deadline a request may ask for."
+    )
+    gateway_retry_after_s: int = Field(
+        default=5, ge=1,
+        description="The `Retry-After` of a 503 for a model version still being prepared.",
+    )
+    gateway_tokens: SecretStr | None = Field(
+        default=None,
+        description="Bearer tokens the gateway accepts, comma-separated; with "
+        "gateway_tokens_file too, either's. Unset (and no file): no authentication.",
+    )
+    gateway_tokens_file: str | None = Field(
+        default=None, description="A file of bearer tokens the gateway accepts, one a line."
+    )
+
     @model_validator(mode="after")
     def _writable_topics(self) -> ModelbusSettings:
         min_isr, replicas = self.topic_min_insync_replicas, self.topic_replication_factor

@@ -205,7 +205,7 @@ def demo_stack(tmp_path: Path) -> Iterator[tuple[Stack, Path]]:
         proc = subprocess.Popen(
             [".venv/bin/modelbus", "up", *up_args,
              "--kafka-port", str(free_tcp_port()), "--mlflow-port", str(free_tcp_port()),
-             "--metrics-port", "0"],
+             "--metrics-port", "0", "--gateway-port", "0"],
             cwd=clone, env=env, stdout=subprocess.PIPE, stderr=stderr,
             stdin=subprocess.DEVNULL, text=True, start_new_session=True,
         )

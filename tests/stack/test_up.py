@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +43,8 @@ class UpProcess:
             env.pop(name, None)
         if "--metrics-port" not in args:  # the default ports may be another stack's
             args = [*args, "--metrics-port", "0"]
+        if "--gateway-port" not in args:
+            args = [*args, "--gateway-port", "0"]
         self.stderr_path = stderr_path
         self._stderr = stderr_path.open("wb")
         self.proc = subprocess.Popen(
@@ -148,13 +152,14 @@ async def _wait_for_catalog_entry(
 
 
 async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_path: Path) -> None:
-    kafka_port, mlflow_port = free_tcp_port(), free_tcp_port()
+    kafka_port, mlflow_port, gateway_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
     data_dir = tmp_path / "data"
     up = run_up(
         [
             *("--data-dir", str(data_dir)),
             *("--kafka-port", str(kafka_port), "--mlflow-port", str(mlflow_port)),
             *("--services", "discovery,catalog"),
+            *("--gateway-port", str(gateway_port)),
         ]
     )
     up.wait_ready(timeout=120)
@@ -162,6 +167,7 @@ async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_pat
     assert up.lines == [
         f"kafka bootstrap servers: {bootstrap}",
         f"mlflow tracking uri: {tracking_uri}",
+        f"gateway: http://127.0.0.1:{gateway_port}",
         "modelbus is up (Ctrl-C to stop)",
     ]
 
@@ -175,8 +181,14 @@ async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_pat
     _register_tagged_model(tracking_uri, name, tmp_path)
     await _wait_for_catalog_entry(up, bootstrap, name, within_s=POLL_INTERVAL_S + 5)
 
+    # The gateway knows the model from the catalog (no worker runs here to answer it).
+    wait_for(lambda: _http_status(f"http://127.0.0.1:{gateway_port}/models/{name}/ping") == 200,
+             timeout=30, message="the gateway knows the model")
+    assert _http_status(f"http://127.0.0.1:{gateway_port}/models/nope/ping") == 404
+
     family = [up.proc.pid, *descendant_pids(up.proc.pid)]
-    assert len(family) >= 5, family  # up, kafka, mlflow (+ its server), discovery, catalog
+    # up, kafka, mlflow (+ its server), discovery, catalog, gateway
+    assert len(family) >= 6, family
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(timeout=60) == 0, up.stderr()
     wait_for(
@@ -185,6 +197,16 @@ async def test_up_serves_a_tagged_model_and_stops_cleanly(run_up: RunUp, tmp_pat
         message=f"no process of {family} left",
     )
     assert up.uncaught_tracebacks() == []
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
 
 
 def test_a_busy_port_is_one_readable_line(run_up: RunUp, tmp_path: Path) -> None:

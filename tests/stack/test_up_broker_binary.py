@@ -65,7 +65,7 @@ def test_up_refuses_a_tampered_broker_binary_in_one_line(tmp_path: Path) -> None
     )
     result = subprocess.run(
         [MODELBUS, "up", "--data-dir", str(tmp_path / "data"),
-         "--kafka-port", str(free_tcp_port()), "--metrics-port", "0"],
+         "--kafka-port", str(free_tcp_port()), "--metrics-port", "0", "--gateway-port", "0"],
         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
         check=False,
     )

@@ -43,7 +43,7 @@ _HOST_VARIABLES = (
     *_PASSED_THROUGH, *_KAFKA_SECURITY, "MODELBUS_PUBLISH_ADDRESS", "MODELBUS_METRICS_PORT",
     "MODELBUS_KAFKA_ADVERTISED_HOST",
 )
-_SERVICES = ("discovery", "catalog", "worker", "worker-2")
+_SERVICES = ("discovery", "catalog", "worker", "worker-2", "gateway")
 
 
 def _compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,7 +71,7 @@ def config() -> dict[str, Any]:
 
 
 def test_the_file_is_valid_and_has_every_service(config: dict[str, Any]) -> None:
-    expected = {"kafka", "mlflow", "discovery", "catalog", "worker", "worker-2"}
+    expected = {"kafka", "mlflow", "discovery", "catalog", "worker", "worker-2", "gateway"}
     assert set(config["services"]) == expected
     listed = _compose("config", "--services")
     assert listed.returncode == 0, listed.stderr
@@ -114,7 +114,19 @@ def test_services_serve_metrics_and_are_healthy_when_ready(
     probe = spec["healthcheck"]["test"]
     assert probe[:3] == ["CMD", "python", "-c"]
     assert "/readyz" in probe[3] and "9400" not in probe[3]  # the port is the variable's
-    assert "ports" not in spec  # scraped on the compose network, not published
+    # Scraped on the compose network, not published; the gateway publishes its HTTP port.
+    published = [str(p) for p in spec.get("ports", [])]
+    assert all(":8080" in p and "9400" not in p for p in published)
+    assert bool(published) == (service == "gateway")
+
+
+def test_the_gateway_listens_in_its_container_and_is_published_on_loopback(
+    config: dict[str, Any]
+) -> None:
+    gateway = config["services"]["gateway"]
+    assert gateway["environment"]["MODELBUS_GATEWAY_HOST"] == "0.0.0.0"
+    assert gateway["environment"]["MODELBUS_GATEWAY_PORT"] == "8080"
+    assert [str(p) for p in gateway["ports"]] == ["127.0.0.1:8080:8080/tcp"]
 
 
 def test_the_healthcheck_follows_the_metrics_port() -> None:

@@ -154,8 +154,8 @@ def test_every_rendered_object_is_valid_for_kubernetes(directory: str, version: 
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} ({version}): "
                         f"{exc.message} at {'/'.join(map(str, exc.path))}", pytrace=False)
     kinds = sorted(d["kind"] for d in docs)
-    expected = ["ConfigMap", "Deployment", "Deployment", "Deployment", "Namespace",
-                "ServiceAccount"]
+    expected = ["ConfigMap", "Deployment", "Deployment", "Deployment", "Deployment",
+                "Namespace", "Service", "ServiceAccount"]
     assert kinds == (expected if directory == "base" else sorted([*expected, "ScaledObject"]))
 
 
@@ -184,13 +184,31 @@ def test_discovery_and_catalog_are_deployments_that_run_unprivileged(overlay: st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_scales_by_replicas_behind_a_service_on_its_http_port(overlay: str) -> None:
+    docs = _render(f"overlays/{overlay}")
+    deployment = _one(docs, "Deployment", "modelbus-gateway")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["args"] == ["gateway"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["MODELBUS_GATEWAY_HOST"], env["MODELBUS_GATEWAY_PORT"]) == ("0.0.0.0", "8080")
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["http"] == 8080
+    service = _one(docs, "Service", "modelbus-gateway")
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items())
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "http")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_service_has_probes_resources_and_scraping_on_the_ops_port(overlay: str) -> None:
     docs = _render(f"overlays/{overlay}")
     config = _config(docs)
     ops_port = int(config["MODELBUS_METRICS_PORT"])
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     assert {d["metadata"]["name"] for d in deployments} == {
-        "modelbus-discovery", "modelbus-catalog", "modelbus-worker"}
+        "modelbus-discovery", "modelbus-catalog", "modelbus-worker", "modelbus-gateway"}
     for deployment in deployments:
         template = deployment["spec"]["template"]
         name = deployment["metadata"]["name"]

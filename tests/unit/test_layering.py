@@ -32,6 +32,8 @@ PACKAGE_LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("modelbus_delivery",),),
     # The services and the client SDK: none imports another.
     (("modelbus_discovery",), ("modelbus_catalog",), ("modelbus_worker",), ("modelbus_client",)),
+    # The HTTP gateway: a thin adapter over the client SDK.
+    (("modelbus_gateway",),),
     (("modelbus",),),
 )
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from modelbus.stack.runner import DEFAULT_SERVICES, metrics_ports, metrics_url, service_processes
+from modelbus.stack.runner import (
+    DEFAULT_SERVICES,
+    gateway_url,
+    metrics_ports,
+    metrics_url,
+    service_processes,
+)
 
 
 def test_one_worker_keeps_the_service_name() -> None:
@@ -34,3 +40,11 @@ def test_a_metrics_url_names_loopback_for_every_interface() -> None:
     assert metrics_url("127.0.0.1", 9400) == "http://127.0.0.1:9400/metrics"
     assert metrics_url("0.0.0.0", 9401) == "http://127.0.0.1:9401/metrics"
     assert metrics_url("198.51.100.7", 9402) == "http://198.51.100.7:9402/metrics"
+
+
+def test_the_gateway_runs_after_the_services_with_the_next_metrics_port() -> None:
+    processes = service_processes(DEFAULT_SERVICES, 1, gateway=True)
+    assert processes[-1] == ("gateway", "gateway")
+    assert metrics_ports(processes, 9400)["gateway"] == 9403
+    assert gateway_url("0.0.0.0", 8080) == "http://127.0.0.1:8080"
+    assert gateway_url("127.0.0.1", 8081) == "http://127.0.0.1:8081"

@@ -84,6 +84,14 @@ def _check_service_settings(services: tuple[str, ...]) -> None:
     help="First port of the services' /metrics, /healthz and /readyz endpoints: one port "
     "each, consecutive in start order; 0: none.",
 )
+@click.option(
+    "--gateway-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP gateway (MLflow scoring protocol and Open Inference Protocol) on "
+    "--host; 0: no gateway.",
+)
 @click.option("--demo", is_flag=True, help="Register the demo models once the stack is up.")
 @click.option(
     "--webhooks/--no-webhooks",
@@ -109,6 +117,7 @@ def up(
     services: str,
     workers: int,
     metrics_port: int,
+    gateway_port: int,
     demo: bool,
     webhooks: bool,
     webhook_url: str | None,
@@ -132,5 +141,6 @@ def up(
         webhooks=webhooks,
         webhook_url=webhook_url,
         log_format=settings.log_format,
+        gateway_port=gateway_port,
     )
     sys.exit(code)

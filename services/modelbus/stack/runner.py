@@ -58,14 +58,19 @@ def service_argv(service: str) -> list[str]:
             *SERVICE_COMMANDS.get(service, (service,))]
 
 
-def service_processes(services: Sequence[str], workers: int) -> list[tuple[str, str]]:
-    """(service, process name) of every process to run: ``workers`` of the worker."""
+def service_processes(
+    services: Sequence[str], workers: int, gateway: bool = False
+) -> list[tuple[str, str]]:
+    """(service, process name) of every process to run: ``workers`` of the worker, then the
+    gateway when asked for."""
     processes: list[tuple[str, str]] = []
     for service in services:
         if service == "worker" and workers > 1:
             processes.extend((service, f"worker-{i}") for i in range(1, workers + 1))
         else:
             processes.append((service, service))
+    if gateway:
+        processes.append(("gateway", "gateway"))
     return processes
 
 
@@ -79,6 +84,11 @@ def metrics_ports(processes: Sequence[tuple[str, str]], first: int) -> dict[str,
 def metrics_url(host: str, port: int) -> str:
     """Where a user reaches an endpoint listening on ``host`` (every interface: loopback)."""
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/metrics"
+
+
+def gateway_url(host: str, port: int) -> str:
+    """Where a user reaches the gateway listening on ``host`` (every interface: loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:
@@ -137,6 +147,7 @@ def run_stack(
     webhooks: bool = True,
     webhook_url: str | None = None,
     log_format: str = "auto",
+    gateway_port: int = 0,
 ) -> int:
     """Run broker, MLflow and the services until SIGINT/SIGTERM/SIGHUP; return the exit code.
 
@@ -158,6 +169,9 @@ def run_stack(
     change, registered with the embedded MLflow, or with an external one only when
     ``webhook_url`` says how that server reaches the receiver.
 
+    With ``gateway_port`` (0: none), a gateway process serves HTTP on ``host`` at that port
+    (``gateway: http://HOST:PORT`` among the ready lines).
+
     The services log as ``log_format`` says for this process's stderr (``auto``: readable
     text on a terminal, else JSON lines), through ``MODELBUS_LOG_FORMAT``.
     """
@@ -178,7 +192,9 @@ def run_stack(
         data.mkdir(parents=True, exist_ok=True)
         settings = ModelbusSettings()
         watching = not external_kafka and settings.embedded_broker_watch_s > 0
-        processes = service_processes(services, workers)
+        processes = service_processes(services, workers, gateway=bool(gateway_port))
+        if gateway_port and port_in_use(gateway_port, host):
+            raise PortInUseError("gateway", host, gateway_port)
         ports = metrics_ports(processes, metrics_port)
         if watching and metrics_port:
             ports[BROKER_WATCH] = metrics_port + len(processes)
@@ -231,6 +247,9 @@ def run_stack(
         for service, name in processes:
             metrics_env = {"MODELBUS_METRICS_PORT": str(ports.get(name, 0)),
                            "MODELBUS_METRICS_HOST": host}
+            if service == "gateway":
+                metrics_env |= {"MODELBUS_GATEWAY_PORT": str(gateway_port),
+                                "MODELBUS_GATEWAY_HOST": host}
             process = ChildProcess(name, argv_for(service), env={**env, **metrics_env})
             supervisor.add(name, ServiceComponent(name, process))
         if webhook is not None and not register_or_warn(webhook, tracking_uri):
@@ -241,11 +260,11 @@ def run_stack(
             f"mlflow tracking uri: {tracking_uri}\n"
             + "".join(f"{name} metrics: {metrics_url(host, port)}\n"
                       for name, port in ports.items())
+            + (f"gateway: {gateway_url(host, gateway_port)}\n" if gateway_port else "")
             + "modelbus is up (Ctrl-C to stop)\n"
         )
         out.flush()
-        log.info("stack_up", data_dir=str(data),
-                 processes=[name for _, name in service_processes(services, workers)])
+        log.info("stack_up", data_dir=str(data), processes=[name for _, name in processes])
         starting = False
         if stop.is_set():
             return 0

@@ -36,7 +36,7 @@ fi
 
 install_packages() {
     local wanted=(docker.io docker-compose debootstrap python3 python3-venv ca-certificates
-                  prometheus)
+                  prometheus curl)
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \

@@ -7,8 +7,9 @@ the tests is set up; the set-up would reinstall the virtualenv). Then every othe
 the page runs in its turn, exactly as written, in one shell session (what a command exports,
 the next one sees), from a directory laid out like a fresh clone: the repository's tracked
 files, linked, and ``.venv`` the virtualenv running the tests, so what the commands write
-stays out of the repository. One substitution is made, and checked: the stack's real Kafka
-address replaces the default one in the page's ``export MODELBUS_KAFKA_BOOTSTRAP_SERVERS``.
+stays out of the repository. Two substitutions are made, and checked: the stack's real Kafka
+address replaces the default one in the page's ``export MODELBUS_KAFKA_BOOTSTRAP_SERVERS``,
+and the gateway's address (the ``gateway:`` line) the default one in ``export GATEWAY``.
 
 Each command must exit 0; the commands below also have their output checked. A command of
 the page that does not end by itself fails the rules before anything starts
@@ -17,6 +18,7 @@ the page that does not end by itself fails the rules before anything starts
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -42,6 +44,8 @@ QUICKSTART = REPOSITORY / "docs" / "quickstart.md"
 STACK_COMMAND = "bash deploy/run-stack.sh --demo"
 DEFAULT_KAFKA = "127.0.0.1:9092"  # what `modelbus up` prints with its default port
 EXPORT_KAFKA = f"export MODELBUS_KAFKA_BOOTSTRAP_SERVERS={DEFAULT_KAFKA}"
+DEFAULT_GATEWAY = "http://127.0.0.1:8080"  # what `modelbus up` prints with its default port
+EXPORT_GATEWAY = f"export GATEWAY={DEFAULT_GATEWAY}"
 READY_TIMEOUT_S = 180.0
 # A fresh machine builds the demo models' images first (tests/stack/test_up.py waits as long).
 DEMO_TIMEOUT_S = 1500.0
@@ -124,6 +128,10 @@ def _no_dead_letters(ran: Ran) -> None:
     assert ran.stderr.strip().endswith("0 dead letters in modelbus.inference.dlq, 0 reasons")
 
 
+def _http_answer(ran: Ran) -> None:
+    assert json.loads(ran.stdout) == {"predictions": [{"species": 0}, {"species": 2}]}
+
+
 # Output checks of commands of the page (each must be on the page: a check never goes stale).
 CHECKS: dict[str, Callable[[Ran], None]] = {
     ".venv/bin/modelbus catalog": _catalog,
@@ -139,6 +147,10 @@ CHECKS: dict[str, Callable[[Ran], None]] = {
         _results_shown,
     ".venv/bin/modelbus tail results --from-beginning --no-follow": _results_tailed,
     ".venv/bin/modelbus dlq list": _no_dead_letters,
+    "curl -sS --fail-with-body \"$GATEWAY/models/demo-iris-species/invocations\" -H "
+    "'Content-Type: application/json' -d '{\"dataframe_split\": {\"columns\": "
+    "[\"sepal_length\", \"sepal_width\", \"petal_length\", \"petal_width\"], "
+    "\"data\": [[5.1, 3.5, 1.4, 0.2], [6.9, 3.2, 5.7, 2.3]]}}'": _http_answer,
 }
 
 
@@ -205,7 +217,7 @@ def demo_stack(tmp_path: Path) -> Iterator[tuple[Stack, Path]]:
         proc = subprocess.Popen(
             [".venv/bin/modelbus", "up", *up_args,
              "--kafka-port", str(free_tcp_port()), "--mlflow-port", str(free_tcp_port()),
-             "--metrics-port", "0", "--gateway-port", "0"],
+             "--metrics-port", "0", "--gateway-port", str(free_tcp_port())],
             cwd=clone, env=env, stdout=subprocess.PIPE, stderr=stderr,
             stdin=subprocess.DEVNULL, text=True, start_new_session=True,
         )
@@ -250,6 +262,7 @@ def test_quickstart_runs_as_written(
     _, page_commands = run_commands(page)
     assert not set(CHECKS) - set(page_commands), "checked commands that the page lost"
     assert EXPORT_KAFKA in page_commands, "the page tells the user the stack's Kafka address"
+    assert EXPORT_GATEWAY in page_commands, "the page tells the user the gateway's address"
 
     stack, clone = demo_stack
     wait_for(lambda: stack.alive() and "modelbus is up (Ctrl-C to stop)" in stack.lines,
@@ -266,11 +279,19 @@ def test_quickstart_runs_as_written(
     assert any(line.startswith("== demo-molecule-score v1") for line in stack.lines)
     assert any(line.startswith("== demo-iris-species v1") for line in stack.lines)
 
+    gateways = [line for line in stack.lines if line.startswith("gateway: ")]
+    assert len(gateways) == 1, stack.lines
+    gateway = gateways[0].removeprefix("gateway: ")
+    assert gateway.rsplit(":", 1)[0] == DEFAULT_GATEWAY.rsplit(":", 1)[0], stack.lines
+
     env, state = _user_environment(), tmp_path / "shell.env"
     for command in page_commands:
         written = command
-        if command == EXPORT_KAFKA:  # the one substitution: this stack's port
+        # The two substitutions: this stack's ports, where the page has the defaults.
+        if command == EXPORT_KAFKA:
             command = command.replace(DEFAULT_KAFKA, kafka)
+        elif command == EXPORT_GATEWAY:
+            command = command.replace(DEFAULT_GATEWAY, gateway)
         ran = _run(command, clone, env, state)
         env = _environment_after(state)
         if written in CHECKS:

@@ -222,7 +222,8 @@ def assemble_worker(
             max_versions=s.worker_prepare_max_versions, observe=metrics.prepared,
         )
         runtime.assignment_listeners.append(preparer.wake)
-    life = lifecycle("worker", s, kafka, ("requests", "results", "dlq", "catalog", "discovered"),
+    life = lifecycle("worker", s, kafka,
+                     ("requests", "requests_bulk", "results", "dlq", "catalog", "discovered"),
                      writer, consumer=runtime, view=catalog, publishers=(problems,))
     return w.WorkerService(life, catalog, runtime, batches, metrics,
                            containers=containers, preparer=preparer)

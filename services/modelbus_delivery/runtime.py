@@ -16,7 +16,12 @@ acknowledged does the partition's commit watermark move past it. Around that cor
   flight finish (bounded) and are committed; a partition that comes straight back keeps
   its unfinished records and resumes after them, one that goes elsewhere is forgotten
   whether or not its last commit succeeded, and commits only ever name partitions still
-  assigned.
+  assigned;
+- two lanes, when ``bulk_topics`` names some of the topics: records of the other
+  (interactive) topics are taken first, and the bulk topics' records are started only
+  within the room ``LanePolicy`` gives them (their partitions are left unread meanwhile,
+  their prefetched records kept). Partition ``i`` of every topic goes to one member
+  (``PairedStickyAssignor``), so a key's records in both lanes reach the same member.
 """
 
 from __future__ import annotations
@@ -30,15 +35,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from .closing import close_quietly
 from .fetch_pacing import FetchPacing, pace
 from .kafka_config import KafkaOptions, as_options
+from .lane_policy import CURRENT_LANE, LaneName, LanePolicy, LaneShares
 from .logs import get_logger
-from .poison import getmany_skipping_poison
+from .paired_assignor import assignment_strategies
+from .poison import Batch, getmany_skipping_poison
 from .records import RECORDS_PER_TURN, Inbound, Outgoing, PoisonRecord
 from .retry import Backoff
 from .watermarks import OffsetTracker
@@ -92,6 +98,16 @@ class RuntimeConfig:
     # How soon partitions added to a topic, or a topic made again with another count, are
     # seen (a changed count makes the group rebalance). Kafka's own default is 5 minutes.
     metadata_max_age_ms: int = 30_000
+    # The bulk lane (see lane_policy): these topics' records keep out of the interactive
+    # ones' way.
+    bulk_topics: tuple[str, ...] = ()
+    bulk_share: float = 0.75
+    bulk_min_share: float = 0.05
+    lane_hold_s: float = 0.25
+
+# How long a fetch waits while the bulk lane has no room: bulk records finishing are
+# noticed this soon.
+LANE_POLL_MS = 10
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -122,6 +138,7 @@ class DeliveryRuntime:
         backoff: Backoff | None = None,
         *,
         published: Callable[[Outgoing], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         # Told of every record the broker acknowledged (e.g. to count dead letters).
@@ -143,6 +160,11 @@ class DeliveryRuntime:
             config.fetch_max_wait_ms, config.fetch_max_wait_busy_ms, config.fetch_busy_rate
         )
         self._committing: asyncio.Task[None] | None = None
+        self._bulk_topics = frozenset(config.bulk_topics)
+        self.lanes = LanePolicy(LaneShares(
+            config.max_in_flight, config.bulk_share, config.bulk_min_share, config.lane_hold_s
+        ), clock)
+        self.bulk_in_flight = 0
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
         self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
@@ -168,7 +190,8 @@ class DeliveryRuntime:
             metadata_max_age_ms=c.metadata_max_age_ms,
             # A member that joins or leaves moves only the partitions it must: the others
             # keep theirs (and their models' warm containers).
-            partition_assignment_strategy=(StickyPartitionAssignor,),
+            # Partition i of every topic on one member: a key's lanes meet there.
+            partition_assignment_strategy=assignment_strategies(),
         )
         consumer.subscribe(list(c.topics), listener=_Rebalance(self))
         try:
@@ -359,11 +382,14 @@ class DeliveryRuntime:
             elif consumer.paused():
                 consumer.resume(*consumer.paused())
             try:
-                batch = await getmany_skipping_poison(
-                    consumer, self.tracker.next_offsets(), self._undecodable,
-                    timeout_ms=200 if free > 0 else 0,
-                    max_records=max(min(free, RECORDS_PER_TURN), 1),
-                )
+                if self._bulk_topics:
+                    batch = await self._fetch_by_lane(consumer, free)
+                else:
+                    batch = await getmany_skipping_poison(
+                        consumer, self.tracker.next_offsets(), self._undecodable,
+                        timeout_ms=200 if free > 0 else 0,
+                        max_records=max(min(free, RECORDS_PER_TURN), 1),
+                    )
             except KafkaError as exc:
                 delay = self._backoff.next_delay()
                 log.warning("fetch_failed", service=self.config.name, error=repr(exc),
@@ -379,21 +405,78 @@ class DeliveryRuntime:
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
+    async def _fetch_by_lane(
+        self, consumer: AIOKafkaConsumer, free: int
+    ) -> Batch:
+        """One turn's records with the lanes applied: interactive first, bulk within its room."""
+        take = max(min(free, RECORDS_PER_TURN), 1)
+        expected = self.tracker.next_offsets()
+        interactive_in_flight = len(self._tasks) - self.bulk_in_flight
+        room = self.lanes.bulk_room(interactive_in_flight, self.bulk_in_flight)
+        if room > 0 and not self.lanes.busy(interactive_in_flight):
+            # Quiet: one fetch of both lanes, bulk bounded by its room.
+            return await getmany_skipping_poison(
+                consumer, expected, self._undecodable,
+                timeout_ms=200 if free > 0 else 0, max_records=min(take, room),
+            )
+        assigned = consumer.assignment()
+        interactive = [tp for tp in assigned if tp.topic not in self._bulk_topics]
+        bulk = [tp for tp in assigned if tp.topic in self._bulk_topics]
+        batch: Batch = {}
+        if interactive:
+            batch = await getmany_skipping_poison(
+                consumer, expected, self._undecodable, partitions=interactive,
+                timeout_ms=LANE_POLL_MS if room <= 0 and free > 0 else 0, max_records=take,
+            )
+        got = sum(len(records) for records in batch.values())
+        if room > 0 and bulk and take - got > 0:
+            batch.update(await getmany_skipping_poison(
+                consumer, expected, self._undecodable, partitions=bulk,
+                timeout_ms=0 if got else LANE_POLL_MS, max_records=min(take - got, room),
+            ))
+        elif not interactive:  # nothing to read now: wait for room a little
+            self._capacity.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._capacity.wait(), LANE_POLL_MS / 1000)
+        return batch
+
+    def lane_of(self, topic: str) -> LaneName:
+        """The lane of a topic's records."""
+        return "bulk" if topic in self._bulk_topics else "interactive"
+
     def _dispatch(self, tp: TopicPartition, record: Inbound) -> None:
         self.tracker.started(tp, record.offset)
         previous = None
         if self.config.ordered_by_key:
             previous = self._last_by_key.get(record.key)
-        task = asyncio.create_task(self._process(tp, record, previous))
+        bulk = tp.topic in self._bulk_topics
+        # The record's task (and what it calls) sees its lane.
+        token = CURRENT_LANE.set("bulk" if bulk else "interactive")
+        try:
+            task = asyncio.create_task(self._process(tp, record, previous))
+        finally:
+            CURRENT_LANE.reset(token)
         if self.config.ordered_by_key:
             self._last_by_key[record.key] = task
             task.add_done_callback(functools.partial(self._forget_key, record.key))
         self._tasks.add(task)
+        if bulk:
+            self.bulk_in_flight += 1
+            task.add_done_callback(self._bulk_finished)
+        elif self._bulk_topics:
+            self.lanes.interactive_seen()
+            task.add_done_callback(self._interactive_finished)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._capacity.set()
+
+    def _bulk_finished(self, task: asyncio.Task[None]) -> None:
+        self.bulk_in_flight -= 1
+
+    def _interactive_finished(self, task: asyncio.Task[None]) -> None:
+        self.lanes.interactive_seen()
 
     def _forget_key(self, key: Hashable, task: asyncio.Task[None]) -> None:
         if self._last_by_key.get(key) is task:

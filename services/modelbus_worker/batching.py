@@ -10,6 +10,10 @@ finishes. So a lone request is never held back, and under load batches grow by t
 ``predict``, and the output is split back by each request's row count, so every answer
 carries exactly its own rows, in order.
 
+Interactive requests go first: a request from the interactive lane (``CURRENT_LANE``, set
+by the delivery runtime) is queued ahead of every bulk-lane request of its version, so it
+waits for the batches running, never for a bulk backlog queued before it.
+
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
 row-wise: that batch is retried one by one and the version is never batched again.
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from modelbus_contract.errors import InferenceTimeout, InternalError, ModelbusError
+from modelbus_delivery.lane_policy import CURRENT_LANE
 from modelbus_delivery.logs import get_logger
 
 from .ports import NO_SPANS, BatchSpans, Predictor
@@ -73,6 +78,7 @@ class _Pending:
 @dataclass
 class _Queue:
     pending: list[_Pending] = field(default_factory=list)
+    urgent: int = 0  # the first ``urgent`` of ``pending`` are interactive
     rows: int = 0
     closing: Cancellable | None = None  # the scheduled close of the open batch
     running: int = 0
@@ -151,7 +157,11 @@ class BatchingPredictor:
         if queue is None:
             queue = self._queues[key] = _Queue()
         item = _Pending(table, timeout_s, span=self._spans.current())
-        queue.pending.append(item)
+        if CURRENT_LANE.get() == "bulk":
+            queue.pending.append(item)
+        else:
+            queue.pending.insert(queue.urgent, item)
+            queue.urgent += 1
         queue.rows += table.num_rows
         self._schedule(key, queue)
         if timeout_s is None:
@@ -206,6 +216,7 @@ class BatchingPredictor:
             count, rows = count + 1, rows + item.table.num_rows
         batch = queue.pending[:count]
         del queue.pending[:count]
+        queue.urgent -= min(count, queue.urgent)
         queue.rows -= rows
         queue.running += 1
         task = asyncio.create_task(self._run(key[0], key[1], batch))
@@ -233,6 +244,7 @@ class BatchingPredictor:
                 if not item.answer.done():
                     item.answer.set_exception(InternalError("the worker is stopping"))
             queue.pending.clear()
+            queue.urgent = 0
         runs = list(self._runs)
         for task in runs:
             task.cancel()

@@ -12,7 +12,8 @@ carries exactly its own rows, in order.
 
 Interactive requests go first: a request from the interactive lane (``CURRENT_LANE``, set
 by the delivery runtime) is queued ahead of every bulk-lane request of its version, so it
-waits for the batches running, never for a bulk backlog queued before it.
+waits for the batches running, never for a bulk backlog queued before it, and goes in a
+batch of interactive requests only (no larger than they are).
 
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
@@ -210,7 +211,9 @@ class BatchingPredictor:
     def _close_batch(self, key: _Key, queue: _Queue) -> None:
         queue.closing = None
         count, rows = 0, 0
-        for item in queue.pending:  # at least one request, then as many as fit
+        # Interactive requests go without bulk ones: their batch is no larger than they are.
+        candidates = queue.pending[:queue.urgent] if queue.urgent else queue.pending
+        for item in candidates:  # at least one request, then as many as fit
             if count and rows + item.table.num_rows > self.settings.max_rows:
                 break
             count, rows = count + 1, rows + item.table.num_rows

@@ -311,8 +311,8 @@ async def test_an_interactive_request_goes_in_the_next_batch_ahead_of_queued_bul
     answers = await asyncio.gather(first, *bulk)
     assert (await urgent).column("y").to_pylist() == [18.0]
     await marker
-    # The interactive row leads the batch after the running one; bulk rows fill it.
-    assert model.calls == [2, 5, 3, 4]
+    # The interactive row goes alone in the batch after the running one, then bulk ones.
+    assert model.calls == [2, 5, 1, 4, 2]
     assert [a.column("y").to_pylist() for a in answers] == [
         [2.0 * n, 2.0 * n + 1] for n in (1, 2, 3, 4)
     ]

@@ -165,6 +165,9 @@ class DeliveryRuntime:
             config.max_in_flight, config.bulk_share, config.bulk_min_share, config.lane_hold_s
         ), clock)
         self.bulk_in_flight = 0
+        self._split: tuple[
+            frozenset[TopicPartition], list[TopicPartition], list[TopicPartition]
+        ] | None = None
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
         self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
@@ -405,40 +408,56 @@ class DeliveryRuntime:
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
-    async def _fetch_by_lane(
-        self, consumer: AIOKafkaConsumer, free: int
-    ) -> Batch:
+    async def _fetch_by_lane(self, consumer: AIOKafkaConsumer, free: int) -> Batch:
         """One turn's records with the lanes applied: interactive first, bulk within its room."""
         take = max(min(free, RECORDS_PER_TURN), 1)
+        wait_ms = 200 if free > 0 else 0
         expected = self.tracker.next_offsets()
         interactive_in_flight = len(self._tasks) - self.bulk_in_flight
         room = self.lanes.bulk_room(interactive_in_flight, self.bulk_in_flight)
-        if room > 0 and not self.lanes.busy(interactive_in_flight):
-            # Quiet: one fetch of both lanes, bulk bounded by its room.
+        interactive, bulk = self._lane_partitions(consumer)
+        if room <= 0:  # only interactive records may start: read their partitions alone
+            if not interactive:
+                self._capacity.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._capacity.wait(), LANE_POLL_MS / 1000)
+                return {}
             return await getmany_skipping_poison(
-                consumer, expected, self._undecodable,
-                timeout_ms=200 if free > 0 else 0, max_records=min(take, room),
+                consumer, expected, self._undecodable, partitions=interactive,
+                timeout_ms=min(wait_ms, LANE_POLL_MS), max_records=take,
             )
-        assigned = consumer.assignment()
-        interactive = [tp for tp in assigned if tp.topic not in self._bulk_topics]
-        bulk = [tp for tp in assigned if tp.topic in self._bulk_topics]
-        batch: Batch = {}
-        if interactive:
+        if self.lanes.busy(interactive_in_flight) and interactive:
+            # Interactive records waiting are taken before any bulk one.
             batch = await getmany_skipping_poison(
                 consumer, expected, self._undecodable, partitions=interactive,
-                timeout_ms=LANE_POLL_MS if room <= 0 and free > 0 else 0, max_records=take,
+                timeout_ms=0, max_records=take,
             )
-        got = sum(len(records) for records in batch.values())
-        if room > 0 and bulk and take - got > 0:
-            batch.update(await getmany_skipping_poison(
-                consumer, expected, self._undecodable, partitions=bulk,
-                timeout_ms=0 if got else LANE_POLL_MS, max_records=min(take - got, room),
-            ))
-        elif not interactive:  # nothing to read now: wait for room a little
-            self._capacity.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._capacity.wait(), LANE_POLL_MS / 1000)
-        return batch
+            if got := sum(len(records) for records in batch.values()):
+                if bulk and take > got:
+                    batch.update(await getmany_skipping_poison(
+                        consumer, expected, self._undecodable, partitions=bulk,
+                        timeout_ms=0, max_records=min(take - got, room),
+                    ))
+                return batch
+        # Both lanes, bulk records no more than their room (the total is bounded by it).
+        return await getmany_skipping_poison(
+            consumer, expected, self._undecodable, timeout_ms=wait_ms,
+            max_records=min(take, room),
+        )
+
+    def _lane_partitions(
+        self, consumer: AIOKafkaConsumer
+    ) -> tuple[list[TopicPartition], list[TopicPartition]]:
+        """The assigned partitions of the interactive and of the bulk lane (computed again
+        only when the assignment changed)."""
+        assigned = consumer.assignment()
+        if self._split is None or self._split[0] != assigned:
+            self._split = (
+                frozenset(assigned),
+                [tp for tp in assigned if tp.topic not in self._bulk_topics],
+                [tp for tp in assigned if tp.topic in self._bulk_topics],
+            )
+        return self._split[1], self._split[2]
 
     def lane_of(self, topic: str) -> LaneName:
         """The lane of a topic's records."""

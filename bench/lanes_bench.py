@@ -12,7 +12,7 @@ are reused), runs discovery and catalog in-process and the worker as its own pro
   (``PREFIXinference.requests.bulk``), once with it on the interactive lane (everything on
   one lane, as before lanes existed). Rounds alternate between the two.
 
-For each: the interactive latencies while the backlog was not yet answered (p50, p90, max,
+For each: the latencies of the interactive requests sent while the backlog was not yet answered (p50, p90, max,
 ratio to the quiet baseline) and the backlog's rows/s (first record produced to last answer
 read). Every backlog answer is counted per correlation id (each exactly once).
 
@@ -171,10 +171,8 @@ async def backlog_round(bus: AsyncModelbusClient, model: str, version: str, lane
                               prefix, requests, rows, settings.max_message_bytes)
         produced_s = time.perf_counter() - began
         n = 0
-        while answers.count < requests:
-            took = await one_row(bus, model, version, n)
-            if answers.count < requests:
-                scenario.latencies.append(took)
+        while answers.count < requests:  # each one sent while the backlog is not answered
+            scenario.latencies.append(await one_row(bus, model, version, n))
             n += 1
             if time.perf_counter() - began > DRAIN_TIMEOUT_S:
                 raise TimeoutError(f"the backlog was not answered in {DRAIN_TIMEOUT_S} s")

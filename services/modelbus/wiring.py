@@ -211,6 +211,8 @@ def assemble_worker(
         kafka, w.consumer_config(s), handler,
         WorkerQuarantine(topics, policy, s.max_message_bytes), writer, backoff_for(s),
         published=metrics.dead_letters.observer(topics.dlq),
+        bulk_writer=TopicWriter(kafka, max_request_size=s.max_message_bytes,
+                                backoff=backoff_for(s)),
     )
     preparer: Preparer | None = None
     if containers is not None:

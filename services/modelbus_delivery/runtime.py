@@ -22,6 +22,8 @@ acknowledged does the partition's commit watermark move past it. Around that cor
   within the room ``LanePolicy`` gives them (their partitions are left unread meanwhile,
   their prefetched records kept). Partition ``i`` of every topic goes to one member
   (``PairedStickyAssignor``), so a key's records in both lanes reach the same member.
+  The bulk lane's outputs may go through a writer of their own (``bulk_writer``), so
+  that an interactive answer never waits behind bulk answers in one produce request.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class DeliveryRuntime:
         *,
         published: Callable[[Outgoing], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bulk_writer: TopicWriter | None = None,
     ) -> None:
         self.config = config
         # Told of every record the broker acknowledged (e.g. to count dead letters).
@@ -147,6 +150,11 @@ class DeliveryRuntime:
         self._handler = handler
         self._quarantine = quarantine
         self._writer = writer
+        # The bulk lane's outputs go through a producer of their own (started and stopped
+        # here): a producer has one request in flight per broker, and an interactive answer
+        # must not wait behind a megabyte of bulk answers.
+        self._bulk_writer = bulk_writer
+        self._bulk_writer_started = False
         self._backoff = backoff or Backoff(0.2, 5.0)
         self.tracker = OffsetTracker()
         self._consumer: AIOKafkaConsumer | None = None
@@ -179,6 +187,9 @@ class DeliveryRuntime:
     async def start(self) -> None:
         """Join the group and start consuming (the caller retries on KafkaError)."""
         c = self.config
+        if self._bulk_writer is not None and not self._bulk_writer_started:
+            await self._bulk_writer.start()
+            self._bulk_writer_started = True
         self._pacing.reset()  # the new consumer asks for the quiet wait
         consumer = AIOKafkaConsumer(
             **self._options,
@@ -240,6 +251,9 @@ class DeliveryRuntime:
                     await self.commit()
             await close_quietly(f"{name} consumer", self._consumer.stop)
             self._consumer = None
+        if self._bulk_writer is not None and self._bulk_writer_started:
+            await self._bulk_writer.stop()
+            self._bulk_writer_started = False
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member holds now."""
@@ -521,8 +535,11 @@ class DeliveryRuntime:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
         outputs = await self._handle(record)
+        writer = self._writer
+        if self._bulk_writer is not None and tp.topic in self._bulk_topics:
+            writer = self._bulk_writer
         for out in outputs:
-            await self._publish(record, out)
+            await self._publish(record, out, writer)
         self.handled += 1
         self.tracker.finished(tp, record.offset)
         self._commit_wanted.set()
@@ -554,28 +571,32 @@ class DeliveryRuntime:
                   reason=reason[:300])
         return self._quarantine.poisoned(record, reason)
 
-    async def _publish(self, record: Inbound, out: Outgoing) -> None:
+    async def _publish(
+        self, record: Inbound, out: Outgoing, writer: TopicWriter | None = None
+    ) -> None:
+        writer = writer or self._writer
         try:
-            await self._writer.send(out.topic, out.key, out.value, out.headers)
+            await writer.send(out.topic, out.key, out.value, out.headers)
             self._tell_published(out)
             return
         except PublishFailed as exc:
             if exc.retriable:  # the broker is down: wait for it, this record is not at fault
-                await self._publish_last_resort(out)
+                await self._publish_last_resort(out, writer)
                 return
             refused = exc
         log.warning("output_refused", service=self.config.name, record=record.where,
                     topic=out.topic, reason=refused.reason[:300])
         for alternative in self._quarantine.unpublishable(record, out, refused):
-            await self._publish_last_resort(alternative)
+            await self._publish_last_resort(alternative, writer)
 
-    async def _publish_last_resort(self, out: Outgoing) -> None:
+    async def _publish_last_resort(self, out: Outgoing, writer: TopicWriter | None = None) -> None:
         """Publish ``out``; if refused for good, its stripped form; wait out a broker outage."""
+        writer = writer or self._writer
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._writer.send(out.topic, out.key, out.value, out.headers)
+                await writer.send(out.topic, out.key, out.value, out.headers)
                 self._tell_published(out)
                 return
             except PublishFailed as exc:

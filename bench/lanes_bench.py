@@ -12,9 +12,10 @@ are reused), runs discovery and catalog in-process and the worker as its own pro
   (``PREFIXinference.requests.bulk``), once with it on the interactive lane (everything on
   one lane, as before lanes existed). Rounds alternate between the two.
 
-For each: the latencies of the interactive requests sent while the backlog was not yet answered (p50, p90, max,
-ratio to the quiet baseline) and the backlog's rows/s (first record produced to last answer
-read). Every backlog answer is counted per correlation id (each exactly once).
+For each: the latencies of the interactive requests sent while the backlog was not yet
+answered (p50, p90, max, ratio to the quiet baseline) and the backlog's rows/s (first record
+produced to last answer read). Every backlog answer is counted per correlation id (each
+exactly once).
 
     .venv/bin/python bench/lanes_bench.py [--requests 2500] [--rows 2000] [--rounds 2]
 """

@@ -20,8 +20,9 @@ acknowledged does the partition's commit watermark move past it. Around that cor
 - two lanes, when ``bulk_topics`` names some of the topics: records of the other
   (interactive) topics are taken first, and the bulk topics' records are started only
   within the room ``LanePolicy`` gives them (their partitions are left unread meanwhile,
-  their prefetched records kept). Partition ``i`` of every topic goes to one member
-  (``PairedStickyAssignor``), so a key's records in both lanes reach the same member.
+  their prefetched records kept, and the fetches of the other partitions go on).
+  Partition ``i`` of every topic goes to one member (``PairedStickyAssignor``), so a
+  key's records in both lanes reach the same member.
   The bulk lane's outputs may go through a writer of their own (``bulk_writer``), so
   that an interactive answer never waits behind bulk answers in one produce request.
 """
@@ -41,7 +42,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from .closing import close_quietly
-from .fetch_pacing import FetchPacing, pace
+from .fetch_pacing import FetchPacing, apply_prefetch_backoff, pace
 from .kafka_config import KafkaOptions, as_options
 from .lane_policy import CURRENT_LANE, LaneName, LanePolicy, LaneShares
 from .logs import get_logger
@@ -110,6 +111,8 @@ class RuntimeConfig:
 # How long a fetch waits while the bulk lane has no room: bulk records finishing are
 # noticed this soon.
 LANE_POLL_MS = 10
+# How long fetched records not yet taken hold back the next fetch from their broker.
+LANE_PREFETCH_BACKOFF_S = 0.002
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -213,6 +216,10 @@ class DeliveryRuntime:
         except BaseException:
             await close_quietly(f"{c.name} consumer", consumer.stop)
             raise
+        if self._bulk_topics:
+            # Bulk records left buffered while their lane has no room must not hold back
+            # the fetches of interactive ones.
+            apply_prefetch_backoff(consumer, LANE_PREFETCH_BACKOFF_S)
         self._consumer = consumer
         self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{c.name}-fetch")
         self._committing = asyncio.create_task(self._commit_loop(), name=f"{c.name}-commit")

@@ -249,14 +249,18 @@ async def test_interactive_requests_are_answered_promptly_behind_a_5m_row_bulk_b
         await async_wait_for(lambda: answers.count >= BACKLOG_REQUESTS, DRAIN_TIMEOUT_S,
                              message="the whole backlog answered")
         _answered_exactly_once(answers, cids)
-    during = [took for left, took in behind if left > 0]
+    during = sorted(took for left, took in behind if left > 0)
+    p90 = during[int(0.9 * len(during))]
     shown = (f"baseline {baseline * 1000:.1f} ms, batch {batch * 1000:.1f} ms, bound "
-             f"{bound * 1000:.1f} ms; first request behind {behind[0][0]:,} rows; latencies "
-             f"during the backlog (ms): {[round(t * 1000, 1) for t in during]}")
+             f"{bound * 1000:.1f} ms; first request behind {behind[0][0]:,} rows; p90 "
+             f"{p90 * 1000:.1f} ms of the latencies during the backlog (ms, sorted): "
+             f"{[round(t * 1000, 1) for t in during]}")
     print(shown)
     assert behind[0][0] >= 1_000_000, shown
     assert len(during) >= 5, shown
-    assert statistics.median(during) <= bound, shown
+    # Nine in ten within the bound: client, worker, broker and container share two cores
+    # here, and a request may meet a pause of any of them.
+    assert p90 <= bound, shown
 
 
 async def test_bulk_keeps_its_minimum_share_while_interactive_requests_keep_coming(

@@ -19,8 +19,7 @@ acknowledged does the partition's commit watermark move past it. Around that cor
   assigned;
 - two lanes, when ``bulk_topics`` names some of the topics: records of the other
   (interactive) topics are taken first, and the bulk topics' records are started only
-  within the room ``LanePolicy`` gives them (their partitions are left unread meanwhile,
-  their prefetched records kept, and the fetches of the other partitions go on).
+  within the room ``LanePolicy`` gives them (``LaneFetch``).
   Partition ``i`` of every topic goes to one member (``PairedStickyAssignor``), so a
   key's records in both lanes reach the same member.
   The bulk lane's outputs may go through a writer of their own (``bulk_writer``), so
@@ -44,10 +43,11 @@ from aiokafka.structs import OffsetAndMetadata
 from .closing import close_quietly
 from .fetch_pacing import FetchPacing, apply_prefetch_backoff, pace
 from .kafka_config import KafkaOptions, as_options
+from .lane_fetch import LANE_PREFETCH_BACKOFF_S, LaneFetch
 from .lane_policy import CURRENT_LANE, LaneName, LanePolicy, LaneShares
 from .logs import get_logger
 from .paired_assignor import assignment_strategies
-from .poison import Batch, getmany_skipping_poison
+from .poison import getmany_skipping_poison
 from .records import RECORDS_PER_TURN, Inbound, Outgoing, PoisonRecord
 from .retry import Backoff
 from .watermarks import OffsetTracker
@@ -108,11 +108,6 @@ class RuntimeConfig:
     bulk_min_share: float = 0.05
     lane_hold_s: float = 0.25
 
-# How long a fetch waits while the bulk lane has no room: bulk records finishing are
-# noticed this soon.
-LANE_POLL_MS = 10
-# How long fetched records not yet taken hold back the next fetch from their broker.
-LANE_PREFETCH_BACKOFF_S = 0.002
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -176,9 +171,7 @@ class DeliveryRuntime:
             config.max_in_flight, config.bulk_share, config.bulk_min_share, config.lane_hold_s
         ), clock)
         self.bulk_in_flight = 0
-        self._split: tuple[
-            frozenset[TopicPartition], list[TopicPartition], list[TopicPartition]
-        ] | None = None
+        self._lane_fetch = LaneFetch(self._bulk_topics, self.lanes)
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
         self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
@@ -407,7 +400,10 @@ class DeliveryRuntime:
                 consumer.resume(*consumer.paused())
             try:
                 if self._bulk_topics:
-                    batch = await self._fetch_by_lane(consumer, free)
+                    batch = await self._lane_fetch.fetch(
+                        consumer, free, len(self._tasks), self.bulk_in_flight,
+                        self.tracker.next_offsets(), self._undecodable, self._capacity,
+                    )
                 else:
                     batch = await getmany_skipping_poison(
                         consumer, self.tracker.next_offsets(), self._undecodable,
@@ -428,57 +424,6 @@ class DeliveryRuntime:
                     self._dispatch(tp, Inbound.of(record))
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
-
-    async def _fetch_by_lane(self, consumer: AIOKafkaConsumer, free: int) -> Batch:
-        """One turn's records with the lanes applied: interactive first, bulk within its room."""
-        take = max(min(free, RECORDS_PER_TURN), 1)
-        wait_ms = 200 if free > 0 else 0
-        expected = self.tracker.next_offsets()
-        interactive_in_flight = len(self._tasks) - self.bulk_in_flight
-        room = self.lanes.bulk_room(interactive_in_flight, self.bulk_in_flight)
-        interactive, bulk = self._lane_partitions(consumer)
-        if room <= 0:  # only interactive records may start: read their partitions alone
-            if not interactive:
-                self._capacity.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._capacity.wait(), LANE_POLL_MS / 1000)
-                return {}
-            return await getmany_skipping_poison(
-                consumer, expected, self._undecodable, partitions=interactive,
-                timeout_ms=min(wait_ms, LANE_POLL_MS), max_records=take,
-            )
-        if self.lanes.busy(interactive_in_flight) and interactive:
-            # Interactive records waiting are taken before any bulk one.
-            batch = await getmany_skipping_poison(
-                consumer, expected, self._undecodable, partitions=interactive,
-                timeout_ms=0, max_records=take,
-            )
-            if got := sum(len(records) for records in batch.values()):
-                if bulk and take > got:
-                    batch.update(await getmany_skipping_poison(
-                        consumer, expected, self._undecodable, partitions=bulk,
-                        timeout_ms=0, max_records=min(take - got, room),
-                    ))
-                return batch
-        # Both lanes, bulk records no more than their room (the total is bounded by it).
-        return await getmany_skipping_poison(
-            consumer, expected, self._undecodable, timeout_ms=wait_ms,
-            max_records=min(take, room),
-        )
-
-    def _lane_partitions(
-        self, consumer: AIOKafkaConsumer
-    ) -> tuple[list[TopicPartition], list[TopicPartition]]:
-        """The assigned partitions of the interactive and of the bulk lane (computed again
-        only when the assignment changed)."""
-        assigned = consumer.assignment()
-        if self._split is None or self._split[0] != assigned:
-            self._split = (
-                frozenset(assigned),
-                [tp for tp in assigned if tp.topic not in self._bulk_topics],
-                [tp for tp in assigned if tp.topic in self._bulk_topics],
-            )
-        return self._split[1], self._split[2]
 
     def lane_of(self, topic: str) -> LaneName:
         """The lane of a topic's records."""

@@ -212,6 +212,8 @@ def assemble_worker(
         kafka, w.consumer_config(s), handler,
         WorkerQuarantine(topics, policy, s.max_message_bytes), writer, backoff_for(s),
         published=metrics.dead_letters.observer(topics.dlq),
+        bulk_writer=TopicWriter(kafka, max_request_size=s.max_message_bytes,
+                                backoff=backoff_for(s)),
     )
     preparer: Preparer | None = None
     if containers is not None:
@@ -223,7 +225,8 @@ def assemble_worker(
             max_versions=s.worker_prepare_max_versions, observe=metrics.prepared,
         )
         runtime.assignment_listeners.append(preparer.wake)
-    life = lifecycle("worker", s, kafka, ("requests", "results", "dlq", "catalog", "discovered"),
+    life = lifecycle("worker", s, kafka,
+                     ("requests", "requests_bulk", "results", "dlq", "catalog", "discovered"),
                      writer, consumer=runtime, view=catalog, publishers=(problems,))
     return w.WorkerService(life, catalog, runtime, batches, metrics,
                            containers=containers, preparer=preparer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -24,6 +25,7 @@ from modelbus_contract.errors import (
     TooLarge,
     error_from_code,
 )
+from modelbus_contract.lanes import Lane, lane_topic
 from modelbus_contract.messages import CatalogEntry, version_order
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_contract.topic_plan import reply_topic_spec, topic_spec
@@ -159,7 +161,8 @@ class AsyncModelbusClient:
                 f"--reply-topic {self.settings.topic_prefix}replies.NAME`) or to the results "
                 "topic"
             )
-        needed = [topic_spec(self.settings, "requests")]
+        needed = [topic_spec(self.settings, "requests"),
+                  topic_spec(self.settings, "requests_bulk")]
         if self._shared_replies is not None:
             needed.append(reply_topic_spec(self.settings, self._shared_replies,
                                            self.settings.topic_partitions))
@@ -247,6 +250,7 @@ class AsyncModelbusClient:
         traceparent: str | None = None,
         tracestate: str | None = None,
         on_progress: ProgressListener | None = None,
+        lane: Lane = "interactive",
     ) -> pa.Table:
         """Run ``data`` (Table, DataFrame or dict of columns) through ``model``.
 
@@ -268,10 +272,13 @@ class AsyncModelbusClient:
 
         ``traceparent``/``tracestate`` (W3C Trace Context; ValueError when not valid) go on
         the request; without them, the current OpenTelemetry span's context does, if any.
+
+        ``lane``: ``interactive`` (default: workers take it first) or ``bulk`` (the lane of
+        backlogs, which yields to interactive requests); ValueError for another.
         """
         answer = await self.predict_answer(
             model, data, version, timeout, correlation_id, wait, traceparent, tracestate,
-            on_progress,
+            on_progress, lane,
         )
         return answer.table
 
@@ -286,6 +293,7 @@ class AsyncModelbusClient:
         traceparent: str | None = None,
         tracestate: str | None = None,
         on_progress: ProgressListener | None = None,
+        lane: Lane = "interactive",
     ) -> Prediction:
         """``predict``, answered with who answered: a ``Prediction`` with the ``table``, the
         ``model_version`` the worker resolved (``version`` None or an ``@alias`` becomes a
@@ -295,7 +303,7 @@ class AsyncModelbusClient:
         cid = correlation_id or uuid.uuid4().hex
         headers, table = await self._request(
             model, to_ipc_stream(as_table(data)), version, timeout, cid,
-            trace=trace, wait=wait, on_progress=on_progress,
+            trace=trace, wait=wait, on_progress=on_progress, lane=lane,
         )
         return Prediction.of(headers, table, model, cid)
 
@@ -327,12 +335,13 @@ class AsyncModelbusClient:
         version: str | int | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
         window: int = DEFAULT_WINDOW,
+        lane: Lane = "bulk",
     ) -> pd.DataFrame:
         """A DataFrame in (or a Table or dict of columns), a DataFrame out: ``predict_table``
         (any size, sent in chunks) with the answer as a pandas DataFrame that keeps the
         input DataFrame's index. Needs pandas (``ImportError`` naming the extra if not)."""
         require_pandas("predict_df")
-        table = await self.predict_table(model, data, version, timeout, window)
+        table = await self.predict_table(model, data, version, timeout, window, lane)
         return to_dataframe(table, input_index(data))
 
     def predict_chunks(
@@ -344,18 +353,22 @@ class AsyncModelbusClient:
         window: int = DEFAULT_WINDOW,
         chunk_id: str | None = None,
         chunk_count: int | None = None,
+        lane: Lane = "bulk",
     ) -> AsyncIterator[ChunkResult]:
         """One ``ChunkResult`` per chunk, in order, with at most ``window`` in flight.
 
         The chunks' requests carry ``chunk_id`` (default: a new one), their index and
         ``chunk_count``; the first chunk's answer fixes the version of the others. A
-        failed chunk is a result with its ``error``; nothing is raised for it.
+        failed chunk is a result with its ``error``; nothing is raised for it. They go to
+        the bulk lane unless ``lane`` says ``interactive``.
         """
+        lane_topic(self._topics, lane)  # a lane that is not one fails here, not per chunk
         plan = ChunkPlan(
             model, None if version is None else str(version), timeout,
             chunk_id or new_chunk_id(), chunk_count, self.settings.max_message_bytes,
         )
-        return predict_chunks(self._send_chunk, plan, chunks, window)
+        return predict_chunks(functools.partial(self._send_chunk, lane=lane), plan, chunks,
+                              window)
 
     async def predict_batches(
         self,
@@ -364,13 +377,15 @@ class AsyncModelbusClient:
         version: str | int | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
         window: int = DEFAULT_WINDOW,
+        lane: Lane = "bulk",
     ) -> AsyncIterator[pa.Table]:
         """The answers to a table or a stream of record batches of any size, in input order.
 
         The input is cut into requests that fit the record limit (``chunk_count`` is sent
         when the input is a table); at most ``window`` are in flight, so memory is bounded
         by the window, not the input. Raises the first failed chunk's ``ModelbusError``,
-        its message naming the rows (when the input was more than one chunk).
+        its message naming the rows (when the input was more than one chunk). The requests
+        go to the bulk lane unless ``lane`` says ``interactive``.
         """
         total = data.num_rows if isinstance(data, pa.Table) else None
         rows, chunks = sized_chunks(
@@ -378,7 +393,7 @@ class AsyncModelbusClient:
         )
         count = chunk_count(total, rows)
         async for result in self.predict_chunks(
-            model, chunks, version, timeout, window, chunk_count=count
+            model, chunks, version, timeout, window, chunk_count=count, lane=lane
         ):
             if result.error is not None:
                 where = (
@@ -396,20 +411,23 @@ class AsyncModelbusClient:
         version: str | int | None = None,
         timeout: float = 60.0,  # noqa: ASYNC109 - each chunk's deadline
         window: int = DEFAULT_WINDOW,
+        lane: Lane = "bulk",
     ) -> pa.Table:
-        """Like ``predict`` for a table of any size: sent in chunks, answered as one table."""
+        """Like ``predict`` for a table of any size: sent in chunks (to the bulk lane unless
+        ``lane`` says ``interactive``), answered as one table."""
         table = as_table(data)
         parts = [part async for part in self.predict_batches(model, table, version, timeout,
-                                                             window)]
+                                                             window, lane)]
         if not parts:  # no rows: nothing was sent
-            return await self.predict(model, table, version, timeout)
+            return await self.predict(model, table, version, timeout, lane=lane)
         return pa.concat_tables(parts)
 
     async def _send_chunk(
         self, model: str, body: bytes, version: str | None, timeout: float,  # noqa: ASYNC109
-        headers: Mapping[str, str],
+        headers: Mapping[str, str], *, lane: Lane = "bulk",
     ) -> tuple[dict[str, str], pa.Table]:
-        return await self._request(model, body, version, timeout, extra_headers=headers)
+        return await self._request(model, body, version, timeout, extra_headers=headers,
+                                   lane=lane)
 
     async def _request(
         self,
@@ -422,13 +440,16 @@ class AsyncModelbusClient:
         trace: Mapping[str, str] | None = None,
         wait: float | None = None,
         on_progress: ProgressListener | None = None,
+        lane: Lane = "interactive",
     ) -> tuple[dict[str, str], pa.Table]:
-        """Send one request; its result's headers and table, or the ``ModelbusError``.
+        """Send one request to ``lane``; its result's headers and table, or the
+        ``ModelbusError``.
 
         ``trace``: its trace headers; default the current OpenTelemetry span's, if any.
         Each progress notice extends the wait (``wait_after_notice``).
         """
         wait = timeout if wait is None else wait
+        topic = lane_topic(self._topics, lane)
         if self._closed:
             raise ClientClosed("the client is closed")
         cid = correlation_id or uuid.uuid4().hex
@@ -463,7 +484,7 @@ class AsyncModelbusClient:
             headers["reply_to"] = reply_to
         try:
             async with asyncio.timeout(wait) as scope:
-                await self._send(self._keys.key(model), body, headers, future)
+                await self._send(topic, self._keys.key(model), body, headers, future)
                 result_headers, value = await future
         except TimeoutError:
             raise InferenceTimeout(f"no result for {model} within {wait}s") from None
@@ -479,10 +500,11 @@ class AsyncModelbusClient:
         raise error_from_code(code, message)
 
     async def _send(
-        self, key: str, body: bytes, headers: Mapping[str, str], answer: asyncio.Future[Answer]
+        self, topic: str, key: str, body: bytes, headers: Mapping[str, str],
+        answer: asyncio.Future[Answer],
     ) -> None:
         """Publish the request, unless its answer (or the client's closing) comes first."""
-        send = asyncio.ensure_future(self._writer.send(self._topics.requests, key, body, headers))
+        send = asyncio.ensure_future(self._writer.send(topic, key, body, headers))
         either: set[asyncio.Future[Any]] = {send, answer}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)

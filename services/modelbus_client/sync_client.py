@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from modelbus_contract.errors import InferenceTimeout
+from modelbus_contract.lanes import Lane
 from modelbus_contract.messages import CatalogEntry
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.catalog_view import CatalogChange
@@ -171,22 +172,22 @@ class ModelbusClient:
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
         correlation_id: str | None = None, wait: float | None = None,
         traceparent: str | None = None, tracestate: str | None = None,
-        on_progress: ProgressListener | None = None,
+        on_progress: ProgressListener | None = None, lane: Lane = "interactive",
     ) -> pa.Table:
         """See ``AsyncModelbusClient.predict``: ``timeout`` is the model's deadline, ``wait``
         how long this call waits for the answer (default: ``timeout``), extended by each
         progress notice while the model version is prepared. ``on_progress`` is called on
-        the client's event-loop thread."""
+        the client's event-loop thread. ``lane``: ``interactive`` (default) or ``bulk``."""
         return self.predict_answer(
             model, data, version, timeout, correlation_id, wait, traceparent, tracestate,
-            on_progress,
+            on_progress, lane,
         ).table
 
     def predict_answer(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
         correlation_id: str | None = None, wait: float | None = None,
         traceparent: str | None = None, tracestate: str | None = None,
-        on_progress: ProgressListener | None = None,
+        on_progress: ProgressListener | None = None, lane: Lane = "interactive",
     ) -> Prediction:
         """``predict`` with who answered: the table, the ``model_version`` that answered,
         the ``correlation_id`` and the result's headers (see the async one)."""
@@ -228,7 +229,7 @@ class ModelbusClient:
                     model, data, version=version, timeout=timeout,
                     correlation_id=correlation_id, wait=wait,
                     traceparent=trace.get("traceparent"), tracestate=trace.get("tracestate"),
-                    on_progress=noticed,
+                    on_progress=noticed, lane=lane,
                 ),
                 deadline=lambda: until[0],
             )
@@ -237,27 +238,31 @@ class ModelbusClient:
 
     def predict_df(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
-        window: int = DEFAULT_WINDOW,
+        window: int = DEFAULT_WINDOW, lane: Lane = "bulk",
     ) -> pd.DataFrame:
         """A DataFrame in, a DataFrame out (the input's index kept): ``predict_table``'s
         answer as a pandas DataFrame. Needs pandas (``ImportError`` naming the extra)."""
         require_pandas("predict_df")
-        return to_dataframe(self.predict_table(model, data, version, timeout, window),
+        return to_dataframe(self.predict_table(model, data, version, timeout, window, lane),
                             input_index(data))
 
     def predict_table(
         self, model: str, data: Any, version: str | int | None = None, timeout: float = 60.0,
-        window: int = DEFAULT_WINDOW,
+        window: int = DEFAULT_WINDOW, lane: Lane = "bulk",
     ) -> pa.Table:
-        """A table of any size, sent in chunks of at most a record each (see the async one).
+        """A table of any size, sent in chunks of at most a record each (see the async one),
+        to the bulk lane unless ``lane`` says ``interactive``.
 
         Every chunk has its own deadline, so the call ends however many chunks there are.
         """
-        return self._run(self._client.predict_table(model, data, version, timeout, window))
+        return self._run(
+            self._client.predict_table(model, data, version, timeout, window, lane)
+        )
 
     def predict_batches(
         self, model: str, data: pa.Table | Iterable[pa.RecordBatch],
         version: str | int | None = None, timeout: float = 60.0, window: int = DEFAULT_WINDOW,
+        lane: Lane = "bulk",
     ) -> Iterator[pa.Table]:
         """The answers to a table or record batches of any size, one table per chunk, in order.
 
@@ -265,7 +270,7 @@ class ModelbusClient:
         thread, longer while progress notices come.
         """
         answers: AsyncIterator[pa.Table] = self._client.predict_batches(
-            model, data, version, timeout, window
+            model, data, version, timeout, window, lane
         )
         return self._iterate(model, answers, timeout)
 
@@ -278,12 +283,13 @@ class ModelbusClient:
         window: int = DEFAULT_WINDOW,
         chunk_id: str | None = None,
         chunk_count: int | None = None,
+        lane: Lane = "bulk",
     ) -> Iterator[ChunkResult]:
         """One ``ChunkResult`` per chunk, in order, at most ``window`` in flight; a failed
         chunk is a result with its ``error`` (see the async one). ``chunks`` is iterated on
         the client's event-loop thread."""
         results = self._client.predict_chunks(
-            model, chunks, version, timeout, window, chunk_id, chunk_count
+            model, chunks, version, timeout, window, chunk_id, chunk_count, lane
         )
         return self._iterate(model, results, timeout)
 

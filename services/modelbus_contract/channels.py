@@ -89,7 +89,17 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(
         "requests", "inference.requests", "users", ("worker",), ArrowStream,
         "Prediction requests (Arrow IPC stream; headers `model`, `model_version`, "
-        "`correlation_id`, `reply_to`, `timeout_ms`); committed after the answer is published.",
+        "`correlation_id`, `reply_to`, `timeout_ms`); committed after the answer is published. "
+        "The interactive lane: workers take these first.",
+        partitioned=True,
+    ),
+    Channel(
+        "requests_bulk", "inference.requests.bulk", "users", ("worker",), ArrowStream,
+        "The bulk lane: prediction requests exactly like the requests topic's (same contract, "
+        "same keys, same partition count), for backlogs (the chunked client and pipelines). "
+        "Workers read both lanes in one group, partition i of both on the same worker; while "
+        "interactive requests wait or run, bulk requests keep only a minimum share of a "
+        "worker's requests in flight.",
         partitioned=True,
     ),
     Channel(
@@ -153,6 +163,7 @@ class Topics:
         self.discovered = topic_name(settings, "discovered")
         self.catalog = topic_name(settings, "catalog")
         self.requests = topic_name(settings, "requests")
+        self.requests_bulk = topic_name(settings, "requests_bulk")
         self.results = topic_name(settings, "results")
         self.dlq = topic_name(settings, "dlq")
         self.dlq_replays = topic_name(settings, "dlq_replays")

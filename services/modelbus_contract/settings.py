@@ -45,6 +45,7 @@ class ModelbusSettings(BaseSettings):
     topic_discovered: str | None = None
     topic_catalog: str | None = None
     topic_requests: str | None = None
+    topic_requests_bulk: str | None = None
     topic_results: str | None = None
     topic_dlq: str | None = None
     topic_dlq_replays: str | None = None
@@ -191,6 +192,21 @@ class ModelbusSettings(BaseSettings):
         "`reply_to`; default: the prefix followed by `replies.` and a name.",
     )
     worker_max_in_flight: int = Field(default=256, ge=1)
+    worker_bulk_share: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Share of worker_max_in_flight the bulk lane may hold while no interactive "
+        "request waits or runs; the rest stays free for interactive requests.",
+    )
+    worker_bulk_min_share: float = Field(
+        default=0.05, gt=0, le=1,
+        description="Share of worker_max_in_flight the bulk lane keeps while interactive "
+        "requests wait or run (at least one request): bulk is slowed, never starved.",
+    )
+    worker_lane_hold_ms: float = Field(
+        default=250.0, ge=0,
+        description="How long after the last interactive request the bulk lane stays at its "
+        "minimum share (interactive callers often send again soon).",
+    )
     worker_batching: bool = Field(
         default=True,
         description="Micro-batch concurrent requests of one model version into one predict.",

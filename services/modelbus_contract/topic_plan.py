@@ -16,6 +16,7 @@ from .channels import CHANNEL_BY_ROLE, CHANNELS, TopicSettings, TopicSpec, topic
 # The retention setting of each channel that has one (compacted channels keep every key).
 _RETENTION_OF_ROLE = {
     "requests": "topic_requests_retention_ms",
+    "requests_bulk": "topic_requests_retention_ms",
     "results": "topic_results_retention_ms",
     "dlq": "topic_dlq_retention_ms",
 }

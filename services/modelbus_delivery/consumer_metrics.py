@@ -18,21 +18,22 @@ OTHER_CODE = "other"
 
 
 class _LagCollector(Collector):
-    """``modelbus_consumer_lag{topic,partition}`` as last sampled: only assigned partitions
-    appear, so a partition that went to another member leaves no stale series."""
+    """``modelbus_consumer_lag{topic,partition,lane}`` as last sampled: only assigned
+    partitions appear, so a partition that went to another member leaves no stale series."""
 
     def __init__(self) -> None:
         self.lag: dict[tuple[str, int], int] = {}
+        self.lane_of: Callable[[str], str] = lambda topic: "interactive"
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "modelbus_consumer_lag",
             "Records of an assigned partition not yet committed (end offset as of the last "
             "fetch minus the commit position).",
-            labels=["topic", "partition"],
+            labels=["topic", "partition", "lane"],
         )
         for (topic, partition), lag in sorted(self.lag.items()):
-            family.add_metric([topic, str(partition)], lag)
+            family.add_metric([topic, str(partition), self.lane_of(topic)], lag)
         yield family
 
 
@@ -59,7 +60,9 @@ class ConsumerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.in_flight = Gauge(
-            "modelbus_in_flight_requests", "Records being handled now.", registry=registry
+            "modelbus_in_flight_requests", "Records being handled now, by lane (a consumer "
+            "without a bulk lane counts every record as interactive).", ["lane"],
+            registry=registry,
         )
         self._lag = _LagCollector()
         registry.register(self._lag)
@@ -67,8 +70,10 @@ class ConsumerMetrics:
         registry.register(self._poll)
 
     async def sample(self, runtime: DeliveryRuntime) -> None:
-        self.in_flight.set(runtime.in_flight)
+        self.in_flight.labels("interactive").set(runtime.in_flight - runtime.bulk_in_flight)
+        self.in_flight.labels("bulk").set(runtime.bulk_in_flight)
         self._poll.at = runtime.last_poll
+        self._lag.lane_of = runtime.lane_of
         lag = await runtime.partition_lag()
         self._lag.lag = {(tp.topic, tp.partition): n for tp, n in lag.items()}
 

@@ -97,6 +97,21 @@ def apply_fetch_wait(consumer: Any, wait_ms: int) -> None:
     fetcher._fetch_max_wait_ms = wait_ms
 
 
+def apply_prefetch_backoff(consumer: Any, seconds: float) -> None:
+    """Make ``consumer`` (an ``AIOKafkaConsumer``) hold back its next fetch from a broker
+    for at most ``seconds`` while a partition of that broker has fetched records not yet
+    taken (aiokafka: 0.1 s). Records left buffered on purpose — a lane waiting for room —
+    would otherwise delay every other partition's records by that much.
+
+    aiokafka reads ``_prefetch_backoff`` from its fetcher for every fetch result it keeps
+    and has no public setter; a release that renames it fails here loudly, not silently.
+    """
+    fetcher = consumer._fetcher
+    if not hasattr(fetcher, "_prefetch_backoff"):
+        raise RuntimeError("this aiokafka's fetcher has no _prefetch_backoff to shorten")
+    fetcher._prefetch_backoff = seconds
+
+
 def pace(
     consumer: Any, pacing: FetchPacing, batch: Mapping[Any, Sequence[Any]], name: str
 ) -> None:

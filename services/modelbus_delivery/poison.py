@@ -47,7 +47,7 @@ import asyncio
 import contextlib
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -98,16 +98,20 @@ async def getmany_skipping_poison(
     *,
     timeout_ms: int = 200,
     max_records: int | None = None,
+    partitions: Collection[TopicPartition] = (),
 ) -> Batch:
     """``consumer.getmany(timeout_ms=..., max_records=...)`` that skips undecodable records.
 
+    ``partitions``: only these (default: every assigned one).
     ``expected`` maps each partition to the offset after the last record the caller received
     from it (or where the caller positioned it); it is only read. Each undecodable record is
     logged and passed to ``on_poison(tp, offset, exception)`` (sync or async) once, then
     skipped. Broker errors (``KafkaError``) and cancellation propagate.
     """
     try:
-        batch: Batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        batch: Batch = await consumer.getmany(
+            *partitions, timeout_ms=timeout_ms, max_records=max_records
+        )
         return batch
     except Exception as exc:
         if not is_undecodable(exc):

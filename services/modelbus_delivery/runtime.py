@@ -16,7 +16,14 @@ acknowledged does the partition's commit watermark move past it. Around that cor
   flight finish (bounded) and are committed; a partition that comes straight back keeps
   its unfinished records and resumes after them, one that goes elsewhere is forgotten
   whether or not its last commit succeeded, and commits only ever name partitions still
-  assigned.
+  assigned;
+- two lanes, when ``bulk_topics`` names some of the topics: records of the other
+  (interactive) topics are taken first, and the bulk topics' records are started only
+  within the room ``LanePolicy`` gives them (``LaneFetch``).
+  Partition ``i`` of every topic goes to one member (``PairedStickyAssignor``), so a
+  key's records in both lanes reach the same member.
+  The bulk lane's outputs may go through a writer of their own (``bulk_writer``), so
+  that an interactive answer never waits behind bulk answers in one produce request.
 """
 
 from __future__ import annotations
@@ -30,14 +37,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from .closing import close_quietly
-from .fetch_pacing import FetchPacing, pace
+from .fetch_pacing import FetchPacing, apply_prefetch_backoff, pace
 from .kafka_config import KafkaOptions, as_options
+from .lane_fetch import LANE_PREFETCH_BACKOFF_S, LaneFetch
+from .lane_policy import CURRENT_LANE, LaneName, LanePolicy, LaneShares
 from .logs import get_logger
+from .paired_assignor import assignment_strategies
 from .poison import getmany_skipping_poison
 from .records import RECORDS_PER_TURN, Inbound, Outgoing, PoisonRecord
 from .retry import Backoff
@@ -92,6 +101,13 @@ class RuntimeConfig:
     # How soon partitions added to a topic, or a topic made again with another count, are
     # seen (a changed count makes the group rebalance). Kafka's own default is 5 minutes.
     metadata_max_age_ms: int = 30_000
+    # The bulk lane (see lane_policy): these topics' records keep out of the interactive
+    # ones' way.
+    bulk_topics: tuple[str, ...] = ()
+    bulk_share: float = 0.75
+    bulk_min_share: float = 0.05
+    lane_hold_s: float = 0.25
+
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -122,6 +138,8 @@ class DeliveryRuntime:
         backoff: Backoff | None = None,
         *,
         published: Callable[[Outgoing], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        bulk_writer: TopicWriter | None = None,
     ) -> None:
         self.config = config
         # Told of every record the broker acknowledged (e.g. to count dead letters).
@@ -130,6 +148,11 @@ class DeliveryRuntime:
         self._handler = handler
         self._quarantine = quarantine
         self._writer = writer
+        # The bulk lane's outputs go through a producer of their own (started and stopped
+        # here): a producer has one request in flight per broker, and an interactive answer
+        # must not wait behind a megabyte of bulk answers.
+        self._bulk_writer = bulk_writer
+        self._bulk_writer_started = False
         self._backoff = backoff or Backoff(0.2, 5.0)
         self.tracker = OffsetTracker()
         self._consumer: AIOKafkaConsumer | None = None
@@ -143,6 +166,12 @@ class DeliveryRuntime:
             config.fetch_max_wait_ms, config.fetch_max_wait_busy_ms, config.fetch_busy_rate
         )
         self._committing: asyncio.Task[None] | None = None
+        self._bulk_topics = frozenset(config.bulk_topics)
+        self.lanes = LanePolicy(LaneShares(
+            config.max_in_flight, config.bulk_share, config.bulk_min_share, config.lane_hold_s
+        ), clock)
+        self.bulk_in_flight = 0
+        self._lane_fetch = LaneFetch(self._bulk_topics, self.lanes)
         self.handled = 0  # records whose outputs are all acknowledged
         self.quarantined = 0
         self.last_poll: float | None = None  # wall-clock time of the last fetch that worked
@@ -154,6 +183,9 @@ class DeliveryRuntime:
     async def start(self) -> None:
         """Join the group and start consuming (the caller retries on KafkaError)."""
         c = self.config
+        if self._bulk_writer is not None and not self._bulk_writer_started:
+            await self._bulk_writer.start()
+            self._bulk_writer_started = True
         self._pacing.reset()  # the new consumer asks for the quiet wait
         consumer = AIOKafkaConsumer(
             **self._options,
@@ -168,7 +200,8 @@ class DeliveryRuntime:
             metadata_max_age_ms=c.metadata_max_age_ms,
             # A member that joins or leaves moves only the partitions it must: the others
             # keep theirs (and their models' warm containers).
-            partition_assignment_strategy=(StickyPartitionAssignor,),
+            # Partition i of every topic on one member: a key's lanes meet there.
+            partition_assignment_strategy=assignment_strategies(),
         )
         consumer.subscribe(list(c.topics), listener=_Rebalance(self))
         try:
@@ -176,6 +209,10 @@ class DeliveryRuntime:
         except BaseException:
             await close_quietly(f"{c.name} consumer", consumer.stop)
             raise
+        if self._bulk_topics:
+            # Bulk records left buffered while their lane has no room must not hold back
+            # the fetches of interactive ones.
+            apply_prefetch_backoff(consumer, LANE_PREFETCH_BACKOFF_S)
         self._consumer = consumer
         self._fetching = asyncio.create_task(self._fetch_loop(), name=f"{c.name}-fetch")
         self._committing = asyncio.create_task(self._commit_loop(), name=f"{c.name}-commit")
@@ -214,6 +251,9 @@ class DeliveryRuntime:
                     await self.commit()
             await close_quietly(f"{name} consumer", self._consumer.stop)
             self._consumer = None
+        if self._bulk_writer is not None and self._bulk_writer_started:
+            await self._bulk_writer.stop()
+            self._bulk_writer_started = False
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member holds now."""
@@ -359,11 +399,17 @@ class DeliveryRuntime:
             elif consumer.paused():
                 consumer.resume(*consumer.paused())
             try:
-                batch = await getmany_skipping_poison(
-                    consumer, self.tracker.next_offsets(), self._undecodable,
-                    timeout_ms=200 if free > 0 else 0,
-                    max_records=max(min(free, RECORDS_PER_TURN), 1),
-                )
+                if self._bulk_topics:
+                    batch = await self._lane_fetch.fetch(
+                        consumer, free, len(self._tasks), self.bulk_in_flight,
+                        self.tracker.next_offsets(), self._undecodable, self._capacity,
+                    )
+                else:
+                    batch = await getmany_skipping_poison(
+                        consumer, self.tracker.next_offsets(), self._undecodable,
+                        timeout_ms=200 if free > 0 else 0,
+                        max_records=max(min(free, RECORDS_PER_TURN), 1),
+                    )
             except KafkaError as exc:
                 delay = self._backoff.next_delay()
                 log.warning("fetch_failed", service=self.config.name, error=repr(exc),
@@ -379,21 +425,43 @@ class DeliveryRuntime:
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
+    def lane_of(self, topic: str) -> LaneName:
+        """The lane of a topic's records."""
+        return "bulk" if topic in self._bulk_topics else "interactive"
+
     def _dispatch(self, tp: TopicPartition, record: Inbound) -> None:
         self.tracker.started(tp, record.offset)
         previous = None
         if self.config.ordered_by_key:
             previous = self._last_by_key.get(record.key)
-        task = asyncio.create_task(self._process(tp, record, previous))
+        bulk = tp.topic in self._bulk_topics
+        # The record's task (and what it calls) sees its lane.
+        token = CURRENT_LANE.set("bulk" if bulk else "interactive")
+        try:
+            task = asyncio.create_task(self._process(tp, record, previous))
+        finally:
+            CURRENT_LANE.reset(token)
         if self.config.ordered_by_key:
             self._last_by_key[record.key] = task
             task.add_done_callback(functools.partial(self._forget_key, record.key))
         self._tasks.add(task)
+        if bulk:
+            self.bulk_in_flight += 1
+            task.add_done_callback(self._bulk_finished)
+        elif self._bulk_topics:
+            self.lanes.interactive_seen()
+            task.add_done_callback(self._interactive_finished)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._capacity.set()
+
+    def _bulk_finished(self, task: asyncio.Task[None]) -> None:
+        self.bulk_in_flight -= 1
+
+    def _interactive_finished(self, task: asyncio.Task[None]) -> None:
+        self.lanes.interactive_seen()
 
     def _forget_key(self, key: Hashable, task: asyncio.Task[None]) -> None:
         if self._last_by_key.get(key) is task:
@@ -419,8 +487,11 @@ class DeliveryRuntime:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
         outputs = await self._handle(record)
+        writer = self._writer
+        if self._bulk_writer is not None and tp.topic in self._bulk_topics:
+            writer = self._bulk_writer
         for out in outputs:
-            await self._publish(record, out)
+            await self._publish(record, out, writer)
         self.handled += 1
         self.tracker.finished(tp, record.offset)
         self._commit_wanted.set()
@@ -452,28 +523,32 @@ class DeliveryRuntime:
                   reason=reason[:300])
         return self._quarantine.poisoned(record, reason)
 
-    async def _publish(self, record: Inbound, out: Outgoing) -> None:
+    async def _publish(
+        self, record: Inbound, out: Outgoing, writer: TopicWriter | None = None
+    ) -> None:
+        writer = writer or self._writer
         try:
-            await self._writer.send(out.topic, out.key, out.value, out.headers)
+            await writer.send(out.topic, out.key, out.value, out.headers)
             self._tell_published(out)
             return
         except PublishFailed as exc:
             if exc.retriable:  # the broker is down: wait for it, this record is not at fault
-                await self._publish_last_resort(out)
+                await self._publish_last_resort(out, writer)
                 return
             refused = exc
         log.warning("output_refused", service=self.config.name, record=record.where,
                     topic=out.topic, reason=refused.reason[:300])
         for alternative in self._quarantine.unpublishable(record, out, refused):
-            await self._publish_last_resort(alternative)
+            await self._publish_last_resort(alternative, writer)
 
-    async def _publish_last_resort(self, out: Outgoing) -> None:
+    async def _publish_last_resort(self, out: Outgoing, writer: TopicWriter | None = None) -> None:
         """Publish ``out``; if refused for good, its stripped form; wait out a broker outage."""
+        writer = writer or self._writer
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._writer.send(out.topic, out.key, out.value, out.headers)
+                await writer.send(out.topic, out.key, out.value, out.headers)
                 self._tell_published(out)
                 return
             except PublishFailed as exc:

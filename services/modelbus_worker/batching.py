@@ -10,6 +10,11 @@ finishes. So a lone request is never held back, and under load batches grow by t
 ``predict``, and the output is split back by each request's row count, so every answer
 carries exactly its own rows, in order.
 
+Interactive requests go first: a request from the interactive lane (``CURRENT_LANE``, set
+by the delivery runtime) is queued ahead of every bulk-lane request of its version, so it
+waits for the batches running, never for a bulk backlog queued before it, and goes in a
+batch of interactive requests only (no larger than they are).
+
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
 row-wise: that batch is retried one by one and the version is never batched again.
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from modelbus_contract.errors import InferenceTimeout, InternalError, ModelbusError
+from modelbus_delivery.lane_policy import CURRENT_LANE
 from modelbus_delivery.logs import get_logger
 
 from .ports import NO_SPANS, BatchSpans, Predictor
@@ -73,6 +79,7 @@ class _Pending:
 @dataclass
 class _Queue:
     pending: list[_Pending] = field(default_factory=list)
+    urgent: int = 0  # the first ``urgent`` of ``pending`` are interactive
     rows: int = 0
     closing: Cancellable | None = None  # the scheduled close of the open batch
     running: int = 0
@@ -151,7 +158,11 @@ class BatchingPredictor:
         if queue is None:
             queue = self._queues[key] = _Queue()
         item = _Pending(table, timeout_s, span=self._spans.current())
-        queue.pending.append(item)
+        if CURRENT_LANE.get() == "bulk":
+            queue.pending.append(item)
+        else:
+            queue.pending.insert(queue.urgent, item)
+            queue.urgent += 1
         queue.rows += table.num_rows
         self._schedule(key, queue)
         if timeout_s is None:
@@ -200,12 +211,15 @@ class BatchingPredictor:
     def _close_batch(self, key: _Key, queue: _Queue) -> None:
         queue.closing = None
         count, rows = 0, 0
-        for item in queue.pending:  # at least one request, then as many as fit
+        # Interactive requests go without bulk ones: their batch is no larger than they are.
+        candidates = queue.pending[:queue.urgent] if queue.urgent else queue.pending
+        for item in candidates:  # at least one request, then as many as fit
             if count and rows + item.table.num_rows > self.settings.max_rows:
                 break
             count, rows = count + 1, rows + item.table.num_rows
         batch = queue.pending[:count]
         del queue.pending[:count]
+        queue.urgent -= min(count, queue.urgent)
         queue.rows -= rows
         queue.running += 1
         task = asyncio.create_task(self._run(key[0], key[1], batch))
@@ -233,6 +247,7 @@ class BatchingPredictor:
                 if not item.answer.done():
                     item.answer.set_exception(InternalError("the worker is stopping"))
             queue.pending.clear()
+            queue.urgent = 0
         runs = list(self._runs)
         for task in runs:
             task.cancel()

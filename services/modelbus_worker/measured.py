@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from modelbus_contract.messages import CatalogEntry
+from modelbus_delivery.lane_policy import CURRENT_LANE
 
 from .answer import Answer, AnswerHandler, Received
 from .metrics import PredictObserver, WorkerMetrics, model_labels
@@ -16,7 +17,8 @@ from .ports import Predictor
 
 
 class MeasuredHandler:
-    """Counts each answer by what it says (status, error code, model, version)."""
+    """Counts each answer by what it says (status, error code, model, version) and the lane
+    it came from."""
 
     def __init__(
         self, handler: AnswerHandler, metrics: WorkerMetrics, entries: Mapping[str, CatalogEntry]
@@ -33,7 +35,7 @@ class MeasuredHandler:
         model, version = model_labels(self._entries, answer.model, answer.version)
         self._metrics.answered(
             model, version, answer.status, answer.error_code,
-            time.perf_counter() - started, queued_s,
+            time.perf_counter() - started, queued_s, CURRENT_LANE.get(),
         )
         return answer
 

@@ -2,6 +2,8 @@
 
 ``model`` and ``version`` label a series only for names the catalog knows: any other name a
 request carries is counted as ``_unknown``, so that no sender can create series at will.
+The per-request series carry the request's ``lane`` too (``interactive`` or ``bulk``: the
+lane the delivery runtime read it from).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from modelbus_contract.catalog_index import entries_named
 from modelbus_contract.messages import CatalogEntry
 from modelbus_delivery.consumer_metrics import ConsumerMetrics, DeadLetterCounter
+from modelbus_delivery.lane_policy import CURRENT_LANE
 
 UNKNOWN = "_unknown"
 CONTAINER_STATES = ("warm", "starting", "standby")
@@ -42,24 +45,25 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry = registry or CollectorRegistry()
         per_model = ["model", "version"]
+        per_request = [*per_model, "lane"]
         self.requests = Counter(
             "modelbus_requests", "Requests answered, by outcome.",
-            [*per_model, "status", "error_code"], registry=registry,
+            [*per_request, "status", "error_code"], registry=registry,
         )
         self.duration = Histogram(
             "modelbus_request_duration_seconds",
             "From the worker taking a request to its answer being ready.",
-            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+            per_request, buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.queue = Histogram(
             "modelbus_request_queue_duration_seconds",
             "From the request's record timestamp to the worker taking it (time on the topic).",
-            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+            per_request, buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.predict = Histogram(
             "modelbus_request_predict_duration_seconds",
             "The model's part of a request: waiting for its batch, then the container's predict.",
-            per_model, buckets=LATENCY_BUCKETS, registry=registry,
+            per_request, buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.batch_rows = Histogram(
             "modelbus_batch_rows", "Rows of each predict sent to a model container.",
@@ -102,16 +106,17 @@ class WorkerMetrics:
 
     def answered(
         self, model: str, version: str, status: str, error_code: str,
-        seconds: float, queued_s: float | None,
+        seconds: float, queued_s: float | None, lane: str = "interactive",
     ) -> None:
         """One answer (labels already bounded)."""
-        self._labelled(self.requests, model, version, status, error_code).inc()
-        self._labelled(self.duration, model, version).observe(seconds)
+        self._labelled(self.requests, model, version, lane, status, error_code).inc()
+        self._labelled(self.duration, model, version, lane).observe(seconds)
         if queued_s is not None:
-            self._labelled(self.queue, model, version).observe(queued_s)
+            self._labelled(self.queue, model, version, lane).observe(queued_s)
 
     def request_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
-        self._labelled(self.predict, model, version).observe(seconds)
+        """One request's predict (called in the request's task: its lane is the current one)."""
+        self._labelled(self.predict, model, version, CURRENT_LANE.get()).observe(seconds)
 
     def batch_predicted(self, model: str, version: str, rows: int, seconds: float) -> None:
         self._labelled(self.batch_rows, model, version).observe(rows)

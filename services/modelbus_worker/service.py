@@ -39,12 +39,17 @@ def never(name: str, version: str) -> bool:
 
 
 def consumer_config(settings: ModelbusSettings) -> RuntimeConfig:
-    """The worker's consumer: its group, concurrency and fetch pacing."""
+    """The worker's consumer: its group, both request lanes, concurrency and fetch pacing."""
+    topics = settings.topics
     return RuntimeConfig(
         name="worker",
-        topics=(settings.topics.requests,),
+        topics=(topics.requests, topics.requests_bulk),
         group_id=f"{settings.topic_prefix}worker",
         max_in_flight=settings.worker_max_in_flight,
+        bulk_topics=(topics.requests_bulk,),
+        bulk_share=settings.worker_bulk_share,
+        bulk_min_share=settings.worker_bulk_min_share,
+        lane_hold_s=settings.worker_lane_hold_ms / 1000,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         fetch_max_wait_busy_ms=settings.kafka_fetch_max_wait_busy_ms,
         fetch_busy_rate=settings.kafka_fetch_busy_rate,

@@ -63,6 +63,11 @@ def _labels(**labels: str) -> frozenset[tuple[str, str]]:
     return frozenset(labels.items())
 
 
+def _answered(**labels: str) -> frozenset[tuple[str, str]]:
+    """The labels of a request read from the interactive lane (what clients send by default)."""
+    return _labels(lane="interactive", **labels)
+
+
 async def _send_raw_requests(bootstrap: str, model: str, count: int) -> None:
     """Requests the client would never send: a content type the worker refuses."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -94,22 +99,23 @@ def test_scraped_counts_and_labels_match_the_requests_sent(stack: Stack) -> None
             _expect_error(client, "model_not_found", f"no-such-{uuid.uuid4().hex[:8]}", None)
         _expect_error(client, "model_not_found", stack.model, "7")
     asyncio.run(_send_raw_requests(stack.bootstrap, stack.model, 2))
-    bad = ("modelbus_requests_total", _labels(model=stack.model, version="", status="error",
+    bad = ("modelbus_requests_total", _answered(model=stack.model, version="", status="error",
                                               error_code="bad_request"))
     wait_for(lambda: _scrape(worker).get(bad, 0.0) - before.get(bad, 0.0) == 2, 30,
              message="two bad requests counted")
     after = _scrape(worker)
 
     assert _delta(before, after, "modelbus_requests_total") == {
-        _labels(model=stack.model, version="1", status="ok", error_code=""): 3,
-        _labels(model="_unknown", version="", status="error", error_code="model_not_found"): 2,
-        _labels(model=stack.model, version="", status="error", error_code="model_not_found"): 1,
-        _labels(model=stack.model, version="", status="error", error_code="bad_request"): 2,
+        _answered(model=stack.model, version="1", status="ok", error_code=""): 3,
+        _answered(model="_unknown", version="", status="error", error_code="model_not_found"): 2,
+        _answered(model=stack.model, version="", status="error", error_code="model_not_found"): 1,
+        _answered(model=stack.model, version="", status="error", error_code="bad_request"): 2,
     }
-    ok = _labels(model=stack.model, version="1")
+    ok = _labels(model=stack.model, version="1", lane="interactive")
+    batches = _labels(model=stack.model, version="1")
     assert _delta(before, after, "modelbus_request_predict_duration_seconds_count") == {ok: 3}
-    assert _delta(before, after, "modelbus_batch_rows_count") == {ok: 3}
-    assert _delta(before, after, "modelbus_batch_rows_sum") == {ok: 3 * len(FRAME)}
+    assert _delta(before, after, "modelbus_batch_rows_count") == {batches: 3}
+    assert _delta(before, after, "modelbus_batch_rows_sum") == {batches: 3 * len(FRAME)}
     duration = _delta(before, after, "modelbus_request_duration_seconds_count")
     assert duration[ok] == 3
     assert sum(duration.values()) == 8
@@ -122,18 +128,21 @@ def test_scraped_counts_and_labels_match_the_requests_sent(stack: Stack) -> None
     assert _value(after, "modelbus_containers", state="starting") == 0
     # A request counts as answered when its answer is made, and leaves the in-flight gauge
     # once the answer (and, for a bad request, its DLQ copy) is published.
-    wait_for(lambda: _value(_scrape(worker), "modelbus_in_flight_requests") == 0, 30,
+    wait_for(lambda: _value(_scrape(worker), "modelbus_in_flight_requests",
+                                lane="interactive") == 0, 30,
              message="no request in flight once every answer is published")
 
-    def lag_settled() -> dict[str, float] | None:
+    def lag_settled() -> dict[tuple[str, str], float] | None:
         lag = {
-            dict(labels)["partition"]: value for (name, labels), value in _scrape(worker).items()
+            (dict(labels)["lane"], dict(labels)["partition"]): value
+            for (name, labels), value in _scrape(worker).items()
             if name == "modelbus_consumer_lag"
         }
-        return lag if len(lag) == 12 and not any(lag.values()) else None
+        return lag if len(lag) == 24 and not any(lag.values()) else None
 
-    lag = wait_for(lag_settled, 30, message="every partition assigned and caught up")
-    assert sorted(lag, key=int) == [str(p) for p in range(12)]
+    lag = wait_for(lag_settled, 30, message="every partition of both lanes assigned, caught up")
+    assert sorted(lag) == sorted((lane, str(p)) for lane in ("bulk", "interactive")
+                                 for p in range(12))
 
     discovery = _scrape(stack.ports["discovery"])
     assert _value(discovery, "modelbus_models_discovered") == 1

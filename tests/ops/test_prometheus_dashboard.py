@@ -31,6 +31,7 @@ from modelbus_contract.errors import ModelbusError
 pytestmark = pytest.mark.integration
 
 REQUESTS_TOPIC = "modelbus.inference.requests"
+BULK_TOPIC = "modelbus.inference.requests.bulk"
 Series = list[dict[str, Any]]
 
 
@@ -150,8 +151,10 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
 
     key = {
         "requests/s": ("panel 'Requests/s by model' A", {"model": model}),
-        "p50": ("panel 'Latency p50 and p99 by model' A", {"model": model}),
-        "p99": ("panel 'Latency p50 and p99 by model' B", {"model": model}),
+        "p50": ("panel 'Latency p50 and p99 by model and lane' A",
+                {"model": model, "lane": "interactive"}),
+        "p99": ("panel 'Latency p50 and p99 by model and lane' B",
+                {"model": model, "lane": "interactive"}),
         "errors by code": ("panel 'Errors/s by code' A", {"error_code": "model_not_found"}),
         "batch size p50": ("panel 'Batch sizes p50 and p99 by model' A", {"model": model}),
         "containers": ("panel 'Containers by state' A", {"state": "warm"}),
@@ -165,11 +168,12 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
     got = wait_for(key_panels, 30, interval=0.5, message="the key panels show the requests")
     assert got["containers"] == 1
     assert got["batch size p50"] >= 1
-    # Lag: the requests topic's, caught up once every answer is committed (0 is data too).
+    # Lag: the requests topics' (both lanes), caught up once every answer is committed (0
+    # is data too).
     lag_by_topic = _by_where(panels, "panel 'Consumer lag' A")
     wait_for(lambda: _values(prometheus.series(lag_by_topic))
-             == {frozenset({("topic", REQUESTS_TOPIC)}): 0.0},
-             15, interval=0.5, message="the lag panel shows the requests topic caught up")
+             == {frozenset({("topic", t)}): 0.0 for t in (REQUESTS_TOPIC, BULK_TOPIC)},
+             15, interval=0.5, message="the lag panel shows the requests topics caught up")
     ready = _values(prometheus.series("min by (component) (modelbus_ready)"))
     assert ready == {frozenset({("component", s)}): 1.0 for s in SERVICES}
     # The worker polls all the time; the worker and the catalog count dead letters.

@@ -66,7 +66,7 @@ async def _ours(settings: ModelbusSettings) -> set[str]:
 @pytest.mark.parametrize(("command", "roles"), [
     (("discovery",), ("discovered",)),
     (("catalog", "serve"), ("discovered", "catalog", "dlq")),
-    (("worker",), ("requests", "results", "dlq", "catalog", "discovered")),
+    (("worker",), ("requests", "requests_bulk", "results", "dlq", "catalog", "discovered")),
 ])
 async def test_a_service_makes_no_topic_and_stops_with_one_line(
     command: tuple[str, ...], roles: tuple[str, ...], kafka_bootstrap: str,
@@ -87,7 +87,7 @@ async def test_a_client_makes_no_topic_and_says_which_are_missing(kafka_bootstra
         async with AsyncModelbusClient(settings=settings):
             pass
     assert missing.value.message == missing_topics_line(
-        [settings.topics.requests, team], (team,)
+        [settings.topics.requests, settings.topics.requests_bulk, team], (team,)
     )
     assert "`modelbus topics apply --reply-topic " + team + "`" in missing.value.message
     private = settings.model_copy(update={"client_reply_topic": None})

@@ -17,6 +17,7 @@ from tests.support.timers import ManualTimers
 from tests.support.waiting import async_wait_for
 
 from modelbus_contract.errors import InferenceTimeout, ModelFailed
+from modelbus_delivery.lane_policy import CURRENT_LANE, LaneName
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 
 WAIT_S = 5.0  # bounds a wait for something that happens within a few turns of the loop
@@ -287,3 +288,31 @@ async def test_without_a_start_the_same_deadline_expires() -> None:
     with pytest.raises(InferenceTimeout, match=r"^m/1: no answer within 0\.05s$"):
         await answer
     await batching.close()
+
+
+async def _in_lane(lane: LaneName, call: Awaitable[pa.Table]) -> pa.Table:
+    CURRENT_LANE.set(lane)  # this task's context only, as the runtime sets it per record
+    return await call
+
+
+async def test_an_interactive_request_goes_in_the_next_batch_ahead_of_queued_bulk_ones() -> None:
+    model = LinearModel(held=True)
+    batching = BatchingPredictor(model, BatchSettings(max_rows=4, max_in_flight=1))
+    first = asyncio.create_task(_in_lane("bulk", batching.predict("m", "1", _request(1, 2))))
+    await _in_the_model(model, [2])
+    bulk = [asyncio.create_task(_in_lane("bulk", batching.predict("m", "1", _request(n, 2))))
+            for n in (2, 3, 4)]
+    urgent = asyncio.create_task(
+        _in_lane("interactive", batching.predict("m", "1", _request(9)))
+    )
+    marker = asyncio.create_task(batching.predict("m", "2", _request(0, rows=5)))
+    await _in_the_model(model, [2, 5])
+    model.release.set()
+    answers = await asyncio.gather(first, *bulk)
+    assert (await urgent).column("y").to_pylist() == [18.0]
+    await marker
+    # The interactive row goes alone in the batch after the running one, then bulk ones.
+    assert model.calls == [2, 5, 1, 4, 2]
+    assert [a.column("y").to_pylist() for a in answers] == [
+        [2.0 * n, 2.0 * n + 1] for n in (1, 2, 3, 4)
+    ]

@@ -223,11 +223,11 @@ def test_the_blocking_predict_df_and_predict_chunks(blocking: Any) -> None:
     client, fake, heard = blocking
     out = client.predict_df("m", pd.DataFrame({"x": [4, 5, 6]}, index=[10, 11, 12]), "2")
     assert list(out.index) == [10, 11, 12]
-    assert fake.calls[-1] == ("predict_table", {"args": ("2", 60.0, 8)})
+    assert fake.calls[-1] == ("predict_table", {"args": ("2", 60.0, 8, "bulk")})
     chunks = [Chunk(i, i * 2, pa.table({"x": [i, i]})) for i in range(3)]
     results = list(client.predict_chunks("m", chunks, "2", 5.0, 2, "id", 3))
     assert [r.chunk.index for r in results] == [0, 1, 2]
-    assert fake.calls[-1] == ("predict_chunks", {"args": ("2", 5.0, 2, "id", 3)})
+    assert fake.calls[-1] == ("predict_chunks", {"args": ("2", 5.0, 2, "id", 3, "bulk")})
     assert heard[-1].step == "container" and client._last_notice is not None
 
 

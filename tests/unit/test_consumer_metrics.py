@@ -86,10 +86,15 @@ async def test_the_runtime_tells_of_each_record_once_the_broker_acknowledged_it(
 
 class _SampledRuntime:
     in_flight = 2
+    bulk_in_flight = 1
     last_poll: float | None = None
 
+    def lane_of(self, topic: str) -> str:
+        return "bulk" if topic.endswith(".bulk") else "interactive"
+
     async def partition_lag(self) -> dict[TopicPartition, int]:
-        return {TopicPartition("m.inference.requests", 3): 5}
+        return {TopicPartition("m.inference.requests", 3): 5,
+                TopicPartition("m.inference.requests.bulk", 3): 7}
 
 
 async def test_the_last_poll_is_absent_until_the_first_and_then_its_time() -> None:
@@ -98,10 +103,16 @@ async def test_the_last_poll_is_absent_until_the_first_and_then_its_time() -> No
     name = "modelbus_consumer_last_poll_timestamp_seconds"
     await metrics.sample(runtime)  # type: ignore[arg-type]
     assert registry.get_sample_value(name) is None
-    assert registry.get_sample_value("modelbus_in_flight_requests") == 2
+    assert registry.get_sample_value("modelbus_in_flight_requests", {"lane": "interactive"}) == 1
+    assert registry.get_sample_value("modelbus_in_flight_requests", {"lane": "bulk"}) == 1
     assert registry.get_sample_value(
-        "modelbus_consumer_lag", {"topic": "m.inference.requests", "partition": "3"}
+        "modelbus_consumer_lag",
+        {"topic": "m.inference.requests", "partition": "3", "lane": "interactive"},
     ) == 5
+    assert registry.get_sample_value(
+        "modelbus_consumer_lag",
+        {"topic": "m.inference.requests.bulk", "partition": "3", "lane": "bulk"},
+    ) == 7
     runtime.last_poll = 1_700_000_000.5
     await metrics.sample(runtime)  # type: ignore[arg-type]
     assert registry.get_sample_value(name) == 1_700_000_000.5

@@ -25,6 +25,7 @@ def test_the_default_plan_is_what_the_services_always_made() -> None:
         ("modelbus.models.discovered", 1, 1, {"cleanup.policy": "compact"}),
         ("modelbus.models.catalog", 1, 1, {"cleanup.policy": "compact"}),
         ("modelbus.inference.requests", 12, 1, {"cleanup.policy": "delete"}),
+        ("modelbus.inference.requests.bulk", 12, 1, {"cleanup.policy": "delete"}),
         ("modelbus.inference.results", 12, 1, {"cleanup.policy": "delete"}),
         ("modelbus.inference.dlq", 1, 1, {"cleanup.policy": "delete"}),
         ("modelbus.inference.dlq.replays", 1, 1, {"cleanup.policy": "compact"}),
@@ -48,6 +49,8 @@ def test_every_setting_lands_on_its_topics() -> None:
     assert by_name["p.inference.dlq.replays"].configs == compaction
     assert by_name["p.inference.requests"].configs == {
         "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "3600000"}
+    assert by_name["p.inference.requests.bulk"].configs == by_name["p.inference.requests"].configs
+    assert by_name["p.inference.requests.bulk"].partitions == 6
     assert by_name["p.inference.results"].configs == {
         "cleanup.policy": "delete", "min.insync.replicas": "2", "retention.ms": "86400000"}
     assert by_name["p.inference.dlq"].configs == {
@@ -69,10 +72,10 @@ def test_shared_reply_topics_join_the_plan_once() -> None:
     settings = _settings(client_reply_topic="modelbus.replies.team-a")
     names = [s.name for s in plan(settings, ("modelbus.replies.team-b",
                                             "modelbus.replies.team-a"))]
-    assert names[6:] == ["modelbus.replies.team-b", "modelbus.replies.team-a"]
+    assert names[7:] == ["modelbus.replies.team-b", "modelbus.replies.team-a"]
     # The results topic as the reply topic is planned once, as the results topic.
     results = _settings(client_reply_topic="modelbus.inference.results")
-    assert len(plan(results)) == 6
+    assert len(plan(results)) == 7
 
 
 def test_min_insync_replicas_above_the_replicas_is_refused() -> None:

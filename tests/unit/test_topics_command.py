@@ -74,11 +74,13 @@ def test_plan_prints_the_topics_and_their_commands_without_a_broker() -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["topic", "partitions", "replicas", "configs"]
-    assert lines[6].split() == ["modelbus.inference.dlq.replays", "1", "1",
+    assert lines[4].split() == ["modelbus.inference.requests.bulk", "12", "1",
+                                "cleanup.policy=delete"]
+    assert lines[7].split() == ["modelbus.inference.dlq.replays", "1", "1",
                                 "cleanup.policy=compact"]
-    assert lines[7].split() == ["modelbus.replies.team-a", "12", "1", "cleanup.policy=delete"]
+    assert lines[8].split() == ["modelbus.replies.team-a", "12", "1", "cleanup.policy=delete"]
     commands = [line for line in lines if line.startswith("kafka-topics.sh")]
-    assert len(commands) == 7
+    assert len(commands) == 8
     assert commands[2] == (
         "kafka-topics.sh --bootstrap-server k:9092 --create --if-not-exists --topic "
         "modelbus.inference.requests --partitions 12 --replication-factor 1 "
@@ -104,7 +106,7 @@ def test_check_passes_on_the_plan_and_fails_on_a_wrong_partition_count(
     specs = plan(ModelbusSettings())
     broker = FakeBroker(monkeypatch, {s.name: _as_planned(s) for s in specs})
     result = _invoke("check")
-    assert (result.exit_code, result.output.split()[::2]) == (0, ["ok"] * 6)
+    assert (result.exit_code, result.output.split()[::2]) == (0, ["ok"] * 7)
     requests = broker.topics["modelbus.inference.requests"]
     broker.topics[requests.name] = ObservedTopic(requests.name, 4, 1, requests.configs)
     result = _invoke("check")
@@ -129,6 +131,7 @@ def test_apply_makes_what_is_missing_and_reports_but_never_changes_the_rest(
         "created  modelbus.models.discovered",
         "created  modelbus.models.catalog",
         "created  modelbus.inference.requests",
+        "created  modelbus.inference.requests.bulk",
         "differs  modelbus.inference.dlq: partitions is 3, planned 1",
         "           # a topic's partitions cannot be removed: make it again, or plan 3 "
         "(MODELBUS_TOPIC_PARTITIONS)",

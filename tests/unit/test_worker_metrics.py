@@ -14,12 +14,16 @@ from tests.unit.test_worker_handler import ENTRY, LIMITS, LinearPredictor, _reco
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.catalog_index import CatalogEntries
 from modelbus_contract.messages import CatalogEntry
+from modelbus_delivery.lane_policy import CURRENT_LANE
 from modelbus_worker.handler import RequestHandler
 from modelbus_worker.measured import MeasuredHandler, MeasuredPredictor
 from modelbus_worker.metrics import UNKNOWN, WorkerMetrics, model_labels
 
 CATALOG = {ENTRY.key: ENTRY}
 BODY = to_ipc_stream(pa.table({"a": [1.0, 2.0, 3.0], "b": [0.0, 0.0, 0.0]}))
+
+
+LANE = {"lane": "interactive"}  # requests the runtime did not read from the bulk lane
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -70,20 +74,22 @@ async def test_answers_are_counted_by_model_status_and_error_code() -> None:
         ("lin", "3", "ok", ""),
     ]
     total = "modelbus_requests_total"
-    assert _value(r, total, model="lin", version="3", status="ok", error_code="") == 4
-    assert _value(r, total, model=UNKNOWN, version="", status="error",
+    assert _value(r, total, model="lin", version="3", **LANE, status="ok", error_code="") == 4
+    assert _value(r, total, model=UNKNOWN, version="", **LANE, status="error",
                   error_code="model_not_found") == 50
-    assert _value(r, total, model="lin", version="", status="error",
+    assert _value(r, total, model="lin", version="", **LANE, status="error",
                   error_code="model_not_found") == 1
-    assert _value(r, total, model="lin", version="", status="error",
+    assert _value(r, total, model="lin", version="", **LANE, status="error",
                   error_code="bad_request") == 1
-    assert _value(r, total, model="lin", version="3", status="error",
+    assert _value(r, total, model="lin", version="3", **LANE, status="error",
                   error_code="model_failed") == 1
-    assert _value(r, "modelbus_request_duration_seconds_count", model="lin", version="3") == 5
+    assert _value(r, "modelbus_request_duration_seconds_count", model="lin", version="3",
+                  lane="interactive") == 5
     # Only the record with a timestamp has a queue time: about two seconds on the topic.
     assert _value(r, "modelbus_request_queue_duration_seconds_count",
-                  model="lin", version="3") == 1
-    queued = _value(r, "modelbus_request_queue_duration_seconds_sum", model="lin", version="3")
+                  model="lin", version="3", lane="interactive") == 1
+    queued = _value(r, "modelbus_request_queue_duration_seconds_sum", model="lin", version="3",
+                    lane="interactive")
     assert queued is not None and 2.0 <= queued < 10.0
 
 
@@ -122,3 +128,20 @@ def test_each_service_has_a_registry_of_its_own() -> None:
     one.container_started("lin", "3", True, 1.0)
     assert _value(two.registry, "modelbus_container_starts_total", model="lin", version="3",
                   result="ok") is None
+
+
+def test_a_bulk_lane_request_is_counted_under_its_lane() -> None:
+    metrics = WorkerMetrics()
+    token = CURRENT_LANE.set("bulk")
+    try:
+        metrics.request_predicted("lin", "3", 2000, 0.01)
+    finally:
+        CURRENT_LANE.reset(token)
+    metrics.answered("lin", "3", "ok", "", 0.02, None, "bulk")
+    r = metrics.registry
+    assert _value(r, "modelbus_request_predict_duration_seconds_count", model="lin",
+                  version="3", lane="bulk") == 1
+    assert _value(r, "modelbus_requests_total", model="lin", version="3", lane="bulk",
+                  status="ok", error_code="") == 1
+    assert _value(r, "modelbus_requests_total", model="lin", version="3", **LANE,
+                  status="ok", error_code="") is None

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from modelbus_contract.errors import ModelbusError
+from modelbus_contract.lanes import LANES, Lane
 from modelbus_contract.messages import CatalogEntry, Parameter
 from modelbus_contract.settings import ModelbusSettings
 
@@ -81,28 +82,35 @@ def _run(coro: Coroutine[Any, Any, T], settings: ModelbusSettings) -> T:
               type=click.IntRange(min=1), help="Chunks in flight at once.")
 @click.option("--resume", is_flag=True,
               help="With -o: only continue an interrupted run (fail if there is none).")
+@click.option("--lane", type=click.Choice(LANES), default=None,
+              help="The requests' lane: bulk yields to interactive requests. Default: bulk "
+              "with -o, interactive without.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.argument("input_file", type=click.Path(path_type=Path))
 def predict(model: str, version: str | None, timeout: float, output: Path | None,
-            errors_file: Path | None, window: int, resume: bool, quiet: bool,
-            input_file: Path) -> None:
+            errors_file: Path | None, window: int, resume: bool, lane: Lane | None,
+            quiet: bool, input_file: Path) -> None:
     """Send INPUT_FILE (.csv, .parquet or .arrow) to MODEL and print or save the result.
 
     With -o, the rows are sent in chunks that fit a Kafka record, with WINDOW chunks in
     flight, and the answers are written in input order; a run that is interrupted is
     continued by the same command (answered chunks are kept in OUTPUT.parts/). Rows of a
     failed chunk are null in the output and reported; the exit code is 1 when any failed.
+    With -o the requests go to the bulk lane (workers answer interactive requests first)
+    unless --lane says otherwise.
     """
     settings = _settings()
     _logging_to_stderr(settings, at_least="WARNING")
     if output is None:
         if errors_file is not None or resume:
             raise click.UsageError("--errors and --resume need -o/--output")
-        _predict_to_screen(settings, model, version, timeout, window, input_file)
+        _predict_to_screen(settings, model, version, timeout, window, input_file,
+                           lane or "interactive")
         return
     from .file_predict import FileJob
 
-    job = FileJob(model, version, input_file, output, errors_file, window, timeout, resume)
+    job = FileJob(model, version, input_file, output, errors_file, window, timeout, resume,
+                  lane or "bulk")
     _predict_to_file(settings, job, quiet)
 
 
@@ -126,7 +134,7 @@ class ProgressLine:
 
 
 def _predict_to_screen(settings: ModelbusSettings, model: str, version: str | None,
-                       timeout: float, window: int, input_file: Path) -> None:
+                       timeout: float, window: int, input_file: Path, lane: Lane) -> None:
     try:
         table = read_table(input_file)
     except TableFileError as exc:
@@ -136,7 +144,7 @@ def _predict_to_screen(settings: ModelbusSettings, model: str, version: str | No
 
     async def call() -> Any:
         async with AsyncModelbusClient(settings=settings, on_progress=line) as client:
-            return await client.predict_table(model, table, version, timeout, window)
+            return await client.predict_table(model, table, version, timeout, window, lane)
 
     try:
         answer = _run(call(), settings)

@@ -19,6 +19,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from modelbus_contract.errors import ModelbusError
+from modelbus_contract.lanes import Lane
 from modelbus_contract.settings import ModelbusSettings
 
 from ..async_client import AsyncModelbusClient
@@ -42,6 +43,7 @@ class FileJob:
     window: int
     timeout_s: float
     resume_only: bool = False  # --resume: continue a run, never start one
+    lane: Lane = "bulk"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ async def run_job(
                 job.model, _pending(source, spool, ranges),
                 spool.pinned_version or job.version, job.timeout_s, job.window,
                 spool.chunk_id, chunk_count(source.total_rows, spool.rows_per_chunk),
+                lane=job.lane,
             )
             first = True
             async for result in results:

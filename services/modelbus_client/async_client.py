@@ -318,6 +318,7 @@ class AsyncModelbusClient:
         traceparent: str | None = None,
         tracestate: str | None = None,
         on_progress: ProgressListener | None = None,
+        lane: Lane = "interactive",
     ) -> Prediction:
         """``predict_answer`` for a body that is already an Arrow IPC stream: sent as it is
         (no copy, no decoding; the worker checks it). Same arguments and errors."""
@@ -325,6 +326,7 @@ class AsyncModelbusClient:
         cid = correlation_id or uuid.uuid4().hex
         headers, table = await self._request(
             model, body, version, timeout, cid, trace=trace, wait=wait, on_progress=on_progress,
+            lane=lane,
         )
         return Prediction.of(headers, table, model, cid)
 

@@ -192,24 +192,24 @@ class ModelbusClient:
         """``predict`` with who answered: the table, the ``model_version`` that answered,
         the ``correlation_id`` and the result's headers (see the async one)."""
         return self._answer(self._client.predict_answer, model, data, version, timeout,
-                            correlation_id, wait, traceparent, tracestate, on_progress)
+                            correlation_id, wait, traceparent, tracestate, on_progress, lane)
 
     def predict_ipc(
         self, model: str, body: bytes, version: str | int | None = None, timeout: float = 60.0,
         correlation_id: str | None = None, wait: float | None = None,
         traceparent: str | None = None, tracestate: str | None = None,
-        on_progress: ProgressListener | None = None,
+        on_progress: ProgressListener | None = None, lane: Lane = "interactive",
     ) -> Prediction:
         """``predict_answer`` for a body that is already an Arrow IPC stream, sent as it is
         (see the async one)."""
         return self._answer(self._client.predict_ipc, model, body, version, timeout,
-                            correlation_id, wait, traceparent, tracestate, on_progress)
+                            correlation_id, wait, traceparent, tracestate, on_progress, lane)
 
     def _answer(
         self, call: Callable[..., Coroutine[Any, Any, Prediction]], model: str, data: Any,
         version: str | int | None, timeout: float, correlation_id: str | None,
         wait: float | None, traceparent: str | None, tracestate: str | None,
-        on_progress: ProgressListener | None,
+        on_progress: ProgressListener | None, lane: Lane,
     ) -> Prediction:
         wait = timeout if wait is None else wait
         # Read here: the current OpenTelemetry span is this thread's, not the loop thread's.

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -20,6 +23,7 @@ import mlflow
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mlflow import MlflowClient
@@ -29,9 +33,10 @@ from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import _versions
-from modelbus.wiring import build_catalog, build_discovery, build_worker
+from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.channels import TopicSpec
+from modelbus_contract.errors import ModelNotFound
 from modelbus_contract.headers import header_dict
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_contract.topic_plan import reply_topic_spec
@@ -39,9 +44,6 @@ from modelbus_delivery.records import Inbound, Outgoing
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.topics import assign_all, ensure_topics
 from modelbus_delivery.writer import TopicWriter
-from modelbus_worker.pool.pool import ContainerPool
-from modelbus_worker.service import WorkerService
-from modelbus_worker.settings import ContainerSettings
 
 from .conftest import WARM_UP_TIMEOUT_S, stack_settings
 
@@ -79,32 +81,83 @@ def _register_linear_model(tracking_uri: str) -> str:
 @dataclass
 class LaneStack:
     settings: ModelbusSettings
-    worker: WorkerService
     client: AsyncModelbusClient
     version: str
     backlog_replies: str  # the shared reply topic a pipeline names for its answers
 
 
+def _worker_process(settings: ModelbusSettings, log: Path) -> subprocess.Popen[bytes]:
+    """``modelbus worker`` on its own, as ``modelbus up`` and a deployment run it: the
+    latencies measured are the worker's, not those of a test sharing its event loop."""
+    env = {
+        **os.environ,
+        "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MODELBUS_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MODELBUS_TOPIC_PREFIX": settings.topic_prefix,
+        "MODELBUS_WORKER_MAX_CONTAINERS": "2",
+        "MODELBUS_LOG_LEVEL": "WARNING",
+        "MODELBUS_LOG_FORMAT": "json",
+    }
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "modelbus", "worker"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _stopped(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()  # the worker drains, commits and removes its containers
+    try:
+        await asyncio.to_thread(worker.wait, 60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        await asyncio.to_thread(worker.wait)
+
+
+async def _first_answer(client: AsyncModelbusClient, version: str,
+                        worker: subprocess.Popen[bytes], log: Path) -> None:
+    """The model's first answer from the worker process (its container started), asked
+    again while the worker's catalog view has not caught up; a worker that exits fails."""
+
+    async def answered() -> None:
+        while True:
+            with contextlib.suppress(ModelNotFound):
+                await client.predict(MODEL, _rows(1), version=version, timeout=WARM_UP_TIMEOUT_S)
+                return
+            await asyncio.sleep(0.2)
+
+    # (the thread waiting for the worker ends when the fixture stops the worker)
+    waits = [asyncio.create_task(answered()), asyncio.create_task(asyncio.to_thread(worker.wait))]
+    done, pending = await asyncio.wait(waits, timeout=WARM_UP_TIMEOUT_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if waits[0] not in done:
+        tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
+        pytest.fail(f"no first answer from the worker process (exit {worker.poll()}):\n{tail}")
+    waits[0].result()
+
+
 @pytest.fixture(scope="module")
 async def lane_stack(
-    kafka_bootstrap: str, mlflow_tracking_uri: str, docker_client: Any
+    kafka_bootstrap: str, mlflow_tracking_uri: str, docker_client: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LaneStack]:
     version = _register_linear_model(mlflow_tracking_uri)
     settings = stack_settings(kafka_bootstrap, mlflow_tracking_uri)
     replies = f"{settings.topic_prefix}replies.pipeline"
     await ensure_topics(kafka_bootstrap, [reply_topic_spec(settings, replies, 12)])
-    pool = ContainerPool(ContainerSettings(max_containers=2), docker_client, mlflow_tracking_uri)
-    worker = build_worker(settings, pool)
+    log = tmp_path_factory.mktemp("lanes") / "worker.log"
     async with contextlib.AsyncExitStack() as running:
         running.callback(lambda: remove_model_images(docker_client, [MODEL]))
-        for service in (build_discovery(settings), build_catalog(settings), worker):
+        for service in (build_discovery(settings), build_catalog(settings)):
             await service.start()
             running.push_async_callback(service.stop)
-        await async_wait_for(lambda: f"{MODEL}/{version}" in worker.catalog.entries, 60,
-                             message="the linear model in the worker's catalog view")
-        await asyncio.wait_for(pool.warm(MODEL, version), WARM_UP_TIMEOUT_S)
+        worker = _worker_process(settings, log)
+        running.push_async_callback(_stopped, worker)
         client = await running.enter_async_context(AsyncModelbusClient(settings=settings))
-        yield LaneStack(settings, worker, client, version, replies)
+
+        await _first_answer(client, version, worker, log)
+        yield LaneStack(settings, client, version, replies)
 
 
 # ------------------------------------------------------------------ a pipeline's backlog
@@ -258,10 +311,10 @@ async def test_interactive_requests_are_answered_promptly_behind_a_5m_row_bulk_b
     print(shown)
     assert behind[0][0] >= 1_000_000, shown
     assert len(during) >= 5, shown
-    # The typical request within the bound: client, worker, answer reader (one process
-    # here), broker and container share the machine, and a request may meet a pause of
-    # any of them; bench/lanes_bench.py measures the tail with the worker on its own.
-    assert statistics.median(during) <= bound, shown
+    # Nine in ten within the bound; the rest may meet a pause of the broker, the container
+    # or the test process (client and answer reader) on two shared cores.
+    # bench/lanes_bench.py prints the whole distribution.
+    assert p90 <= bound, shown
 
 
 async def test_bulk_keeps_its_minimum_share_while_interactive_requests_keep_coming(
@@ -349,3 +402,66 @@ async def test_partition_i_of_both_lanes_goes_to_the_same_member(kafka_bootstrap
             await member.stop()
         await writer.stop()
 
+
+
+# ------------------------------------------------------------------ which lane a caller uses
+
+async def _sent(stack: LaneStack) -> dict[str, int]:
+    """Records on each lane's requests topic so far (their end offsets, summed)."""
+    topics = stack.settings.topics
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        counts = {}
+        for lane, topic in (("interactive", topics.requests), ("bulk", topics.requests_bulk)):
+            partitions = [TopicPartition(topic, p)
+                          for p in consumer.partitions_for_topic(topic) or ()]
+            if not partitions:
+                partitions = await assign_all(consumer, topic, wait_s=10)
+            counts[lane] = sum((await consumer.end_offsets(partitions)).values())
+        return counts
+    finally:
+        await consumer.stop()
+
+
+async def _cli(stack: LaneStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ,
+           "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": stack.settings.kafka_bootstrap_servers,
+           "MODELBUS_TOPIC_PREFIX": stack.settings.topic_prefix}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "modelbus", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+async def test_chunked_calls_default_to_the_bulk_lane_and_any_call_may_choose(
+    lane_stack: LaneStack, tmp_path: Path
+) -> None:
+    stack, rows = lane_stack, _rows(10)  # one chunk: one request each
+    calls: list[tuple[str, Any]] = [
+        ("interactive", stack.client.predict(MODEL, rows, version=stack.version)),
+        ("bulk", stack.client.predict_table(MODEL, rows, version=stack.version)),
+        ("interactive", stack.client.predict_table(MODEL, rows, version=stack.version,
+                                                   lane="interactive")),
+        ("bulk", stack.client.predict(MODEL, rows, version=stack.version, lane="bulk")),
+    ]
+    for lane, call in calls:
+        before = await _sent(stack)
+        out = await call
+        assert out.column("y").to_pylist() == [2.0 * r + r / 4 for r in range(10)]
+        after = await _sent(stack)
+        assert {k: after[k] - before[k] for k in after} == {
+            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(rows, source)
+    for lane, extra in (("bulk", ()), ("interactive", ("--lane", "interactive"))):
+        before = await _sent(stack)
+        done = await _cli(stack, "predict", "--model", MODEL, "--version", stack.version,
+                          str(source), "-o", str(tmp_path / f"{lane}.parquet"), *extra)
+        assert done.returncode == 0, done.stderr
+        after = await _sent(stack)
+        assert {k: after[k] - before[k] for k in after} == {
+            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
+        assert pq.read_table(tmp_path / f"{lane}.parquet").column("y").to_pylist() == [
+            2.0 * r + r / 4 for r in range(10)]

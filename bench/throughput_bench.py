@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
+
+# The repository root: the test suite's serve runner (tests/support/mlflow_serve.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.mlflow_serve import MlflowServe
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import _versions
@@ -281,49 +284,7 @@ class KafkaEcho:
 
 # ---------------------------------------------------------------- mlflow models serve (peer)
 
-class MlflowServe:
-    """``mlflow models serve --env-manager local`` as a child process (own process group)."""
-
-    def __init__(self, model_uri: str, tracking_uri: str, log_path: Path) -> None:
-        self.port = free_tcp_port()
-        self.argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-                     "--env-manager", "local", "-p", str(self.port), "--host", "127.0.0.1"]
-        # mlflow runs ``uvicorn`` by name: the venv's bin directory must be on PATH.
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        self.env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 180.0) -> None:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"mlflow models serve exited {self.proc.returncode}:\n{tail}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/ping")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-            time.sleep(0.3)
-        raise RuntimeError(f"mlflow models serve not answering /ping after {timeout_s} s")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(wait_s)
-                break
-        with contextlib.suppress(ProcessLookupError):  # uvicorn children of the group
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
+# MlflowServe (tests/support/mlflow_serve.py): the peer, as the gateway tests run it.
 
 class Http:
     """One keep-alive HTTP JSON client of ``/invocations``."""

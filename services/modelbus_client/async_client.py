@@ -299,13 +299,10 @@ class AsyncModelbusClient:
         ``model_version`` the worker resolved (``version`` None or an ``@alias`` becomes a
         number), the ``correlation_id`` and the result's ``headers``. Same arguments and
         errors as ``predict``."""
-        trace = request_trace_headers(traceparent, tracestate)
-        cid = correlation_id or uuid.uuid4().hex
-        headers, table = await self._request(
-            model, to_ipc_stream(as_table(data)), version, timeout, cid,
-            trace=trace, wait=wait, on_progress=on_progress, lane=lane,
+        return await self.predict_ipc(
+            model, to_ipc_stream(as_table(data)), version, timeout, correlation_id, wait,
+            traceparent, tracestate, on_progress, lane,
         )
-        return Prediction.of(headers, table, model, cid)
 
     async def predict_ipc(
         self,

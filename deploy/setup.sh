@@ -4,7 +4,8 @@
 #
 #   1. apt packages: docker.io docker-compose debootstrap python3 python3-venv ca-certificates
 #      prometheus (its server and promtool, for the alert-rule and dashboard tests, which
-#      start a server of their own on their own port and storage, never the package's service)
+#      start a server of their own on their own port and storage, never the package's service),
+#      curl (the quickstart calls the HTTP gateway with it)
 #   2. the Docker engine: started in the background when `docker info` fails (no init system
 #      needed; log in $MODELBUS_DOCKERD_LOG, default /var/log/modelbus-dockerd.log)
 #   3. .venv with `pip install -e ".[test]"` (skipped while pyproject.toml is unchanged)

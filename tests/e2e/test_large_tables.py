@@ -123,7 +123,8 @@ async def test_a_table_twenty_times_the_record_limit_is_answered_in_order(
     per_chunk, _ = sized_chunks(table.to_batches(), limit, stack.settings.max_request_rows)
     expected_chunks = chunk_count(rows, per_chunk)
     assert expected_chunks is not None and expected_chunks > 20
-    chunked = await _chunk_records(stack, stack.settings.topics.requests)
+    # predict -o sends its chunks on the bulk lane
+    chunked = await _chunk_records(stack, stack.settings.topics.requests_bulk)
     jobs = {h["chunk_id"] for _, h in chunked if h.get("chunk_count") == str(expected_chunks)}
     assert len(jobs) == 1, jobs  # the run's requests: the only ones cut into that many chunks
     chunk_id = jobs.pop()
@@ -178,7 +179,7 @@ async def test_an_interrupted_run_resumes_with_only_the_missing_chunks(
     assert spool is not None
     total = chunk_count(table.num_rows, spool.rows_per_chunk)
     assert total is not None and 20 <= len(spool.done) < total
-    requests = stack.settings.topics.requests
+    requests = stack.settings.topics.requests_bulk  # predict -o: the bulk lane
     sent_before = await _chunk_records(stack, requests, spool.chunk_id)
     assert len(sent_before) >= len(spool.done)
 
@@ -228,7 +229,7 @@ async def test_a_chunk_with_a_bad_row_is_reported_while_the_others_succeed(
     assert set(bad.column("error_code").to_pylist()) == {"model_failed"}
     assert bad.column("Molecule").to_pylist() == values[start:stop]
 
-    requests = stack.settings.topics.requests
+    requests = stack.settings.topics.requests_bulk  # predict -o: the bulk lane
     sent_before = await _chunk_records(stack, requests, spool.chunk_id)
     assert sorted(int(h["chunk_index"]) for _, h in sent_before) == list(range(5))
     code, _, _ = await _cli(stack, *args, **small)  # a retry sends the failed chunk only

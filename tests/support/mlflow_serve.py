@@ -25,7 +25,10 @@ class MlflowServe:
                      "--env-manager", "local", "-p", str(self.port), "--host", "127.0.0.1"]
         # mlflow runs ``uvicorn`` by name: the venv's bin directory must be on PATH.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        self.env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+        # The registry too: a test of this process may have pointed mlflow's registry URI
+        # elsewhere (``mlflow.set_registry_uri`` sets MLFLOW_REGISTRY_URI for children).
+        self.env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
+                    "MLFLOW_REGISTRY_URI": tracking_uri, "PATH": path}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

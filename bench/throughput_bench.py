@@ -450,7 +450,8 @@ class WorkerProcess:
         self.env = {
             **os.environ,
             "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "MODELBUS_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # over an inherited one
+            "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri,
             "MODELBUS_TOPIC_PREFIX": settings.topic_prefix,
             "MODELBUS_WORKER_MAX_IN_FLIGHT": str(settings.worker_max_in_flight),
             "MODELBUS_LOG_LEVEL": os.environ.get("MODELBUS_LOG_LEVEL", "WARNING"),

@@ -55,6 +55,7 @@ BACKLOG_REQUESTS, BACKLOG_ROWS = 2_500, 2_000  # 5M rows
 SHARE_REQUESTS = 500  # 1M rows behind continuous interactive requests
 QUIET_SAMPLES = 30
 DRAIN_TIMEOUT_S = 600.0
+CATALOG_CATCH_UP_S = 60.0  # the worker process's catalog view reading the new version
 
 
 def _register_linear_model(tracking_uri: str) -> str:
@@ -92,7 +93,9 @@ def _worker_process(settings: ModelbusSettings, log: Path) -> subprocess.Popen[b
     env = {
         **os.environ,
         "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MODELBUS_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # Over what this process's mlflow calls may have left in its environment.
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri,
         "MODELBUS_TOPIC_PREFIX": settings.topic_prefix,
         "MODELBUS_WORKER_MAX_CONTAINERS": "2",
         "MODELBUS_LOG_LEVEL": "WARNING",
@@ -118,10 +121,14 @@ async def _first_answer(client: AsyncModelbusClient, version: str,
     again while the worker's catalog view has not caught up; a worker that exits fails."""
 
     async def answered() -> None:
+        catching_up = time.monotonic() + CATALOG_CATCH_UP_S
         while True:
-            with contextlib.suppress(ModelNotFound):
+            try:
                 await client.predict(MODEL, _rows(1), version=version, timeout=WARM_UP_TIMEOUT_S)
                 return
+            except ModelNotFound:
+                if time.monotonic() > catching_up:
+                    raise
             await asyncio.sleep(0.2)
 
     # (the thread waiting for the worker ends when the fixture stops the worker)

@@ -167,6 +167,74 @@ async def lane_stack(
         yield LaneStack(settings, client, version, replies)
 
 
+# ------------------------------------------------------------------ which lane a caller uses
+
+async def _sent(stack: LaneStack) -> dict[str, int]:
+    """Records on each lane's requests topic so far (their end offsets, summed).
+
+    The embedded broker reports a partition's end as its last record batch's base offset
+    + 1, so these counts are exact only while every batch holds one record: this module's
+    first test, before any backlog or concurrent caller (a request sent alone is one
+    batch)."""
+    topics = stack.settings.topics
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        counts = {}
+        for lane, topic in (("interactive", topics.requests), ("bulk", topics.requests_bulk)):
+            partitions = [TopicPartition(topic, p)
+                          for p in consumer.partitions_for_topic(topic) or ()]
+            if not partitions:
+                partitions = await assign_all(consumer, topic, wait_s=10)
+            counts[lane] = sum((await consumer.end_offsets(partitions)).values())
+        return counts
+    finally:
+        await consumer.stop()
+
+
+async def _cli(stack: LaneStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ,
+           "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": stack.settings.kafka_bootstrap_servers,
+           "MODELBUS_TOPIC_PREFIX": stack.settings.topic_prefix}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "modelbus", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+async def test_chunked_calls_default_to_the_bulk_lane_and_any_call_may_choose(
+    lane_stack: LaneStack, tmp_path: Path
+) -> None:
+    stack, rows = lane_stack, _rows(10)  # one chunk: one request each
+    calls: list[tuple[str, Any]] = [
+        ("interactive", stack.client.predict(MODEL, rows, version=stack.version)),
+        ("bulk", stack.client.predict_table(MODEL, rows, version=stack.version)),
+        ("interactive", stack.client.predict_table(MODEL, rows, version=stack.version,
+                                                   lane="interactive")),
+        ("bulk", stack.client.predict(MODEL, rows, version=stack.version, lane="bulk")),
+    ]
+    for lane, call in calls:
+        before = await _sent(stack)
+        out = await call
+        assert out.column("y").to_pylist() == [2.0 * r + r / 4 for r in range(10)]
+        after = await _sent(stack)
+        assert {k: after[k] - before[k] for k in after} == {
+            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(rows, source)
+    for lane, extra in (("bulk", ()), ("interactive", ("--lane", "interactive"))):
+        before = await _sent(stack)
+        done = await _cli(stack, "predict", "--model", MODEL, "--version", stack.version,
+                          str(source), "-o", str(tmp_path / f"{lane}.parquet"), *extra)
+        assert done.returncode == 0, done.stderr
+        after = await _sent(stack)
+        assert {k: after[k] - before[k] for k in after} == {
+            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
+        assert pq.read_table(tmp_path / f"{lane}.parquet").column("y").to_pylist() == [
+            2.0 * r + r / 4 for r in range(10)]
+
+
 # ------------------------------------------------------------------ a pipeline's backlog
 
 def _rows(n: int) -> pa.Table:
@@ -408,67 +476,3 @@ async def test_partition_i_of_both_lanes_goes_to_the_same_member(kafka_bootstrap
         for member in members:
             await member.stop()
         await writer.stop()
-
-
-
-# ------------------------------------------------------------------ which lane a caller uses
-
-async def _sent(stack: LaneStack) -> dict[str, int]:
-    """Records on each lane's requests topic so far (their end offsets, summed)."""
-    topics = stack.settings.topics
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap_servers)
-    await consumer.start()
-    try:
-        counts = {}
-        for lane, topic in (("interactive", topics.requests), ("bulk", topics.requests_bulk)):
-            partitions = [TopicPartition(topic, p)
-                          for p in consumer.partitions_for_topic(topic) or ()]
-            if not partitions:
-                partitions = await assign_all(consumer, topic, wait_s=10)
-            counts[lane] = sum((await consumer.end_offsets(partitions)).values())
-        return counts
-    finally:
-        await consumer.stop()
-
-
-async def _cli(stack: LaneStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ,
-           "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": stack.settings.kafka_bootstrap_servers,
-           "MODELBUS_TOPIC_PREFIX": stack.settings.topic_prefix}
-    return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "modelbus", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-
-
-async def test_chunked_calls_default_to_the_bulk_lane_and_any_call_may_choose(
-    lane_stack: LaneStack, tmp_path: Path
-) -> None:
-    stack, rows = lane_stack, _rows(10)  # one chunk: one request each
-    calls: list[tuple[str, Any]] = [
-        ("interactive", stack.client.predict(MODEL, rows, version=stack.version)),
-        ("bulk", stack.client.predict_table(MODEL, rows, version=stack.version)),
-        ("interactive", stack.client.predict_table(MODEL, rows, version=stack.version,
-                                                   lane="interactive")),
-        ("bulk", stack.client.predict(MODEL, rows, version=stack.version, lane="bulk")),
-    ]
-    for lane, call in calls:
-        before = await _sent(stack)
-        out = await call
-        assert out.column("y").to_pylist() == [2.0 * r + r / 4 for r in range(10)]
-        after = await _sent(stack)
-        assert {k: after[k] - before[k] for k in after} == {
-            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
-
-    source = tmp_path / "in.parquet"
-    pq.write_table(rows, source)
-    for lane, extra in (("bulk", ()), ("interactive", ("--lane", "interactive"))):
-        before = await _sent(stack)
-        done = await _cli(stack, "predict", "--model", MODEL, "--version", stack.version,
-                          str(source), "-o", str(tmp_path / f"{lane}.parquet"), *extra)
-        assert done.returncode == 0, done.stderr
-        after = await _sent(stack)
-        assert {k: after[k] - before[k] for k in after} == {
-            "interactive": int(lane == "interactive"), "bulk": int(lane == "bulk")}
-        assert pq.read_table(tmp_path / f"{lane}.parquet").column("y").to_pylist() == [
-            2.0 * r + r / 4 for r in range(10)]

@@ -18,11 +18,10 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal
 
-LaneName = Literal["interactive", "bulk"]
+from modelbus_contract.lanes import Lane
 
-CURRENT_LANE: ContextVar[LaneName] = ContextVar("modelbus_lane", default="interactive")
+CURRENT_LANE: ContextVar[Lane] = ContextVar("modelbus_lane", default="interactive")
 
 
 @dataclass(frozen=True)

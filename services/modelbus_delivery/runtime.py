@@ -40,11 +40,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from modelbus_contract.lanes import Lane
+
 from .closing import close_quietly
 from .fetch_pacing import FetchPacing, apply_prefetch_backoff, pace
 from .kafka_config import KafkaOptions, as_options
 from .lane_fetch import LANE_PREFETCH_BACKOFF_S, LaneFetch
-from .lane_policy import CURRENT_LANE, LaneName, LanePolicy, LaneShares
+from .lane_policy import CURRENT_LANE, LanePolicy, LaneShares
 from .logs import get_logger
 from .paired_assignor import assignment_strategies
 from .poison import getmany_skipping_poison
@@ -425,7 +427,7 @@ class DeliveryRuntime:
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
-    def lane_of(self, topic: str) -> LaneName:
+    def lane_of(self, topic: str) -> Lane:
         """The lane of a topic's records."""
         return "bulk" if topic in self._bulk_topics else "interactive"
 
@@ -435,12 +437,14 @@ class DeliveryRuntime:
         if self.config.ordered_by_key:
             previous = self._last_by_key.get(record.key)
         bulk = tp.topic in self._bulk_topics
-        # The record's task (and what it calls) sees its lane.
-        token = CURRENT_LANE.set("bulk" if bulk else "interactive")
-        try:
+        if bulk:  # the record's task (and what it calls) sees its lane; the default is
+            token = CURRENT_LANE.set("bulk")  # interactive
+            try:
+                task = asyncio.create_task(self._process(tp, record, previous))
+            finally:
+                CURRENT_LANE.reset(token)
+        else:
             task = asyncio.create_task(self._process(tp, record, previous))
-        finally:
-            CURRENT_LANE.reset(token)
         if self.config.ordered_by_key:
             self._last_by_key[record.key] = task
             task.add_done_callback(functools.partial(self._forget_key, record.key))
@@ -473,7 +477,7 @@ class DeliveryRuntime:
                   partition=tp.partition, offset=offset, reason=reason)
         self.tracker.started(tp, offset)
         for out in self._quarantine.undecodable(tp.topic, tp.partition, offset, reason):
-            await self._publish_last_resort(out)
+            await self._publish_last_resort(out, self._writer_of(tp.topic))
         self.quarantined += 1
         self.tracker.finished(tp, offset)
         self._commit_wanted.set()
@@ -486,12 +490,8 @@ class DeliveryRuntime:
         if previous is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
-        outputs = await self._handle(record)
-        writer = self._writer
-        if self._bulk_writer is not None and tp.topic in self._bulk_topics:
-            writer = self._bulk_writer
-        for out in outputs:
-            await self._publish(record, out, writer)
+        for out in await self._handle(record):
+            await self._publish(record, out)
         self.handled += 1
         self.tracker.finished(tp, record.offset)
         self._commit_wanted.set()
@@ -523,10 +523,15 @@ class DeliveryRuntime:
                   reason=reason[:300])
         return self._quarantine.poisoned(record, reason)
 
-    async def _publish(
-        self, record: Inbound, out: Outgoing, writer: TopicWriter | None = None
-    ) -> None:
-        writer = writer or self._writer
+    def _writer_of(self, topic: str) -> TopicWriter:
+        """The writer of a record's outputs: the bulk lane's own, if it has one."""
+        if self._bulk_writer is not None and topic in self._bulk_topics:
+            return self._bulk_writer
+        return self._writer
+
+    async def _publish(self, record: Inbound, out: Outgoing) -> None:
+        """Publish an output of ``record`` through its lane's writer."""
+        writer = self._writer_of(record.topic)
         try:
             await writer.send(out.topic, out.key, out.value, out.headers)
             self._tell_published(out)
@@ -541,9 +546,8 @@ class DeliveryRuntime:
         for alternative in self._quarantine.unpublishable(record, out, refused):
             await self._publish_last_resort(alternative, writer)
 
-    async def _publish_last_resort(self, out: Outgoing, writer: TopicWriter | None = None) -> None:
+    async def _publish_last_resort(self, out: Outgoing, writer: TopicWriter) -> None:
         """Publish ``out``; if refused for good, its stripped form; wait out a broker outage."""
-        writer = writer or self._writer
         attempt = 0
         while True:
             attempt += 1

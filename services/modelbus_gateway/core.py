@@ -87,7 +87,6 @@ class Gateway:
         named = entries_named(self._catalog.entries, model)
         return [e.version for e in sorted(named, key=lambda e: version_order(e.version))]
 
-
     async def infer(self, request: Inference) -> Prediction:
         """Send ``request``; its ``Prediction`` or the ``ModelbusError`` of its answer.
 

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from modelbus_contract.arrow_bounds import ArrowStreamInvalid, ArrowStreamTooLarge, decode_table
-from modelbus_contract.arrow_codec import ARROW_STREAM
+from modelbus_contract.arrow_codec import ARROW_STREAM, table_to_ipc
 from modelbus_contract.errors import BadRequest, TooLarge
 from modelbus_contract.messages import CatalogEntry
 
@@ -110,13 +110,12 @@ def _tensors_or_table(key: str, value: Any, entry: CatalogEntry | None) -> pa.Ta
     if tensor_inputs(entry):
         assert entry is not None
         tensors = [p for p in entry.inputs if is_tensor(p)]
+        by_name = {p.name: p for p in tensors}
         if isinstance(value, dict):
-            by_name = {p.name: p for p in tensors}
             return pa.table({str(n): tensor(str(n), v, by_name.get(str(n)))
                              for n, v in value.items()})
         if value and isinstance(value, list) and all(isinstance(r, dict) for r in value):
             names = list(value[0])
-            by_name = {p.name: p for p in tensors}
             return pa.table({str(n): tensor(str(n), [r.get(n) for r in value],
                                             by_name.get(str(n))) for n in names})
         if len(tensors) != 1 or tensors[0].name is None:
@@ -199,9 +198,6 @@ def encode_predictions(table: pa.Table, entry: CatalogEntry | None, accept: str 
     """The answer body and its content type: an Arrow stream when ``accept`` asks for one,
     else ``{"predictions": ...}``."""
     if ARROW_STREAM in (accept or ""):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue().to_pybytes(), ARROW_STREAM
+        return table_to_ipc(table), ARROW_STREAM
     body = json.dumps({"predictions": predictions(table, entry)}, default=str)
     return body.encode(), JSON

@@ -15,7 +15,7 @@ import pyarrow as pa
 from modelbus_contract.errors import BadRequest
 from modelbus_contract.messages import CatalogEntry, Parameter
 
-from .columns import column, is_tensor, table_of_arrays, tensor
+from .columns import column, inputs_by_name, is_tensor, table_of_arrays, tensor
 from .mlflow_codec import BodyLimits, load_json
 
 BINARY_HEADER = "Inference-Header-Content-Length"
@@ -129,7 +129,7 @@ def decode_infer(
     data = load_json(header, limits)
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), list):
         raise BadRequest("the request must be an object with a list of `inputs`")
-    known = {p.name: p for p in (entry.inputs if entry is not None else [])}
+    known = inputs_by_name(entry)
     arrays: dict[str, pa.Array] = {}
     offset = 0
     for number, item in enumerate(data["inputs"]):

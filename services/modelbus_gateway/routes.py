@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from modelbus_client.prediction import Prediction
-from modelbus_contract.messages import CatalogEntry
+from modelbus_contract.messages import PREPARING, CatalogEntry
 from modelbus_contract.trace_context import valid_traceparent, valid_tracestate
 
 from . import mlflow_codec, oip_codec
@@ -139,7 +139,7 @@ class Routes:
 
     async def model_ready(self, request: web.Request) -> web.Response:
         entry = await self.gateway.entry(request.match_info["name"], version_spec(request))
-        ready = entry.serving is None or entry.serving.state != "preparing"
+        ready = entry.serving is None or entry.serving.state != PREPARING
         return web.Response(status=200 if ready else 503)
 
     async def infer(self, request: web.Request) -> web.Response:

@@ -17,7 +17,8 @@ from tests.support.timers import ManualTimers
 from tests.support.waiting import async_wait_for
 
 from modelbus_contract.errors import InferenceTimeout, ModelFailed
-from modelbus_delivery.lane_policy import CURRENT_LANE, LaneName
+from modelbus_contract.lanes import Lane
+from modelbus_delivery.lane_policy import CURRENT_LANE
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 
 WAIT_S = 5.0  # bounds a wait for something that happens within a few turns of the loop
@@ -290,7 +291,7 @@ async def test_without_a_start_the_same_deadline_expires() -> None:
     await batching.close()
 
 
-async def _in_lane(lane: LaneName, call: Awaitable[pa.Table]) -> pa.Table:
+async def _in_lane(lane: Lane, call: Awaitable[pa.Table]) -> pa.Table:
     CURRENT_LANE.set(lane)  # this task's context only, as the runtime sets it per record
     return await call
 

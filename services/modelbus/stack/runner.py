@@ -81,14 +81,15 @@ def metrics_ports(processes: Sequence[tuple[str, str]], first: int) -> dict[str,
     return {name: first + index for index, (_, name) in enumerate(processes)}
 
 
-def metrics_url(host: str, port: int) -> str:
-    """Where a user reaches an endpoint listening on ``host`` (every interface: loopback)."""
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/metrics"
-
-
 def gateway_url(host: str, port: int) -> str:
-    """Where a user reaches the gateway listening on ``host`` (every interface: loopback)."""
+    """Where a user reaches a server (the gateway, a service's ops port) listening on
+    ``host`` (every interface: loopback)."""
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+def metrics_url(host: str, port: int) -> str:
+    """Where a user reaches the metrics of a service listening on ``host``."""
+    return gateway_url(host, port) + "/metrics"
 
 
 def wait_external_kafka(bootstrap: str, timeout: float) -> None:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -28,7 +27,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from throughput_bench import (
     MlflowServe,
     WorkerProcess,
     log_linear_model,
+    quiet_logging,
     start_servers,
     wait_in_catalog,
 )
@@ -48,7 +47,6 @@ from modelbus.stack import free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery, catalog_view
 from modelbus_contract.settings import ModelbusSettings
 from modelbus_delivery.kafka_config import connection_options
-from modelbus_delivery.logs import configure_logging
 
 CONCURRENCY = (1, 16, 64)
 BIG_ROWS = 10_000
@@ -298,10 +296,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="length of each one-row measurement (default 10)")
     args = parser.parse_args()
-    configure_logging("ERROR")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    quiet_logging()
     seconds = 3.0 if args.quick else args.seconds
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mb-gateway-bench-") as tmp:

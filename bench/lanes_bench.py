@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import statistics
 import tempfile
 import time
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
@@ -40,21 +38,18 @@ from pathlib import Path
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from throughput_bench import (
-    WorkerProcess,
     load,
     log_linear_model,
+    quiet_logging,
     start_servers,
-    wait_in_catalog,
+    start_with_worker_process,
 )
 
 from modelbus.client import AsyncModelbusClient
-from modelbus.wiring import build_catalog, build_discovery
 from modelbus_client.tables import to_ipc_stream
 from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.headers import header_dict
 from modelbus_contract.topic_plan import reply_topic_spec
-from modelbus_delivery.catalog_view import CatalogView
-from modelbus_delivery.logs import configure_logging
 from modelbus_delivery.topics import assign_all, ensure_topics
 
 QUIET_SAMPLES = 60
@@ -218,15 +213,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     async with contextlib.AsyncExitStack() as stack:
         settings = start_servers(stack, tmp, f"bench-lanes-{run_id}.")
         version = log_linear_model(settings.mlflow_tracking_uri, name)
-        discovery, catalog = build_discovery(settings), build_catalog(settings)
-        worker = WorkerProcess(settings, tmp / "worker.log")
-        bus = AsyncModelbusClient(settings=settings)
-        view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog, 100)
-        for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
-                              (worker, worker.stop), (bus, bus.close), (view, view.stop)):
-            await service.start()
-            stack.push_async_callback(stop)
-        await wait_in_catalog(view, f"{name}/{version}")
+        bus, _ = await start_with_worker_process(stack, settings, tmp, f"{name}/{version}")
         await bus.predict(name, table(1), version, 900.0)  # files, container: the cold start
         for n in range(20):
             await one_row(bus, name, version, n)
@@ -247,10 +234,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="rounds, each a bulk-lane and a one-lane backlog")
     args = parser.parse_args()
-    configure_logging("ERROR")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    quiet_logging()
     versions = ", ".join(f"{d} {dist_version(d)}" for d in ("aiokafka", "pyarrow", "mlflow"))
     print(f"lanes bench: {os.cpu_count()} CPUs, load {load()}; {versions}", flush=True)
     started = time.monotonic()

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import importlib.util
 import itertools
-import logging
 import os
 import socket
 import subprocess
@@ -27,7 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -37,20 +35,17 @@ from throughput_bench import (
     HERE,
     TIMEOUT_S,
     Verifier,
-    WorkerProcess,
     load,
     log_linear_model,
+    quiet_logging,
     request_table,
     start_servers,
-    wait_in_catalog,
+    start_with_worker_process,
 )
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.stack import descendant_pids
-from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.settings import ModelbusSettings
-from modelbus_delivery.catalog_view import CatalogView
-from modelbus_delivery.logs import configure_logging
 
 IN_FLIGHT = 128
 SAMPLE_S = 30.0
@@ -271,15 +266,7 @@ async def run(minutes: float, in_flight: int, tmp: Path, samples: list[Sample],
         host, port = settings.kafka_bootstrap_servers.rsplit(":", 1)
         uri = settings.mlflow_tracking_uri
         v1 = log_linear_model(uri, name)
-        discovery, catalog = build_discovery(settings), build_catalog(settings)
-        worker = WorkerProcess(settings, tmp / "worker.log")
-        bus = AsyncModelbusClient(settings=settings)
-        view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog, 100)
-        for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
-                              (worker, worker.stop), (bus, bus.close), (view, view.stop)):
-            await service.start()
-            stack.push_async_callback(stop)
-        await wait_in_catalog(view, f"{name}/{v1}")
+        bus, worker = await start_with_worker_process(stack, settings, tmp, f"{name}/{v1}")
         t0 = time.perf_counter()
         await bus.predict(name, request_table(1), v1, COLD_TIMEOUT_S)
         print(f"{name} v{v1}: first request {time.perf_counter() - t0:.1f} s", flush=True)
@@ -403,10 +390,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--in-flight", type=int, default=IN_FLIGHT)
     args = parser.parse_args()
-    configure_logging("ERROR")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    quiet_logging()
     print_environment(args)
     samples: list[Sample] = []
     done = Load()

@@ -479,6 +479,32 @@ class WorkerProcess:
             print(f"worker did not stop within 60 s; killed; log: {self.log_path}")
 
 
+def quiet_logging() -> None:
+    """A bench's output is its numbers: modelbus's log at ERROR, no warnings, no MLflow
+    progress bars or info lines."""
+    configure_logging("ERROR")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+
+
+async def start_with_worker_process(
+    stack: contextlib.AsyncExitStack, settings: ModelbusSettings, tmp: Path, key: str
+) -> tuple[AsyncModelbusClient, WorkerProcess]:
+    """Discovery and catalog in this process, ``modelbus worker`` as its own, and a client
+    (all stopped with ``stack``); returns once ``key`` (NAME/VERSION) is in the catalog."""
+    discovery, catalog = build_discovery(settings), build_catalog(settings)
+    worker = WorkerProcess(settings, tmp / "worker.log")
+    bus = AsyncModelbusClient(settings=settings)
+    view = CatalogView(settings.kafka_bootstrap_servers, settings.topics.catalog, 100)
+    for service, stop in ((discovery, discovery.stop), (catalog, catalog.stop),
+                          (worker, worker.stop), (bus, bus.close), (view, view.stop)):
+        await service.start()
+        stack.push_async_callback(stop)
+    await wait_in_catalog(view, key)
+    return bus, worker
+
+
 async def wait_in_catalog(view: CatalogView, key: str) -> None:
     if not await view.wait_until(lambda entries: key in entries, 60):
         raise RuntimeError(f"{key} not in the catalog after 60 s")
@@ -867,10 +893,7 @@ def main() -> None:
                         help="run the worker in the bench's process and event loop (sharing "
                              "one core with the client) instead of its own process")
     args = parser.parse_args()
-    configure_logging("ERROR")  # failures are counted and summarised below
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    quiet_logging()  # failures are counted and summarised below
     print_environment(args)
     plan = QUICK if args.quick else FULL
     res = Results()

@@ -112,13 +112,15 @@ def exported_metric_names() -> set[str]:
     from modelbus_catalog.metrics import CatalogMetrics
     from modelbus_delivery.ops_http import Readiness, ReadinessCollector
     from modelbus_discovery.metrics import DiscoveryMetrics
+    from modelbus_gateway.metrics import GatewayMetrics
     from modelbus_worker.metrics import WorkerMetrics
 
     ready = CollectorRegistry()
     ready.register(ReadinessCollector(Readiness({"kafka": lambda: True})))
     registries = [
         WorkerMetrics().registry, CatalogMetrics().registry, DiscoveryMetrics().registry,
-        BrokerWatchMetrics(BrokerLimits(1.0, 1.0, 1)).registry, ready,
+        GatewayMetrics().registry, BrokerWatchMetrics(BrokerLimits(1.0, 1.0, 1)).registry,
+        ready,
     ]
     names = {"up"}
     for registry in registries:

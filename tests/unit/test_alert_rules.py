@@ -21,7 +21,8 @@ from tests.support.observability import (
 )
 
 # The list: lag growing, DLQ rate, error ratio per model, readiness down, slow cold
-# starts, a worker that stopped consuming.
+# starts, a worker that stopped consuming; for the HTTP gateway: down, sustained 5xx, sustained
+# 429s, a high p99, sustained 503s.
 REQUIRED_ALERTS = {
     "ModelbusConsumerLagGrowing",
     "ModelbusDeadLetters",
@@ -30,6 +31,11 @@ REQUIRED_ALERTS = {
     "ModelbusColdStartSlow",
     "ModelbusWorkerNotConsuming",
     "ModelbusWorkerNotPolling",
+    "ModelbusGatewayDown",
+    "ModelbusGatewayErrorRatio",
+    "ModelbusGatewayOverloaded",
+    "ModelbusGatewayLatencyHigh",
+    "ModelbusGatewayModelsUnavailable",
 }
 
 

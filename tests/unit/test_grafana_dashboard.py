@@ -20,7 +20,8 @@ from tests.support.observability import (
     tool,
 )
 
-# The list, by the metric each panel must show.
+# The list, by the metric each panel must show; then the gateway's (requests/s by
+# status class, p50 and p99, in flight, 429s and 5xx).
 REQUIRED = {
     "requests/s per model": ("modelbus_requests_total", "sum by (model) (rate("),
     "p50 per model": ("modelbus_request_duration_seconds_bucket", "histogram_quantile(0.5,"),
@@ -31,6 +32,13 @@ REQUIRED = {
     "containers": ("modelbus_containers", "sum by (state)"),
     "cold starts": ("modelbus_container_starts_total", "increase("),
     "cold start duration": ("modelbus_cold_start_seconds_bucket", "histogram_quantile"),
+    "gateway 2xx/s": ("modelbus_gateway_requests_total", 'status=~"2.."'),
+    "gateway 4xx/s": ("modelbus_gateway_requests_total", 'status=~"4.."'),
+    "gateway 5xx/s": ("modelbus_gateway_requests_total", 'status=~"5.."'),
+    "gateway p50": ("modelbus_gateway_request_seconds_bucket", "histogram_quantile(0.5,"),
+    "gateway p99": ("modelbus_gateway_request_seconds_bucket", "histogram_quantile(0.99,"),
+    "gateway in flight": ("modelbus_gateway_in_flight", "sum by (instance)"),
+    "gateway 429s": ("modelbus_gateway_refused_total", "sum by (reason)"),
 }
 
 

@@ -1,8 +1,10 @@
 """A real Prometheus (Debian's package) scrapes a running ``modelbus up`` (the package's
-``stack``) with the alert rules of ``deploy/prometheus`` loaded: after requests, every
-expression of the rules and of the Grafana dashboard is accepted by its query API, the key
-panels (requests/s, p50, errors by code, lag, containers, batch sizes) return data about
-those requests, every rule evaluates without error and none fires on the healthy stack."""
+``stack``, with its HTTP gateway) with the alert rules of ``deploy/prometheus`` loaded: after
+requests through Kafka and through the gateway, every expression of the rules and of the
+Grafana dashboard is accepted by its query API, the key panels (requests/s, p50, errors by
+code, lag, containers, batch sizes; the gateway's requests/s by status class, p50, p99 and in
+flight) return data about those requests, every rule evaluates without error and none fires
+on the healthy stack."""
 
 from __future__ import annotations
 
@@ -120,6 +122,27 @@ def _send(stack: Stack, ok: int, unknown: int) -> None:
             assert raised.value.code == "model_not_found"
 
 
+def _post_http(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _send_http(stack: Stack, ok: int, unknown: int) -> None:
+    """Through the gateway (MLflow's scoring protocol): ``ok`` answered requests, ``unknown``
+    ones for a model the catalog does not know (404)."""
+    body = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}).encode()
+    for _ in range(ok):
+        assert _post_http(f"{stack.gateway_url}/models/{stack.model}/invocations", body) == 200
+    for _ in range(unknown):
+        missing = f"no-such-{uuid.uuid4().hex[:8]}"
+        assert _post_http(f"{stack.gateway_url}/models/{missing}/invocations", body) == 404
+
+
 def _by_where(queries: list[Query], where: str) -> str:
     (expr,) = [q.expr for q in queries if q.where == where]
     return expr
@@ -137,9 +160,13 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
     # A series counts from its first scrape on: the error series of an unknown model is
     # made first, scraped, then counted up, so that its rate is not 0.
     _send(stack, ok=1, unknown=1)
+    _send_http(stack, ok=1, unknown=1)
     wait_for(lambda: prometheus.series('modelbus_requests_total{model="_unknown"}'), 15,
              interval=0.2, message="the first error answer scraped")
+    wait_for(lambda: prometheus.series('modelbus_gateway_requests_total{status="404"}'), 15,
+             interval=0.2, message="the gateway's first 404 scraped")
     _send(stack, ok=5, unknown=2)
+    _send_http(stack, ok=5, unknown=2)
 
     panels = dashboard_queries()
     model = stack.model
@@ -158,6 +185,12 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
         "errors by code": ("panel 'Errors/s by code' A", {"error_code": "model_not_found"}),
         "batch size p50": ("panel 'Batch sizes p50 and p99 by model' A", {"model": model}),
         "containers": ("panel 'Containers by state' A", {"state": "warm"}),
+        "gateway 2xx/s": ("panel 'Gateway requests/s by status class' A", {}),
+        "gateway 4xx/s": ("panel 'Gateway requests/s by status class' B", {}),
+        "gateway p50": ("panel 'Gateway latency p50 and p99 by protocol' A",
+                        {"protocol": "mlflow"}),
+        "gateway p99": ("panel 'Gateway latency p50 and p99 by protocol' B",
+                        {"protocol": "mlflow"}),
     }
 
     def key_panels() -> dict[str, float] | None:
@@ -168,6 +201,14 @@ def test_prometheus_scrapes_the_stack_and_every_rule_and_panel_query_works(
     got = wait_for(key_panels, 30, interval=0.5, message="the key panels show the requests")
     assert got["containers"] == 1
     assert got["batch size p50"] >= 1
+    # The gateway: nothing in flight between requests, no 5xx and no refusal on a healthy
+    # stack (the queries answer, with no series).
+    in_flight = _by_where(panels, "panel 'Gateway requests in flight' A")
+    assert _values(prometheus.series(in_flight)) == {
+        frozenset({("instance", f"127.0.0.1:{stack.ports['gateway']}")}): 0.0}
+    for where in ("panel 'Gateway requests/s by status class' C",
+                  "panel 'Gateway 429s and 5xx/s' A", "panel 'Gateway 429s and 5xx/s' B"):
+        assert prometheus.series(_by_where(panels, where)) == [], where
     # Lag: the requests topics' (both lanes), caught up once every answer is committed (0
     # is data too).
     lag_by_topic = _by_where(panels, "panel 'Consumer lag' A")

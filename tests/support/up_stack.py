@@ -1,5 +1,5 @@
-"""A ``modelbus up`` with its services' metrics on consecutive ports and one warm echo model
-(the operations tests' ``stack`` fixture, tests/ops/conftest.py)."""
+"""A ``modelbus up`` with its services' metrics on consecutive ports, its HTTP gateway and one
+warm echo model (the operations tests' ``stack`` fixture, tests/ops/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.stack.test_up import UpProcess
 
 from modelbus.stack import free_tcp_port, port_in_use
 
-SERVICES = ("discovery", "catalog", "worker")
+SERVICES = ("discovery", "catalog", "worker", "gateway")
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Stack:
     bootstrap: str
     model: str
     ports: dict[str, int]
+    gateway_url: str
 
 
 def _free_ports(count: int) -> int:
@@ -34,17 +35,19 @@ def _free_ports(count: int) -> int:
 
 
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``modelbus up`` with its metrics on consecutive ports and one warm echo model."""
+    """``modelbus up`` with its metrics on consecutive ports (the gateway's after the
+    workers'), its gateway and one warm echo model."""
     tmp_path = tmp_path_factory.mktemp("metrics-stack")
     telemetry = os.environ.get("MLFLOW_DISABLE_TELEMETRY")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # see tests/stack/test_recovery.py
     # The services' ports, then the embedded broker's watch.
-    kafka_port, mlflow_port, first = free_tcp_port(), free_tcp_port(), _free_ports(4)
+    kafka_port, mlflow_port, gateway_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    first = _free_ports(len(SERVICES) + 1)
     up = UpProcess(
         [
             *("--data-dir", str(tmp_path / "data")),
             *("--kafka-port", str(kafka_port), "--mlflow-port", str(mlflow_port)),
-            *("--metrics-port", str(first)),
+            *("--metrics-port", str(first), "--gateway-port", str(gateway_port)),
         ],
         tmp_path / "up.err",
     )
@@ -57,9 +60,10 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"mlflow tracking uri: {tracking_uri}",
             *(f"{s} metrics: http://127.0.0.1:{ports[s]}/metrics" for s in SERVICES),
             f"kafka metrics: http://127.0.0.1:{first + len(SERVICES)}/metrics",
+            f"gateway: http://127.0.0.1:{gateway_port}",
             "modelbus is up (Ctrl-C to stop)",
         ]
-        yield Stack(up, bootstrap, model, ports)
+        yield Stack(up, bootstrap, model, ports, f"http://127.0.0.1:{gateway_port}")
     finally:
         up.kill_everything()
         if telemetry is None:

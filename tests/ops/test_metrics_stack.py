@@ -161,7 +161,7 @@ def test_health_and_readiness_of_every_service(stack: Stack) -> None:
         "discovery": {"kafka": True, "mlflow": True},
         "catalog": {"kafka": True, "mlflow": True},
         "worker": {"docker": True, "kafka": True},
-        "gateway": {"kafka": True},
+        "gateway": {"http": True, "kafka": True},
     }
     for service, port in stack.ports.items():
         assert _get(port, "/healthz") == (200, "ok\n")

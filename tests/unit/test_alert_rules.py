@@ -13,6 +13,7 @@ from tests.support.observability import (
     ALERTS_TEST,
     KUBERNETES_JOB,
     PROMETHEUS_CONFIG,
+    REPO,
     exported_metric_names,
     load_rules,
     metric_names,
@@ -83,6 +84,19 @@ def test_the_rules_use_only_metrics_the_services_export() -> None:
         used = metric_names(query.expr)
         assert used, query
         assert used <= exported, f"{query.where}: {sorted(used - exported)} not exported"
+
+
+def test_the_monitoring_page_lists_every_alert_and_every_exported_metric() -> None:
+    page = (REPO / "docs" / "operations" / "monitoring.md").read_text()
+    alerts = {rule["alert"] for group in load_rules()["groups"] for rule in group["rules"]}
+    assert {a for a in alerts if f"| `{a}` |" not in page} == set()
+    exported = exported_metric_names() - {"up"}
+    histograms = {n.removesuffix("_bucket") for n in exported if n.endswith("_bucket")}
+    documented = {n for n in exported if f"| `{n}` |" in page} | {
+        h + suffix for h in histograms if f"| `{h}` |" in page
+        for suffix in ("_bucket", "_count", "_sum")
+    }
+    assert exported - documented == set()
 
 
 def test_the_kubernetes_scrape_job_follows_the_pods_annotations() -> None:

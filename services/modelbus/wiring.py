@@ -186,7 +186,7 @@ def assemble_worker(
         batches = BatchingPredictor(
             batches,
             BatchSettings(s.worker_batch_window_ms / 1000, s.worker_batch_max_rows,
-                          s.worker_batches_in_flight),
+                          s.worker_batches_in_flight, s.worker_lane_hold_ms / 1000),
             batchable=w.batchable(catalog.entries),
             starting=containers.starting if containers is not None else w.never,
             spans=BATCH_SPANS,

@@ -205,7 +205,8 @@ class ModelbusSettings(BaseSettings):
     worker_lane_hold_ms: float = Field(
         default=250.0, ge=0,
         description="How long after the last interactive request the bulk lane stays at its "
-        "minimum share (interactive callers often send again soon).",
+        "minimum share and a model version's bulk batches go to its container one at a time "
+        "(interactive callers often send again soon).",
     )
     worker_batching: bool = Field(
         default=True,

@@ -13,7 +13,10 @@ carries exactly its own rows, in order.
 Interactive requests go first: a request from the interactive lane (``CURRENT_LANE``, set
 by the delivery runtime) is queued ahead of every bulk-lane request of its version, so it
 waits for the batches running, never for a bulk backlog queued before it, and goes in a
-batch of interactive requests only (no larger than they are).
+batch of interactive requests only (no larger than they are). While a version had an
+interactive request within ``interactive_hold_s``, its bulk batches run one at a time: a
+container answers one connection's frames in order, so an interactive batch sent next waits
+for one bulk batch at most, not for every one in flight.
 
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -64,6 +68,7 @@ class BatchSettings:
     window_s: float = 0.0
     max_rows: int = 4096
     max_in_flight: int = 2  # per version: the container computes one while the next travels
+    interactive_hold_s: float = 0.25  # bulk batches one at a time this long after interactive
 
 
 @dataclass
@@ -129,6 +134,7 @@ class BatchingPredictor:
         starting: Callable[[str, str], bool] = lambda name, version: False,
         timers: Callable[[], Timers] = asyncio.get_running_loop,
         spans: BatchSpans = NO_SPANS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._predictor = predictor
         self.settings = settings or BatchSettings()
@@ -138,7 +144,9 @@ class BatchingPredictor:
         self._starting = starting
         self._timers = timers
         self._spans = spans
+        self._clock = clock
         self._queues: dict[_Key, _Queue] = {}
+        self._last_interactive: dict[tuple[str, str], float] = {}
         self._schema_ids = _SchemaIds()
         self._runs: set[asyncio.Task[None]] = set()
         self._not_row_wise: set[tuple[str, str]] = set()
@@ -163,6 +171,7 @@ class BatchingPredictor:
         else:
             queue.pending.insert(queue.urgent, item)
             queue.urgent += 1
+            self._last_interactive[(name, version)] = self._clock()
         queue.rows += table.num_rows
         self._schedule(key, queue)
         if timeout_s is None:
@@ -193,7 +202,7 @@ class BatchingPredictor:
 
     def _schedule(self, key: _Key, queue: _Queue) -> None:
         """Close the open batch now, at the end of this turn, after the window, or later."""
-        if not queue.pending or queue.running >= self.settings.max_in_flight:
+        if not queue.pending or queue.running >= self._in_flight_limit(key, queue):
             return  # a running batch's end schedules the next one
         if queue.rows >= self.settings.max_rows:
             if queue.closing is not None:
@@ -207,6 +216,20 @@ class BatchingPredictor:
                 if window > 0
                 else asyncio.get_running_loop().call_soon(self._close_batch, key, queue)
             )
+
+    def _in_flight_limit(self, key: _Key, queue: _Queue) -> int:
+        """How many batches of ``queue`` may run: one for bulk requests while the version's
+        interactive callers are about, else ``max_in_flight``."""
+        most = self.settings.max_in_flight
+        if queue.urgent or most <= 1:
+            return most
+        last = self._last_interactive.get((key[0], key[1]))
+        if last is None:
+            return most
+        if self._clock() - last < self.settings.interactive_hold_s:
+            return 1
+        del self._last_interactive[(key[0], key[1])]
+        return most
 
     def _close_batch(self, key: _Key, queue: _Queue) -> None:
         queue.closing = None

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from tests.support.waiting import async_wait_for
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.demo.models import _versions
+from modelbus.stack import EmbeddedBroker, free_tcp_port
 from modelbus.wiring import build_catalog, build_discovery
 from modelbus_contract.arrow_codec import ARROW_STREAM
 from modelbus_contract.channels import TopicSpec
@@ -145,14 +146,24 @@ async def _first_answer(client: AsyncModelbusClient, version: str,
 
 
 @pytest.fixture(scope="module")
+def lane_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of this module's own, as a deployment has one for its stack: the latencies
+    measured here are the lanes', not those of a broker every other test of the session
+    has filled and keeps polling (the embedded broker's fetches slow down as its
+    partitions grow)."""
+    with EmbeddedBroker(free_tcp_port(), tmp_path_factory.mktemp("lanes-kafka")) as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="module")
 async def lane_stack(
-    kafka_bootstrap: str, mlflow_tracking_uri: str, docker_client: Any,
+    lane_broker: str, mlflow_tracking_uri: str, docker_client: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LaneStack]:
     version = _register_linear_model(mlflow_tracking_uri)
-    settings = stack_settings(kafka_bootstrap, mlflow_tracking_uri)
+    settings = stack_settings(lane_broker, mlflow_tracking_uri)
     replies = f"{settings.topic_prefix}replies.pipeline"
-    await ensure_topics(kafka_bootstrap, [reply_topic_spec(settings, replies, 12)])
+    await ensure_topics(lane_broker, [reply_topic_spec(settings, replies, 12)])
     log = tmp_path_factory.mktemp("lanes") / "worker.log"
     async with contextlib.AsyncExitStack() as running:
         running.callback(lambda: remove_model_images(docker_client, [MODEL]))
@@ -379,19 +390,20 @@ async def test_interactive_requests_are_answered_promptly_behind_a_5m_row_bulk_b
         _answered_exactly_once(answers, cids)
     during = sorted(took for left, took in behind if left > 0)
     p90 = during[int(0.9 * len(during))]
+    within = sum(took <= bound for took in during)
     shown = (f"baseline {baseline * 1000:.1f} ms, batch {batch * 1000:.1f} ms, bound "
-             f"{bound * 1000:.1f} ms; first request behind {behind[0][0]:,} rows; p90 "
-             f"{p90 * 1000:.1f} ms of the latencies during the backlog (ms, sorted): "
+             f"{bound * 1000:.1f} ms; first request behind {behind[0][0]:,} rows; "
+             f"{within} of {len(during)} within the bound; p90 {p90 * 1000:.1f} ms of the "
+             f"latencies during the backlog (ms, sorted): "
              f"{[round(t * 1000, 1) for t in during]}")
     print(shown)
     assert behind[0][0] >= 1_000_000, shown
     assert len(during) >= 5, shown
-    # Alone (and in bench/lanes_bench.py) nine in ten are within the issue's bound; under
-    # the whole suite's load on two shared cores (its session stacks polling in this
-    # process) the median reached 57 ms against a bound of 60 ms. What is asserted: the
-    # median within twice the bound, where one lane for everything gives hundreds of times
-    # the baseline (the bench prints both).
-    assert statistics.median(during) <= 2 * bound, shown
+    # Nine in ten within the issue's bound (3x the quiet baseline plus one batch), where
+    # one lane for everything gives hundreds of times the baseline (bench/lanes_bench.py
+    # prints both). Not every one: on two cores shared with the broker, the container and
+    # the backlog's own work, a scheduler or collector pause now and then lands on one.
+    assert p90 <= bound, shown
 
 
 async def test_bulk_keeps_its_minimum_share_while_interactive_requests_keep_coming(

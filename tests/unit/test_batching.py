@@ -317,3 +317,85 @@ async def test_an_interactive_request_goes_in_the_next_batch_ahead_of_queued_bul
     assert [a.column("y").to_pylist() for a in answers] == [
         [2.0 * n, 2.0 * n + 1] for n in (1, 2, 3, 4)
     ]
+
+
+class PeakModel(LinearModel):
+    """A held ``LinearModel`` that yields once inside every predict, so batches sent at the
+    same time overlap there; ``peak`` is the most predicts it ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__(held=True)
+        self.running = self.peak = 0
+
+    async def predict(
+        self, name: str, version: str, table: pa.Table, timeout_s: float | None = None
+    ) -> pa.Table:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(0)
+            return await super().predict(name, version, table, timeout_s)
+        finally:
+            self.running -= 1
+
+
+async def _interactive_then_bulk(clock_after_interactive: float) -> PeakModel:
+    """One interactive request at t=0, then four bulk requests of one batch each at
+    ``clock_after_interactive``, while the interactive one computes; the model answers
+    once all are queued."""
+    model, now = PeakModel(), [0.0]
+    batching = BatchingPredictor(model, BatchSettings(max_rows=2, max_in_flight=2,
+                                                      interactive_hold_s=0.25),
+                                 clock=lambda: now[0])
+    urgent = asyncio.create_task(_in_lane("interactive", batching.predict("m", "1", _request(9))))
+    await _in_the_model(model, [1])
+    now[0] = clock_after_interactive
+    bulk = [asyncio.create_task(_in_lane("bulk", batching.predict("m", "1", _request(n, 2))))
+            for n in range(4)]
+    marker = asyncio.create_task(batching.predict("m", "2", _request(0, rows=5)))
+    await async_wait_for(lambda: 5 in model.calls, WAIT_S, interval=0.001,
+                         message="the other version's request in the model")
+    model.release.set()
+    answers = await asyncio.gather(*bulk)
+    assert (await urgent).column("y").to_pylist() == [18.0]
+    await marker
+    assert [a.column("y").to_pylist() for a in answers] == [
+        [2.0 * n, 2.0 * n + 1] for n in range(4)
+    ]
+    return model
+
+
+async def test_bulk_batches_run_one_at_a_time_while_the_versions_interactive_callers_are_about(
+) -> None:
+    model = await _interactive_then_bulk(clock_after_interactive=0.2)
+    # Nothing of the bulk lane went beside the interactive batch, nor beside each other
+    # (the other version's request is alone in its own queue and counts apart).
+    assert model.calls == [1, 5, 2, 2, 2, 2]
+    assert model.peak == 2  # the interactive batch and the other version's request
+
+
+async def test_after_the_hold_bulk_batches_are_pipelined_again() -> None:
+    model = await _interactive_then_bulk(clock_after_interactive=0.3)
+    # One bulk batch went beside the running interactive one at once, before the marker.
+    assert model.calls == [1, 2, 5, 2, 2, 2]
+    assert model.peak == 3
+
+
+async def test_an_interactive_request_goes_beside_the_one_bulk_batch_running() -> None:
+    model, now = LinearModel(held=True), [0.0]
+    batching = BatchingPredictor(model, BatchSettings(max_rows=2, max_in_flight=2),
+                                 clock=lambda: now[0])
+    first = asyncio.create_task(_in_lane("interactive", batching.predict("m", "1", _request(9))))
+    await _in_the_model(model, [1])
+    model.release.set()
+    await first
+    model.release.clear()  # held again; the version's interactive caller was here at t=0
+    bulk = [asyncio.create_task(_in_lane("bulk", batching.predict("m", "1", _request(n, 2))))
+            for n in range(3)]
+    await _in_the_model(model, [1, 2])
+    urgent = asyncio.create_task(_in_lane("interactive", batching.predict("m", "1", _request(7))))
+    await _in_the_model(model, [1, 2, 1])  # at once: one bulk batch ahead of it, not two
+    model.release.set()
+    await asyncio.gather(*bulk)
+    assert (await urgent).column("y").to_pylist() == [14.0]
+    assert model.calls == [1, 2, 1, 2, 2]

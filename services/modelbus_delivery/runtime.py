@@ -49,7 +49,8 @@ from .lane_fetch import LANE_PREFETCH_BACKOFF_S, LaneFetch
 from .lane_policy import CURRENT_LANE, LanePolicy, LaneShares
 from .logs import get_logger
 from .paired_assignor import assignment_strategies
-from .poison import getmany_skipping_poison
+from .poison import Batch, getmany_skipping_poison
+from .poll_context import ALONE_IN_POLL
 from .records import RECORDS_PER_TURN, Inbound, Outgoing, PoisonRecord
 from .retry import Backoff
 from .watermarks import OffsetTracker
@@ -421,9 +422,7 @@ class DeliveryRuntime:
             self._backoff.reset()
             self.last_poll = time.time()
             pace(consumer, self._pacing, batch, self.config.name)
-            for tp, records in batch.items():
-                for record in records:
-                    self._dispatch(tp, Inbound.of(record))
+            self._dispatch_poll(batch)
             if batch:
                 await asyncio.sleep(0)  # the chunk's handlers run before the next chunk
 
@@ -431,20 +430,30 @@ class DeliveryRuntime:
         """The lane of a topic's records."""
         return "bulk" if topic in self._bulk_topics else "interactive"
 
-    def _dispatch(self, tp: TopicPartition, record: Inbound) -> None:
+    def _dispatch_poll(self, batch: Batch) -> None:
+        """Start a task for every record of one poll."""
+        alone = sum(len(records) for records in batch.values()) == 1
+        for tp, records in batch.items():
+            for record in records:
+                self._dispatch(tp, Inbound.of(record), alone)
+
+    def _dispatch(self, tp: TopicPartition, record: Inbound, alone: bool = False) -> None:
         self.tracker.started(tp, record.offset)
         previous = None
         if self.config.ordered_by_key:
             previous = self._last_by_key.get(record.key)
         bulk = tp.topic in self._bulk_topics
-        if bulk:  # the record's task (and what it calls) sees its lane; the default is
-            token = CURRENT_LANE.set("bulk")  # interactive
-            try:
-                task = asyncio.create_task(self._process(tp, record, previous))
-            finally:
-                CURRENT_LANE.reset(token)
-        else:
+        # The record's task (and what it calls) sees its lane and whether it came alone;
+        # the defaults (interactive, not alone) cost nothing to keep.
+        lane = CURRENT_LANE.set("bulk") if bulk else None
+        lone = ALONE_IN_POLL.set(True) if alone else None
+        try:
             task = asyncio.create_task(self._process(tp, record, previous))
+        finally:
+            if lone is not None:
+                ALONE_IN_POLL.reset(lone)
+            if lane is not None:
+                CURRENT_LANE.reset(lane)
         if self.config.ordered_by_key:
             self._last_by_key[record.key] = task
             task.add_done_callback(functools.partial(self._forget_key, record.key))

@@ -18,6 +18,12 @@ interactive request within ``interactive_hold_s``, its bulk batches run one at a
 container answers one connection's frames in order, so an interactive batch sent next waits
 for one bulk batch at most, not for every one in flight.
 
+A request that came alone in its poll (``ALONE_IN_POLL``, set by the delivery runtime) while
+its version has nothing queued or running goes to the model at once, in the caller's own task:
+there is no company to gather, and the turns of the event loop a batch takes to close would
+only let the consumer's fetching run first. Requests arriving meanwhile queue behind it as
+behind any running batch.
+
 A batch that fails is retried request by request, so one bad request never fails the
 others. A model whose output has a different number of rows than its input is not
 row-wise: that batch is retried one by one and the version is never batched again.
@@ -41,6 +47,7 @@ import pyarrow as pa
 from modelbus_contract.errors import InferenceTimeout, InternalError, ModelbusError
 from modelbus_delivery.lane_policy import CURRENT_LANE
 from modelbus_delivery.logs import get_logger
+from modelbus_delivery.poll_context import ALONE_IN_POLL
 
 from .ports import NO_SPANS, BatchSpans, Predictor
 
@@ -163,15 +170,19 @@ class BatchingPredictor:
             return await self._predictor.predict(name, version, table, timeout_s)
         key = (name, version, self._schema_ids.of(name, version, table.schema))
         queue = self._queues.get(key)
+        bulk = CURRENT_LANE.get() == "bulk"
+        if not bulk:
+            self._last_interactive[(name, version)] = self._clock()
         if queue is None:
             queue = self._queues[key] = _Queue()
+            if ALONE_IN_POLL.get() and self.settings.window_s <= 0:
+                return await self._alone(key, queue, table, timeout_s)
         item = _Pending(table, timeout_s, span=self._spans.current())
-        if CURRENT_LANE.get() == "bulk":
+        if bulk:
             queue.pending.append(item)
         else:
             queue.pending.insert(queue.urgent, item)
             queue.urgent += 1
-            self._last_interactive[(name, version)] = self._clock()
         queue.rows += table.num_rows
         self._schedule(key, queue)
         if timeout_s is None:
@@ -250,8 +261,21 @@ class BatchingPredictor:
         task.add_done_callback(lambda t: self._batch_done(key, queue, t))
         self._schedule(key, queue)
 
+    async def _alone(
+        self, key: _Key, queue: _Queue, table: pa.Table, timeout_s: float | None
+    ) -> pa.Table:
+        """Predict a lone request in the caller's task, counted as a running batch."""
+        queue.running += 1
+        try:
+            return await self._predictor.predict(key[0], key[1], table, timeout_s)
+        finally:
+            self._ran(key, queue)
+
     def _batch_done(self, key: _Key, queue: _Queue, task: asyncio.Task[None]) -> None:
         self._runs.discard(task)
+        self._ran(key, queue)
+
+    def _ran(self, key: _Key, queue: _Queue) -> None:
         queue.running -= 1
         if queue.pending:
             self._schedule(key, queue)

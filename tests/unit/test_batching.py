@@ -19,6 +19,7 @@ from tests.support.waiting import async_wait_for
 from modelbus_contract.errors import InferenceTimeout, ModelFailed
 from modelbus_contract.lanes import Lane
 from modelbus_delivery.lane_policy import CURRENT_LANE
+from modelbus_delivery.poll_context import ALONE_IN_POLL
 from modelbus_worker.batching import BatchingPredictor, BatchSettings
 
 WAIT_S = 5.0  # bounds a wait for something that happens within a few turns of the loop
@@ -399,3 +400,52 @@ async def test_an_interactive_request_goes_beside_the_one_bulk_batch_running() -
     await asyncio.gather(*bulk)
     assert (await urgent).column("y").to_pylist() == [14.0]
     assert model.calls == [1, 2, 1, 2, 2]
+
+
+async def _alone_in_poll(call: Awaitable[pa.Table]) -> pa.Table:
+    ALONE_IN_POLL.set(True)  # this task's context only, as the runtime sets it per record
+    return await call
+
+
+async def test_a_request_alone_in_its_poll_goes_to_the_model_in_its_own_task() -> None:
+    model = LinearModel(held=True)
+    batching = BatchingPredictor(model, BatchSettings(max_in_flight=1))
+    lone = asyncio.create_task(_alone_in_poll(batching.predict("m", "1", _request(1))))
+    await _in_the_model(model, [1])
+    assert batching._runs == set()  # no batch task: the caller's task calls the model
+    # Requests arriving meanwhile queue behind it as behind a running batch.
+    later = [asyncio.create_task(batching.predict("m", "1", _request(n))) for n in (2, 3)]
+    marker = asyncio.create_task(batching.predict("m", "2", _request(0, rows=5)))
+    await _in_the_model(model, [1, 5])
+    model.release.set()
+    answers = await asyncio.gather(lone, *later)
+    await marker
+    assert model.calls == [1, 5, 2]
+    assert [a.column("y").to_pylist() for a in answers] == [[2.0], [4.0], [6.0]]
+    assert batching._queues == {}
+
+
+async def test_a_lone_request_joins_the_queue_of_a_version_that_has_one() -> None:
+    model = LinearModel(held=True)
+    batching = BatchingPredictor(model, BatchSettings(max_in_flight=1))
+    first = asyncio.create_task(batching.predict("m", "1", _request(1)))
+    await _in_the_model(model, [1])
+    lone = [asyncio.create_task(_alone_in_poll(batching.predict("m", "1", _request(n))))
+            for n in (2, 3)]
+    marker = asyncio.create_task(batching.predict("m", "2", _request(0, rows=5)))
+    await _in_the_model(model, [1, 5])  # queued, not sent: one batch in flight at most
+    model.release.set()
+    answers = await asyncio.gather(first, *lone)
+    await marker
+    assert model.calls == [1, 5, 2]
+    assert [a.column("y").to_pylist() for a in answers] == [[2.0], [4.0], [6.0]]
+
+
+async def test_a_lone_request_that_fails_fails_alone_and_frees_its_version() -> None:
+    model = LinearModel()
+    batching = BatchingPredictor(model, BatchSettings())
+    with pytest.raises(ModelFailed, match="negative a"):
+        await _alone_in_poll(batching.predict("m", "1", _request(-1)))
+    assert batching._queues == {}
+    assert (await _alone_in_poll(batching.predict("m", "1", _request(2)))).column(
+        "y").to_pylist() == [4.0]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from modelbus_delivery.lane_policy import CURRENT_LANE
+from modelbus_delivery.poll_context import ALONE_IN_POLL
 from modelbus_delivery.records import Inbound, Outgoing
 from modelbus_delivery.runtime import DeliveryRuntime, RuntimeConfig
 from modelbus_delivery.writer import PublishFailed
@@ -79,3 +81,27 @@ async def test_each_record_runs_in_its_lane_and_bulk_answers_use_the_bulk_writer
     clock.now += 1.0
     assert runtime.lanes.bulk_room(0, 0) == 50
     assert (runtime.lane_of(BULK), runtime.lane_of(INTERACTIVE)) == ("bulk", "interactive")
+
+
+def _consumed(topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+
+async def test_a_record_alone_in_its_poll_is_told_so_and_records_polled_together_are_not() -> None:
+    seen: list[tuple[int, bool]] = []
+
+    async def handle(record: Inbound) -> list[Outgoing]:
+        seen.append((record.offset, ALONE_IN_POLL.get()))
+        return []
+
+    runtime = DeliveryRuntime(
+        "127.0.0.1:9", RuntimeConfig("t", (INTERACTIVE, BULK), "g", bulk_topics=(BULK,)),
+        handle, _Quarantine(), _Writer(), bulk_writer=_Writer(),  # type: ignore[arg-type]
+    )
+    runtime._dispatch_poll({TopicPartition(INTERACTIVE, 0): [_consumed(INTERACTIVE, 0)]})
+    runtime._dispatch_poll({TopicPartition(INTERACTIVE, 0): [_consumed(INTERACTIVE, 1)],
+                            TopicPartition(BULK, 0): [_consumed(BULK, 0)]})
+    runtime._dispatch_poll({TopicPartition(BULK, 0): [_consumed(BULK, 1), _consumed(BULK, 2)]})
+    await asyncio.gather(*list(runtime._tasks))
+    assert sorted(seen) == [(0, False), (0, True), (1, False), (1, False), (2, False)]
+    assert ALONE_IN_POLL.get() is False  # the runtime's own context is left as it was

@@ -1,13 +1,14 @@
 """Channel bench: the worker's side of one container call, without the container's work.
 
 A stand-in runtime in a child process answers every ``PREDICT`` frame on a real unix
-socket with a fixed one-row ``RESULT`` at once (blocking sockets, as the in-container
-runtime reads and writes). This process makes one-row calls through the worker's
-``Channel``, one at a time: the wall time per call (median) and the process CPU per call
-are what the worker's event loop spends around a container round trip. As a same-run floor,
-the same exchange over a blocking socket (``send_frame``/``recv_frame``, no event loop).
+socket with a fixed one-row ``RESULT``, at once or ``--answer-after-ms`` later (blocking
+sockets, as the in-container runtime reads and writes). This process makes one-row calls
+through the worker's ``Channel``, one at a time: the wall time per call (median) and the
+process CPU per call are what the worker's event loop spends around a container round trip.
+As a same-run floor, the same exchange over a blocking socket (``send_frame``/``recv_frame``,
+no event loop).
 
-    .venv/bin/python bench/channel_bench.py [--calls 20000] [--rounds 5]
+    .venv/bin/python bench/channel_bench.py [--calls 20000] [--rounds 5] [--answer-after-ms 0]
 
 Older code: ``PYTHONPATH=<worktree>/services .venv/bin/python bench/channel_bench.py``.
 """
@@ -33,8 +34,9 @@ REQUEST = table_to_ipc(pa.table({"a": [1.0], "b": [2.0]}))
 RESULT = table_to_ipc(pa.table({"y": [4.0]}))
 
 
-def serve(path: str) -> None:
-    """The stand-in runtime: answers each connection's frames in order, at once."""
+def serve(path: str, delay_s: float) -> None:
+    """The stand-in runtime: answers each connection's frames in order, ``delay_s`` after
+    each came (0: at once)."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(8)
@@ -43,6 +45,8 @@ def serve(path: str) -> None:
         try:
             while True:
                 kind, _payload = recv_frame(conn)
+                if delay_s:
+                    time.sleep(delay_s)
                 send_frame(conn, Kind.PONG if kind == Kind.PING else Kind.RESULT,
                            b"{}" if kind == Kind.PING else RESULT)
         except Exception:  # EOF, a broken frame: the next connection
@@ -90,11 +94,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--answer-after-ms", type=float, default=0.0,
+                        help="the stand-in answers this long after each call (a model's work: "
+                        "the worker's CPU idles in between, as it does between real calls)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runtime.sock"
         runtime = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(str(path),), daemon=True)
+            target=serve, args=(str(path), args.answer_after_ms / 1000), daemon=True)
         runtime.start()
         deadline = time.monotonic() + 30
         while not path.exists():  # the child binds the socket

@@ -167,3 +167,41 @@ async def test_a_missing_socket_is_a_connection_error(tmp_path: Path) -> None:
         await channel.call(Kind.PREDICT, b"0:x")
     with pytest.raises(CONNECTION_LOST):
         await channel.ping()
+
+
+async def test_replies_in_any_split_of_the_bytes_reach_their_calls_whole(tmp_path: Path) -> None:
+    """Frames are cut where the socket cuts them: byte by byte, several in one write, a
+    payload of megabytes; a frame cut off by the runtime closing is a lost connection."""
+    big = bytes(range(256)) * 16_384  # 4 MiB
+    replies = [encode_frame(Kind.RESULT, b"one"), encode_frame(Kind.RESULT, b""),
+               encode_frame(Kind.RESULT, big), encode_frame(Kind.ERROR, b"{}")]
+    wire = b"".join(replies)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(4):  # every call's frame is in before any answer goes
+            _, length = decode_header(await reader.readexactly(HEADER.size))
+            await reader.readexactly(length)
+        for i in range(8):  # the first frame byte by byte, the rest in two writes
+            writer.write(wire[i:i + 1])
+            await writer.drain()
+        writer.write(wire[8:100])
+        writer.write(wire[100:])
+        await writer.drain()
+        _, length = decode_header(await reader.readexactly(HEADER.size))
+        await reader.readexactly(length)
+        writer.write(encode_frame(Kind.RESULT, b"cut off")[:-2])  # then the runtime goes
+        await writer.drain()
+        writer.close()
+
+    path = tmp_path / "split.sock"
+    server = await asyncio.start_unix_server(answer, str(path))
+    channel = Channel(path)
+    try:
+        calls = asyncio.gather(*(channel.call(Kind.PREDICT, b"x" * n) for n in (1, 0, 70_000, 3)))
+        assert await asyncio.wait_for(calls, WAIT_S) == [
+            (Kind.RESULT, b"one"), (Kind.RESULT, b""), (Kind.RESULT, big), (Kind.ERROR, b"{}")]
+        with pytest.raises(CONNECTION_LOST):
+            await asyncio.wait_for(channel.call(Kind.PREDICT, b"last"), WAIT_S)
+    finally:
+        channel.close()
+        server.close()

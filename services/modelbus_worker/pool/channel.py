@@ -2,8 +2,8 @@
 
 One connection per container carries every request, pipelined: a call writes its frame
 and waits for the reply, while other calls write theirs behind it. The runtime answers
-the frames of one connection in the order they came, so a single reader task hands each
-reply to the oldest waiting call. A call that is cancelled (a timeout) keeps its place in
+the frames of one connection in the order they came, so each reply, parsed as its bytes
+arrive, goes to the oldest waiting call. A call that is cancelled (a timeout) keeps its place in
 that order; its reply, when it comes, is read and dropped.
 
 Health checks (:meth:`Channel.ping`) open a connection of their own, so they are answered
@@ -48,24 +48,31 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes]:
     return kind, (await reader.readexactly(length) if length else b"")
 
 
-class PipelinedConnection:
-    """One open connection shared by any number of concurrent calls."""
+class PipelinedConnection(asyncio.Protocol):
+    """One open connection shared by any number of concurrent calls.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    Replies are parsed as the bytes arrive (``data_received``) and handed to the oldest
+    waiting call there and then: the caller resumes in the loop's next turn, not a turn
+    after a reader task woke up.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
         self._waiting: deque[asyncio.Future[tuple[Kind, bytes]]] = deque()
         self._failure: BaseException | None = None
-        self._task = asyncio.create_task(self._read_replies())
+        self._paused = False  # the transport's write buffer is full (flow control)
+        self._drained: list[asyncio.Future[None]] = []
 
     @classmethod
     async def open(cls, path: Path) -> PipelinedConnection:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=_READ_LIMIT)
-        return cls(reader, writer)
+        _, conn = await asyncio.get_running_loop().create_unix_connection(cls, str(path))
+        return conn
 
     @property
     def usable(self) -> bool:
-        return self._failure is None and not self._writer.is_closing()
+        return (self._failure is None and self._transport is not None
+                and not self._transport.is_closing())
 
     @property
     def in_flight(self) -> int:
@@ -75,30 +82,68 @@ class PipelinedConnection:
         """Send one frame and wait for its reply (others may be on the wire meanwhile)."""
         if self._failure is not None:
             raise self._failure
+        transport = self._transport
+        assert transport is not None  # set by connection_made before open returns
         reply: asyncio.Future[tuple[Kind, bytes]] = asyncio.get_running_loop().create_future()
         # Written without an await in between: frames of concurrent calls never interleave,
         # and the order of ``_waiting`` is the order on the wire.
-        _write_frame(self._writer, kind, payload)
+        for chunk in frame_chunks(kind, payload):  # writelines would join (copy) them
+            transport.write(chunk)
         self._waiting.append(reply)
-        await self._writer.drain()
+        if self._paused:
+            drained = asyncio.get_running_loop().create_future()
+            self._drained.append(drained)
+            await drained
         return await reply
 
-    async def _read_replies(self) -> None:
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
         try:
-            while True:
-                frame = await _read_frame(self._reader)
+            while len(buffer) >= HEADER.size:
+                kind, length = decode_header(bytes(buffer[:HEADER.size]))
+                end = HEADER.size + length
+                if len(buffer) < end:
+                    return
+                with memoryview(buffer) as view:
+                    payload = bytes(view[HEADER.size:end])
+                del buffer[:end]
                 if not self._waiting:
-                    raise ProtocolError(f"unrequested {frame[0].name} frame from the runtime")
+                    raise ProtocolError(f"unrequested {kind.name} frame from the runtime")
                 reply = self._waiting.popleft()
                 if not reply.done():  # a cancelled caller's reply is dropped
-                    reply.set_result(frame)
-        except asyncio.CancelledError:
-            self._fail(ConnectionError("connection closed"))
-            raise
-        except (*CONNECTION_LOST, ProtocolError) as exc:
+                    reply.set_result((kind, payload))
+        except ProtocolError as exc:
             self._fail(exc)
-        except Exception as exc:  # never leave a caller waiting
-            self._fail(ConnectionError(f"connection failed: {exc!r}"))
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself; connection_lost fails the callers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._buffer:
+            lost: BaseException = asyncio.IncompleteReadError(bytes(self._buffer), None)
+        else:
+            lost = exc if exc is not None else ConnectionError("connection closed by the runtime")
+        self._fail(lost)
+        self._resume()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._resume()
+
+    def _resume(self) -> None:
+        drained, self._drained = self._drained, []
+        for waiter in drained:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
@@ -107,10 +152,10 @@ class PipelinedConnection:
             reply = self._waiting.popleft()
             if not reply.done():
                 reply.set_exception(exc)
-        self._writer.close()
+        if self._transport is not None:
+            self._transport.close()
 
     def close(self) -> None:
-        self._task.cancel()
         self._fail(ConnectionError("connection closed"))
 
 

@@ -17,7 +17,7 @@ from modelbus_contract.errors import (
     ModelbusError,
     ModelFailed,
 )
-from modelbus_delivery.logs import get_logger
+from modelbus_delivery.logs import debug_enabled, get_logger
 from modelbus_worker.failures import StartFailure, remember_failure
 from modelbus_worker.pool.channel import CONNECTION_LOST
 from modelbus_worker.pool.containers import DockerContainers
@@ -137,7 +137,6 @@ class ContainerPool:
         InferenceTimeout, ModelNotFound or InternalError.
         """
         key = model_key(name, version)
-        bound = log.bind(model=name, model_version=version)
         ceiling = self.settings.request_timeout_s
         timeout = min(timeout_s or ceiling, ceiling)
         t0 = time.perf_counter()
@@ -157,7 +156,7 @@ class ContainerPool:
             except (*CONNECTION_LOST, ProtocolError) as exc:
                 await self._drop(c, f"connection lost: {exc!r}")
                 if retry_allowed(attempt):
-                    bound.warning("container_lost_retrying", attempt=attempt)
+                    _bound(name, version).warning("container_lost_retrying", attempt=attempt)
                     continue
                 raise ModelFailed(f"{key}: container died twice serving the request") from exc
             finally:
@@ -166,16 +165,18 @@ class ContainerPool:
             t2 = time.perf_counter()
             if kind == Kind.ERROR:
                 info = decode_json(body)
-                bound.info("model_raised", stage=info.get("stage"), error=info.get("type"))
+                _bound(name, version).info("model_raised", stage=info.get("stage"),
+                                           error=info.get("type"))
                 raise ModelFailed(f"{info.get('type')}: {info.get('message')}")
             if kind != Kind.RESULT:
                 raise InternalError(f"{key}: runtime answered {kind.name} to PREDICT")
             result = await _offload(ipc_to_table, body, len(body))
-            bound.debug(
-                "predicted", rows=table.num_rows, attempt=attempt,
-                acquire_ms=round((t1 - t0) * 1e3, 3), call_ms=round((t2 - t1) * 1e3, 3),
-                total_ms=round((time.perf_counter() - t0) * 1e3, 3),
-            )
+            if debug_enabled():
+                _bound(name, version).debug(
+                    "predicted", rows=table.num_rows, attempt=attempt,
+                    acquire_ms=round((t1 - t0) * 1e3, 3), call_ms=round((t2 - t1) * 1e3, 3),
+                    total_ms=round((time.perf_counter() - t0) * 1e3, 3),
+                )
             return result
         raise InternalError("unreachable")  # pragma: no cover
 
@@ -321,3 +322,8 @@ async def _offload(func: Any, arg: Any, size: int) -> Any:
     if size >= _OFFLOAD_BYTES:
         return await asyncio.to_thread(func, arg)
     return func(arg)
+
+
+def _bound(name: str, version: str) -> Any:
+    """The log with the model version bound (built only to log: not per request)."""
+    return log.bind(model=name, model_version=version)

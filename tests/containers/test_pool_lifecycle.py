@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from typing import Any
 
 import pyarrow as pa
@@ -79,22 +80,36 @@ async def test_lru_cap_evicts_least_recently_used(
 
 
 async def test_stale_containers_of_dead_workers_are_removed(
-    pools: Any, scale_model: str, docker_client: Any, base_image: str
+    pools: Any, scale_model: str, docker_client: Any, base_image: str,
+    container_settings: Any,
 ) -> None:
+    """A killed worker's container goes, and with it the socket directory it had mounted;
+    another socket directory (a live worker's container may be starting in it) stays."""
     import socket
+    import uuid
 
+    from modelbus_worker.pool.containers import SOCKET_MOUNT
+
+    socket_dir, other = (container_settings.socket_root / f"test-{uuid.uuid4().hex[:8]}"
+                         for _ in range(2))
+    for path in (socket_dir, other):
+        path.mkdir(parents=True)
+    (socket_dir / "model.sock").write_bytes(b"")
     stale = await asyncio.to_thread(
         docker_client.containers.run, base_image, ["sleep", "600"], detach=True,
-        network_mode="none",
+        network_mode="none", volumes={str(socket_dir): {"bind": SOCKET_MOUNT, "mode": "rw"}},
         labels={LABEL_MANAGED: "true", LABEL_OWNER: f"{socket.gethostname()}:999999999"},
     )
     try:
         pool = pools()
         await pool.warm(scale_model, "1")
         assert gone(docker_client, stale.id)
+        assert (socket_dir.exists(), other.exists()) == (False, True)
     finally:
         if not gone(docker_client, stale.id):
             stale.remove(force=True)
+        for path in (socket_dir, other):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_listings_survive_containers_removed_while_listing(

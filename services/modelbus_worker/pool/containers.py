@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -118,7 +119,8 @@ class DockerContainers:
         return {str(c.id) for c in found}
 
     def remove_stale(self) -> int:
-        """Remove managed containers left by worker processes of this host that are gone."""
+        """Remove managed containers left by worker processes of this host that are gone,
+        and their socket directories."""
         removed = 0
         host = socket.gethostname()
         listed = self.client.containers.list(
@@ -130,10 +132,23 @@ class DockerContainers:
             if owner_host != host or owner == self.owner or _pid_alive(pid):
                 continue
             self.remove(str(c.id))
+            self._remove_socket_dir(c.attrs.get("Mounts") or ())
             removed += 1
         if removed:
             log.info("stale_containers_removed", count=removed)
         return removed
+
+
+    def _remove_socket_dir(self, mounts: Any) -> None:
+        """Delete the socket directory a removed container had mounted, if it is one this
+        host's workers make (right under ``socket_root``): a worker that was killed left it."""
+        root = self.settings.socket_root.resolve()
+        for mount in mounts:
+            if not isinstance(mount, dict) or mount.get("Destination") != SOCKET_MOUNT:
+                continue
+            source = Path(str(mount.get("Source") or "")).resolve()
+            if source.parent == root and source.name:
+                shutil.rmtree(source, ignore_errors=True)
 
 
 def _pid_alive(pid: str) -> bool:

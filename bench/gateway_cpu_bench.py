@@ -142,8 +142,7 @@ async def run(requests: int, rounds: int) -> None:
                                       ("floor", floor_app, check_floor)):
                 results[name].append(await served(
                     make, lambda url, c=check: measure(session, url, requests, c)))
-    g = [r for r in results["gateway"][1:]]
-    f = [r for r in results["floor"][1:]]
+    g, f = results["gateway"][1:], results["floor"][1:]
     gw, gc = statistics.median(x[0] for x in g), statistics.median(x[1] for x in g)
     fw, fc = statistics.median(x[0] for x in f), statistics.median(x[1] for x in f)
     print(f"gateway: p50 {gw:.0f} µs wall, {gc:.0f} µs CPU per one-row request "

@@ -35,19 +35,6 @@ CONNECTION_LOST = (
     BrokenPipeError,
 )
 
-_READ_LIMIT = 1 << 20
-
-
-def _write_frame(writer: asyncio.StreamWriter, kind: Kind, payload: bytes) -> None:
-    for chunk in frame_chunks(kind, payload):  # writelines would join (copy) them
-        writer.write(chunk)
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[Kind, bytes]:
-    kind, length = decode_header(await reader.readexactly(HEADER.size))
-    return kind, (await reader.readexactly(length) if length else b"")
-
-
 class PipelinedConnection(asyncio.Protocol):
     """One open connection shared by any number of concurrent calls.
 
@@ -191,13 +178,11 @@ class Channel:
 
     async def ping(self) -> dict[str, Any]:
         """The runtime's PONG info (pid, model load seconds), on a connection of its own."""
-        reader, writer = await asyncio.open_unix_connection(str(self.path), limit=_READ_LIMIT)
+        conn = await PipelinedConnection.open(self.path)
         try:
-            _write_frame(writer, Kind.PING, b"")
-            await writer.drain()
-            kind, body = await _read_frame(reader)
+            kind, body = await conn.call(Kind.PING)
         finally:
-            writer.close()
+            conn.close()
         if kind != Kind.PONG:
             raise ConnectionError(f"expected PONG, got {kind.name}")
         value = json.loads(body or b"{}")

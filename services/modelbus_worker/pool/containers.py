@@ -138,7 +138,6 @@ class DockerContainers:
             log.info("stale_containers_removed", count=removed)
         return removed
 
-
     def _remove_socket_dir(self, mounts: Any) -> None:
         """Delete the socket directory a removed container had mounted, if it is one this
         host's workers make (right under ``socket_root``): a worker that was killed left it."""

@@ -106,5 +106,5 @@ async def pools(
     for pool in created:
         await pool.close()
     mine = {"label": f"{LABEL_OWNER}={owner_id()}"}
-    left = docker_client.containers.list(all=True, filters=mine)
+    left = docker_client.containers.list(all=True, filters=mine, ignore_removed=True)
     assert not left, f"containers left behind: {[c.name for c in left]}"

@@ -36,7 +36,7 @@ def remove_test_images(client: Any, test_id: str) -> None:
     """Remove the containers labelled with ``test_id`` and the images labelled with it or
     tagged ``…:test-<test_id>…``, images built on others first."""
     mine = {"label": f"{TEST_LABEL}={test_id}"}
-    for container in client.containers.list(all=True, filters=mine):
+    for container in client.containers.list(all=True, filters=mine, ignore_removed=True):
         container.remove(force=True)
     images = {image.id: image for image in client.images.list(filters=mine)}
     for image in client.images.list(name="modelbus/*"):

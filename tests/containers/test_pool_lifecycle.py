@@ -19,7 +19,9 @@ INPUT = pa.table({"x": [1.0, 2.0], "label": ["a", "b"]})
 
 
 def gone(docker_client: Any, container_id: str) -> bool:
-    return not docker_client.containers.list(all=True, filters={"id": container_id})
+    return not docker_client.containers.list(
+        all=True, filters={"id": container_id}, ignore_removed=True
+    )
 
 
 async def test_killed_container_mid_stream_is_restarted(

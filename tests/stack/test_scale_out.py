@@ -169,7 +169,7 @@ async def _in_catalog(client: AsyncModelbusClient, models: list[str]) -> bool:
 def _containers(docker_client: Any, owners: list[str]) -> Iterator[Any]:
     for owner in owners:
         yield from docker_client.containers.list(
-            all=True, filters={"label": f"{LABEL_OWNER}={owner}"}
+            all=True, filters={"label": f"{LABEL_OWNER}={owner}"}, ignore_removed=True
         )
 
 
@@ -178,7 +178,8 @@ def _models_by_owner(docker_client: Any, group: Group) -> dict[str, Counter[str]
     out: dict[str, Counter[str]] = {}
     for worker in group.workers:
         running = docker_client.containers.list(
-            filters={"label": f"{LABEL_OWNER}={worker.owner}", "status": "running"}
+            filters={"label": f"{LABEL_OWNER}={worker.owner}", "status": "running"},
+            ignore_removed=True,
         )
         out[worker.owner] = Counter(str(c.labels.get(LABEL_KEY, "")) for c in running)
     return out

@@ -332,7 +332,7 @@ def test_up_demo_prints_predictions_from_both_models(
         wait_for(lambda: not any(pid_alive(p) for p in descendants), 30, message="no children")
         owners = {f"{socket.gethostname()}:{pid}" for pid in descendants}
         left = [
-            c.name for c in docker_client.containers.list(all=True)
+            c.name for c in docker_client.containers.list(all=True, ignore_removed=True)
             if c.labels.get("modelbus.owner") in owners
         ]
         assert not left, f"model containers left behind: {left}"

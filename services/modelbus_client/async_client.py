@@ -119,11 +119,13 @@ class AsyncModelbusClient:
             shared or private_reply_topic(settings),
             lambda topic: ResultsListener(
                 self._kafka, topic, close_timeout_s=close_timeout_s, partitions=partitions,
-                pacing=FetchPacing.request_path(settings),
+                pacing=FetchPacing.answers(settings),
                 spec=reply_topic_spec(settings, topic, partitions),
                 create_topic=settings.kafka_create_topics,
             ),
             rotate_after=settings.client_reply_rotate_after if self._private_replies else 0,
+            rotate_after_reads=(settings.client_reply_rotate_after_reads
+                                if self._private_replies else 0),
             next_topic=lambda: private_reply_topic(settings),
             delete=self._delete_topics,
             announce=self._heartbeat.announce if self._private_replies else None,

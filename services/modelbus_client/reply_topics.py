@@ -1,7 +1,10 @@
 """A client's reply topics: the one new requests name, and older ones until they are answered.
 
 A client's private reply topic is replaced by a fresh one after ``rotate_after`` requests
-(``MODELBUS_CLIENT_REPLY_ROTATE_AFTER``). New requests name the fresh topic in ``reply_to``;
+(``MODELBUS_CLIENT_REPLY_ROTATE_AFTER``), or once its reader has read answers
+``rotate_after_reads`` times (``MODELBUS_CLIENT_REPLY_ROTATE_AFTER_READS``): one request at a
+time, each answer is a record batch of its own, and the embedded broker lists every batch of
+the partition on each fetch. New requests name the fresh topic in ``reply_to``;
 the old topic keeps its reader until every request that named it has its answer (or its
 timeout), then the reader stops and the topic is deleted. A broker therefore never holds more
 than about ``rotate_after`` answers in one reply partition: the embedded broker keeps every
@@ -35,19 +38,28 @@ class ReplyTopicRequired(ModelbusError):
 
 @dataclass
 class RotationCount:
-    """When the current reply topic is due for replacement (pure: counts requests)."""
+    """When the current reply topic is due for replacement (pure: counts requests, and is
+    told how often the current topic's reader read answers)."""
 
-    rotate_after: int  # 0: never
+    rotate_after: int  # 0: never by requests
+    rotate_after_reads: int = 0  # 0: never by reads
     sent: int = 0
     rotating: bool = False
 
-    def sent_one(self) -> bool:
-        """Count one request; whether a rotation should start now."""
+    @property
+    def enabled(self) -> bool:
+        return self.rotate_after > 0 or self.rotate_after_reads > 0
+
+    def sent_one(self, reads: int = 0) -> bool:
+        """Count one request (``reads``: the current reader's reads that brought answers so
+        far); whether a rotation should start now."""
         self.sent += 1
-        if self.rotate_after <= 0 or self.rotating or self.sent < self.rotate_after:
+        if self.rotating:
             return False
-        self.rotating = True
-        return True
+        due = (0 < self.rotate_after <= self.sent
+               or 0 < self.rotate_after_reads <= reads)
+        self.rotating = due
+        return due
 
     def rotated(self) -> None:
         """A rotation ended (done, or given up: tried again after another ``rotate_after``)."""
@@ -63,17 +75,18 @@ class ReplyTopics:
         listen: Callable[[str], ResultsListener],
         *,
         rotate_after: int = 0,
+        rotate_after_reads: int = 0,
         next_topic: Callable[[], str] | None = None,
         delete: Callable[[list[str]], Awaitable[None]] | None = None,
         announce: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        if rotate_after > 0 and (next_topic is None or delete is None):
+        self._count = RotationCount(rotate_after, rotate_after_reads)
+        if self._count.enabled and (next_topic is None or delete is None):
             raise ValueError("a rotated reply topic needs next_topic and delete")
         self._listen = listen
         self._next_topic = next_topic
         self._delete = delete
         self._announce = announce  # told of each rotated topic once it is read (a sign of life)
-        self._count = RotationCount(rotate_after)
         self.topic = first_topic
         self._current = listen(first_topic)
         self._retiring: dict[str, ResultsListener] = {}  # topic -> its reader, until answered
@@ -94,7 +107,7 @@ class ReplyTopics:
         """The topic a new request names in ``reply_to`` and the future of its answer."""
         future = self._current.expect(correlation_id, on_notice)
         topic = self.topic
-        if self._count.sent_one():
+        if self._count.sent_one(self._current.reads):
             self._rotation = self._spawn(self._rotate(), "modelbus-reply-rotation")
         return topic, future
 

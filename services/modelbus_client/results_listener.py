@@ -13,7 +13,7 @@ from modelbus_contract.channels import TopicSpec
 from modelbus_contract.errors import InternalError, ModelbusError
 from modelbus_contract.headers import read_headers
 from modelbus_delivery.closing import CLOSE_TIMEOUT_S
-from modelbus_delivery.fetch_pacing import FetchPacing, pace
+from modelbus_delivery.fetch_pacing import FetchPacing, apply_fetch_wait, pace
 from modelbus_delivery.kafka_config import KafkaOptions, as_options
 from modelbus_delivery.logs import get_logger
 from modelbus_delivery.poison import (
@@ -79,7 +79,7 @@ class ResultsListener:
         self._spec = spec or TopicSpec(topic, partitions)
         self._create = create_topic
         # The fetch wait: ``fetch_max_wait_ms``, or the pacing's, which waits longer while
-        # answers stream (see modelbus_delivery.fetch_pacing).
+        # answers stream and less while a request waits (see modelbus_delivery.fetch_pacing).
         self._pacing = pacing or FetchPacing(fetch_max_wait_ms, 0, 0)
         self._close_timeout_s = close_timeout_s
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
@@ -90,6 +90,7 @@ class ResultsListener:
         self._guard: TopicGuard | None = None
         self._closed = False
         self._settled = asyncio.Event()  # set whenever a waiting request leaves
+        self.reads = 0  # reads of the broker that brought records (each one batch or more)
 
     @property
     def waiting(self) -> int:
@@ -177,12 +178,23 @@ class ResultsListener:
         self._waiting[correlation_id] = future
         if on_notice is not None:
             self._notices[correlation_id] = on_notice
+        if len(self._waiting) == 1:
+            self._pace_waiting()
         return future
 
     def forget(self, correlation_id: str) -> None:
         if self._waiting.pop(correlation_id, None) is not None:
             self._settled.set()
+            if not self._waiting:
+                self._pace_waiting()
         self._notices.pop(correlation_id, None)
+
+    def _pace_waiting(self) -> None:
+        """Ask for the awaiting wait from the next fetch while a request waits, and for
+        the quiet one again once none does."""
+        wait = self._pacing.await_records(bool(self._waiting))
+        if wait is not None and self._consumer is not None:
+            apply_fetch_wait(self._consumer, wait)
 
     async def _run(self) -> None:
         consumer = self._consumer
@@ -200,6 +212,8 @@ class ResultsListener:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
+            if batch:
+                self.reads += 1
             pace(consumer, self._pacing, batch, "results-listener")
             advance(self._expected, batch)
             for records in batch.values():
@@ -226,6 +240,8 @@ class ResultsListener:
         future = self._waiting.pop(cid, None) if cid else None
         if future is not None:
             self._settled.set()
+            if not self._waiting:
+                self._pace_waiting()
         if future is None or future.done():  # not ours, or a duplicate: the first answer wins
             return
         if view.problems:

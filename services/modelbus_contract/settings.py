@@ -137,6 +137,14 @@ class ModelbusSettings(BaseSettings):
         "fuller fetches, which the embedded broker needs under steady load. Not above "
         "kafka_fetch_max_wait_ms: the wait never changes.",
     )
+    kafka_fetch_max_wait_awaiting_ms: int = Field(
+        default=1, ge=1,
+        description="The fetch wait of a client's answer reader (SDK, CLI, gateway) while "
+        "it awaits an answer and answers do not stream. The embedded broker hands a record "
+        "over only when a fetch's wait ends, so this is what an answer waits for its reader "
+        "at most; an idle reader goes back to kafka_fetch_max_wait_ms. A Kafka cluster "
+        "answers a fetch as soon as records arrive: there, set it to kafka_fetch_max_wait_ms.",
+    )
     kafka_fetch_busy_rate: float = Field(
         default=1000.0, ge=0,
         description="Records per second (over 1 s) from which a request-path consumer uses "
@@ -185,6 +193,15 @@ class ModelbusSettings(BaseSettings):
         "requests; the old one is deleted once its last answer arrived (a broker then never "
         "holds more answers than this in one reply partition). 0: never replaced. A shared "
         "reply topic (client_reply_topic) is never replaced.",
+    )
+    client_reply_rotate_after_reads: int = Field(
+        default=1_000,
+        ge=0,
+        description="A client's own reply topic is also replaced once its reader has read "
+        "answers this many times. One request at a time, every answer is a record batch of "
+        "its own, and the embedded broker lists each batch of the partition on every fetch: "
+        "this keeps that listing short for callers that wait for each answer. 0: only "
+        "client_reply_rotate_after counts.",
     )
     reply_to_pattern: str | None = Field(
         default=None,

@@ -45,3 +45,32 @@ async def test_the_listener_paces_its_fetches_by_the_rate_answers_come_at(
         assert fetcher._fetch_max_wait_ms == 5
     finally:
         await listener.stop()
+
+
+async def test_the_listener_asks_for_the_awaiting_wait_while_a_request_waits(
+    kafka_bootstrap: str,
+) -> None:
+    pacing = FetchPacing(quiet_ms=5, busy_ms=20, busy_rate=BUSY_RATE, awaiting_ms=1)
+    topic = f"awaiting-{uuid.uuid4().hex[:10]}"
+    listener = ResultsListener(kafka_bootstrap, topic, 5, pacing=pacing)
+    await listener.start()
+    try:
+        fetcher = listener._consumer._fetcher  # type: ignore[union-attr]
+        assert fetcher._fetch_max_wait_ms == 5  # idle: the quiet wait
+        first, second = listener.expect("c1"), listener.expect("c2")
+        assert fetcher._fetch_max_wait_ms == 1
+        await produce_batch(kafka_bootstrap, topic, [
+            Raw(b"", None, [("correlation_id", b"c1")])])
+        await asyncio.wait_for(first, 30)
+        assert fetcher._fetch_max_wait_ms == 1  # c2 still waits
+        listener.forget("c2")
+        assert fetcher._fetch_max_wait_ms == 5
+        assert not second.done()
+        third = listener.expect("c3")
+        assert fetcher._fetch_max_wait_ms == 1
+        await produce_batch(kafka_bootstrap, topic, [
+            Raw(b"", None, [("correlation_id", b"c3")])])
+        await asyncio.wait_for(third, 30)
+        assert fetcher._fetch_max_wait_ms == 5
+    finally:
+        await listener.stop()

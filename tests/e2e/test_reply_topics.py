@@ -151,6 +151,38 @@ async def test_a_private_reply_topic_is_replaced_and_deleted_once_its_answers_ca
     assert await _records_in(bootstrap, second) == 0
 
 
+async def test_a_private_reply_topic_read_often_enough_is_replaced(
+    inference_stack: InferenceStack,
+) -> None:
+    """One request at a time, each answer is a read (and a record batch) of its own: the
+    topic is replaced after ``client_reply_rotate_after_reads`` of them, whatever the count
+    of requests, and the old one deleted once answered."""
+    settings = inference_stack.settings.model_copy(update={
+        "client_reply_topic": None, "client_reply_rotate_after": 0,
+        "client_reply_rotate_after_reads": 3,
+    })
+    bootstrap = settings.kafka_bootstrap_servers
+    async with AsyncModelbusClient(settings=settings) as client:
+        first, reader = client.reply_topic, client._replies._current
+        sent = 0
+        while reader.reads < 3:  # the client's own sign of life on it may be one of them
+            table = await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]})
+            assert table.column("Predicted").to_pylist() == ["3"]
+            sent += 1
+        assert (sent in (2, 3), client._replies.rotations, client.reply_topic) == (
+            True, 0, first)
+        await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]})  # sent: the 3 reads seen
+        await asyncio.wait_for(client._replies.rotated(), 30)
+        second = client.reply_topic
+        assert (second != first, client._replies.rotations) == (True, 1)
+        cid = f"reads-{uuid.uuid4().hex}"
+        await client.predict(TRICKY_MODEL, {"Molecule": ["CCO"]}, correlation_id=cid)
+        await asyncio.wait_for(client._replies.settled(), 30)
+        assert client._replies.topics == [second]
+        assert await _records_in(bootstrap, first) == 0
+        assert cid in _cids(await read_topic(bootstrap, second))
+
+
 async def test_two_clients_sharing_a_team_reply_topic_each_get_their_own_answers(
     inference_stack: InferenceStack,
 ) -> None:

@@ -112,3 +112,66 @@ def test_the_real_aiokafka_fetcher_reads_the_attribute_for_each_request() -> Non
 
     source = inspect.getsource(Fetcher._get_actions_per_node)
     assert "self._fetch_max_wait_ms" in source
+
+
+def _answers(clock: Clock, awaiting_ms: int = 1) -> FetchPacing:
+    return FetchPacing(quiet_ms=5, busy_ms=20, busy_rate=1000, clock=clock,
+                       awaiting_ms=awaiting_ms)
+
+
+def test_a_reader_awaiting_an_answer_asks_for_the_awaiting_wait_until_none_waits() -> None:
+    pacing = _answers(Clock())
+    assert pacing.wait_ms == 5
+    assert pacing.await_records(True) == 1
+    assert pacing.await_records(True) is None  # no change, no news
+    assert pacing.wait_ms == 1
+    assert pacing.await_records(False) == 5
+    assert pacing.await_records(False) is None
+
+
+def test_answers_coming_once_per_quiet_wait_or_more_keep_the_quiet_wait() -> None:
+    clock = Clock()
+    pacing = _answers(clock)
+    pacing.received(0)
+    assert pacing.await_records(True) == 1
+    assert _feed(pacing, clock, per_s=200, seconds=1.0) == [5]  # 200/s: one per 5 ms fetch
+    assert (pacing.frequent, pacing.wait_ms) == (True, 5)
+    assert pacing.await_records(False) is None and pacing.await_records(True) is None
+    assert _feed(pacing, clock, per_s=120, seconds=1.0) == [1]  # rarer: the short wait again
+    assert _feed(pacing, clock, per_s=120, seconds=3.0) == []
+
+
+def test_streaming_answers_get_the_busy_wait_even_while_awaited() -> None:
+    clock = Clock()
+    pacing = _answers(clock)
+    pacing.received(0)
+    pacing.await_records(True)
+    assert _feed(pacing, clock, per_s=2000, seconds=1.0) == [20]
+    assert pacing.await_records(False) is None  # busy: the wait does not move
+    assert _feed(pacing, clock, per_s=0, seconds=1.0) == [5]
+    assert pacing.await_records(True) == 1
+
+
+def test_an_awaiting_wait_above_the_quiet_one_changes_nothing() -> None:
+    pacing = _answers(Clock(), awaiting_ms=50)
+    assert pacing.await_records(True) is None
+    assert pacing.wait_ms == 5
+
+
+def test_reset_goes_back_to_the_quiet_wait_from_the_awaiting_one() -> None:
+    clock = Clock()
+    pacing = _answers(clock)
+    pacing.received(0)
+    _feed(pacing, clock, per_s=300, seconds=1.0)
+    pacing.await_records(True)
+    pacing.reset()
+    assert (pacing.frequent, pacing.awaiting, pacing.wait_ms) == (False, False, 5)
+
+
+def test_a_clients_answers_are_paced_with_the_awaiting_wait_and_the_workers_requests_not(
+) -> None:
+    from modelbus_contract.settings import ModelbusSettings
+
+    settings = ModelbusSettings(kafka_fetch_max_wait_awaiting_ms=2)
+    assert FetchPacing.answers(settings).awaiting_ms == 2
+    assert FetchPacing.request_path(settings).awaiting_ms is None

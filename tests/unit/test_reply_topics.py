@@ -1,4 +1,5 @@
-"""A client's private reply topic is replaced after N requests; the old one is read until
+"""A client's private reply topic is replaced after N requests or N reads of answers; the old
+one is read until
 its last request is settled, then deleted (fake readers: the real ones are in
 tests/e2e/test_reply_topics.py)."""
 
@@ -21,6 +22,7 @@ class FakeListener:
         self.waiting_ids: dict[str, asyncio.Future[Any]] = {}
         self.started = self.stopped = False
         self.rechecks = 0
+        self.reads = 0
         self._settled = asyncio.Event()
 
     @property
@@ -56,7 +58,9 @@ class FakeListener:
 
 
 class Fixture:
-    def __init__(self, rotate_after: int, failing: set[str] | None = None) -> None:
+    def __init__(
+        self, rotate_after: int, failing: set[str] | None = None, rotate_after_reads: int = 0
+    ) -> None:
         self.made: list[FakeListener] = []
         self.deleted: list[str] = []
         self.names = iter(f"replies.{n}" for n in range(1, 100))
@@ -64,6 +68,7 @@ class Fixture:
         self.announced: list[str] = []
         self.topics = ReplyTopics(
             "replies.0", self.listen, rotate_after=rotate_after,
+            rotate_after_reads=rotate_after_reads,
             next_topic=lambda: next(self.names), delete=self.delete, announce=self.announce,
         )
 
@@ -87,9 +92,36 @@ def test_the_count_asks_for_one_rotation_at_a_time() -> None:
     assert [RotationCount(0).sent_one() for _ in range(5)] == [False] * 5
 
 
-def test_rotating_needs_a_way_to_name_and_delete_topics() -> None:
+def test_the_count_asks_for_a_rotation_once_the_current_reader_read_enough_times() -> None:
+    count = RotationCount(0, rotate_after_reads=3)
+    assert [count.sent_one(reads) for reads in (0, 2, 3, 4)] == [False, False, True, False]
+    count.rotated()
+    assert [count.sent_one(reads) for reads in (0, 1, 3)] == [False, False, True]
+    both = RotationCount(5, rotate_after_reads=3)
+    assert [both.sent_one(1) for _ in range(5)] == [False, False, False, False, True]
+
+
+@pytest.mark.parametrize(("after", "reads"), [(1, 0), (0, 1)])
+def test_rotating_needs_a_way_to_name_and_delete_topics(after: int, reads: int) -> None:
     with pytest.raises(ValueError, match="next_topic and delete"):
-        ReplyTopics("replies.0", lambda topic: cast(ResultsListener, None), rotate_after=1)
+        ReplyTopics("replies.0", lambda topic: cast(ResultsListener, None),
+                    rotate_after=after, rotate_after_reads=reads)
+
+
+async def test_a_topic_read_often_enough_is_replaced_at_the_next_request() -> None:
+    f = Fixture(rotate_after=0, rotate_after_reads=2)
+    await f.topics.start()
+    f.made[0].reads = 1
+    assert f.topics.expect("a")[0] == "replies.0"
+    await f.topics.rotated()
+    assert f.topics.rotations == 0
+    f.made[0].reads = 2
+    assert f.topics.expect("b")[0] == "replies.0"  # this one still names the current topic
+    await f.topics.rotated()
+    assert (f.topics.topic, f.topics.rotations) == ("replies.1", 1)
+    assert f.topics.expect("c")[0] == "replies.1"  # the fresh reader has read nothing yet
+    await f.topics.rotated()
+    assert f.topics.rotations == 1
 
 
 async def test_requests_name_the_new_topic_and_the_old_is_deleted_once_settled() -> None:

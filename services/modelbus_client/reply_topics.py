@@ -44,7 +44,9 @@ class RotationCount:
     rotate_after: int  # 0: never by requests
     rotate_after_reads: int = 0  # 0: never by reads
     sent: int = 0
+    reads_from: int = 0  # the current reader's reads count from here
     rotating: bool = False
+    _reads_when_due: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -57,13 +59,19 @@ class RotationCount:
         if self.rotating:
             return False
         due = (0 < self.rotate_after <= self.sent
-               or 0 < self.rotate_after_reads <= reads)
-        self.rotating = due
+               or 0 < self.rotate_after_reads <= reads - self.reads_from)
+        if due:
+            self.rotating, self._reads_when_due = True, reads
         return due
 
     def rotated(self) -> None:
-        """A rotation ended (done, or given up: tried again after another ``rotate_after``)."""
-        self.sent, self.rotating = 0, False
+        """A rotation is done: a fresh reader, whose reads count from 0."""
+        self.sent, self.reads_from, self.rotating = 0, 0, False
+
+    def gave_up(self) -> None:
+        """A rotation failed: tried again after another ``rotate_after`` requests or
+        ``rotate_after_reads`` reads of the current reader, not at the next request."""
+        self.sent, self.reads_from, self.rotating = 0, self._reads_when_due, False
 
 
 class ReplyTopics:
@@ -158,7 +166,7 @@ class ReplyTopics:
         except ClientClosed:
             return
         except Exception as exc:  # the current topic keeps serving; tried again later
-            self._count.rotated()
+            self._count.gave_up()
             log.warning("reply_topic_rotation_failed", topic=topic, error=repr(exc)[:300])
             await fresh.stop()
             return

@@ -184,10 +184,14 @@ class ResultsListener:
 
     def forget(self, correlation_id: str) -> None:
         if self._waiting.pop(correlation_id, None) is not None:
-            self._settled.set()
-            if not self._waiting:
-                self._pace_waiting()
+            self._left()
         self._notices.pop(correlation_id, None)
+
+    def _left(self) -> None:
+        """A waiting request left (answered or forgotten)."""
+        self._settled.set()
+        if not self._waiting:
+            self._pace_waiting()
 
     def _pace_waiting(self) -> None:
         """Ask for the awaiting wait from the next fetch while a request waits, and for
@@ -239,9 +243,7 @@ class ResultsListener:
         self._notices.pop(cid, None)
         future = self._waiting.pop(cid, None) if cid else None
         if future is not None:
-            self._settled.set()
-            if not self._waiting:
-                self._pace_waiting()
+            self._left()
         if future is None or future.done():  # not ours, or a duplicate: the first answer wins
             return
         if view.problems:

@@ -102,8 +102,10 @@ class FetchPacing:
         """Whether the reader now awaits records; the new wait when it changes, else None."""
         before = self.wait_ms
         self.awaiting = awaiting
-        after = self.wait_ms
-        return after if after != before else None
+        return self._changed_from(before)
+
+    def _changed_from(self, before: int) -> int | None:
+        return self.wait_ms if self.wait_ms != before else None
 
     def received(self, records: int) -> int | None:
         """Count ``records`` just received; the new wait when it changes, else None."""
@@ -122,7 +124,7 @@ class FetchPacing:
         if self.enabled:
             self.busy = rate >= (self.busy_rate / 2 if self.busy else self.busy_rate)
         self.frequent = rate >= self.frequent_rate
-        return self.wait_ms if self.wait_ms != before else None
+        return self._changed_from(before)
 
 
 def apply_fetch_wait(consumer: Any, wait_ms: int) -> None:

@@ -101,6 +101,15 @@ def test_the_count_asks_for_a_rotation_once_the_current_reader_read_enough_times
     assert [both.sent_one(1) for _ in range(5)] == [False, False, False, False, True]
 
 
+def test_a_rotation_by_reads_given_up_is_due_again_after_as_many_reads_more() -> None:
+    count = RotationCount(0, rotate_after_reads=3)
+    assert count.sent_one(3)
+    count.gave_up()
+    assert [count.sent_one(reads) for reads in (3, 4, 5, 6)] == [False, False, False, True]
+    count.rotated()
+    assert [count.sent_one(reads) for reads in (0, 2, 3)] == [False, False, True]
+
+
 @pytest.mark.parametrize(("after", "reads"), [(1, 0), (0, 1)])
 def test_rotating_needs_a_way_to_name_and_delete_topics(after: int, reads: int) -> None:
     with pytest.raises(ValueError, match="next_topic and delete"):
@@ -157,6 +166,24 @@ async def test_a_replacement_that_cannot_start_keeps_the_current_topic_and_is_tr
     assert [f.topics.expect(cid)[0] for cid in ("c", "d")] == ["replies.0", "replies.0"]
     await f.topics.rotated()
     assert (f.topics.topic, f.topics.rotations) == ("replies.2", 1)
+
+
+async def test_a_replacement_by_reads_that_cannot_start_is_not_tried_at_every_request(
+) -> None:
+    f = Fixture(rotate_after=0, rotate_after_reads=2, failing={"replies.1"})
+    await f.topics.start()
+    f.made[0].reads = 2
+    f.topics.expect("a")
+    await f.topics.rotated()
+    assert (f.topics.topic, f.topics.rotations, len(f.made)) == ("replies.0", 0, 2)
+    f.made[0].reads = 3
+    f.topics.expect("b")  # one read since the failure: not yet
+    await f.topics.rotated()
+    assert len(f.made) == 2
+    f.made[0].reads = 4
+    assert f.topics.expect("c")[0] == "replies.0"
+    await f.topics.rotated()
+    assert (f.topics.topic, f.topics.rotations, len(f.made)) == ("replies.2", 1, 3)
 
 
 async def test_stop_ends_every_reader_and_leaves_deleting_to_the_caller() -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from soak_bench import Processes
 from throughput_bench import (
     KafkaEcho,
     MlflowServe,
@@ -41,6 +42,7 @@ from throughput_bench import (
     start_servers,
     wait_in_catalog,
 )
+from time_split import TimeSplit
 
 from modelbus.client import AsyncModelbusClient
 from modelbus.stack import free_tcp_port
@@ -62,6 +64,7 @@ class Cell:
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    split: list[str] = field(default_factory=list)  # where the time went (TimeSplit)
 
     @property
     def rate(self) -> float:
@@ -87,9 +90,11 @@ async def invoke(session: aiohttp.ClientSession, url: str, body: bytes) -> list[
         return [p["y"] for p in json.loads(data)["predictions"]]
 
 
-async def measure(url: str, clients: int, seconds: float) -> Cell:
+async def measure(
+    url: str, clients: int, seconds: float, split: TimeSplit | None = None
+) -> Cell:
     """``clients`` coroutines posting one-row requests for ``seconds`` (after a short
-    warm-up of the connections)."""
+    warm-up of the connections); with ``split``, where the measured requests' time went."""
     cell = Cell()
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -112,10 +117,14 @@ async def measure(url: str, clients: int, seconds: float) -> Cell:
 
         stop_at = time.perf_counter() + min(1.0, seconds / 4)
         await asyncio.gather(*(lane(False) for _ in range(clients)))
+        before = split.read() if split is not None else None
         started = time.perf_counter()
         stop_at = started + seconds
         await asyncio.gather(*(lane(True) for _ in range(clients)))
         cell.seconds = time.perf_counter() - started
+        if split is not None and before is not None and cell.latencies:
+            mean_ms = statistics.fmean(cell.latencies) * 1000
+            cell.split = split.report(before, split.read(), mean_ms)
     return cell
 
 
@@ -172,13 +181,14 @@ class GatewayProcess:
     """``modelbus gateway`` as a child process, as ``modelbus up`` runs it."""
 
     def __init__(self, settings: ModelbusSettings, log_path: Path) -> None:
-        self.port = free_tcp_port()
+        self.port, self.metrics_port = free_tcp_port(), free_tcp_port()
         self.env = {
             **os.environ,
             "MODELBUS_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "MODELBUS_TOPIC_PREFIX": settings.topic_prefix,
             "MODELBUS_LOG_LEVEL": os.environ.get("MODELBUS_LOG_LEVEL", "WARNING"),
             "MODELBUS_GATEWAY_PORT": str(self.port),
+            "MODELBUS_METRICS_PORT": str(self.metrics_port),
         }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -233,6 +243,8 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         stack.push_async_callback(view.stop)
         await wait_in_catalog(view, f"{name}/{version}")
         worker = WorkerProcess(settings, tmp / "worker.log")
+        worker_metrics_port = free_tcp_port()
+        worker.env["MODELBUS_METRICS_PORT"] = str(worker_metrics_port)
         await worker.start()
         stack.push_async_callback(worker.stop)
         gateway = GatewayProcess(settings, tmp / "gateway.log")
@@ -247,11 +259,17 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         await wait_answering(urls["serve"], 60)
         print(f"model {name}/{version}; serve on {serve.port}, gateway on {gateway.port}",
               flush=True)
+        assert worker.proc is not None and gateway.proc is not None
+        processes = Processes.find(worker.proc.pid)
+        processes.groups["gateway"] = [gateway.proc.pid]
+        split = TimeSplit(worker_metrics_port, gateway.metrics_port, processes)
         results["echo"] = {"1": await echo_round_trips(settings)}
         results["client"] = {"1": await client_round_trips(settings, name)}
         for target in ("serve", "gateway"):
             for clients in CONCURRENCY:
-                cell = await measure(urls[target], clients, seconds)
+                one_at_a_time = target == "gateway" and clients == 1
+                cell = await measure(urls[target], clients, seconds,
+                                     split if one_at_a_time else None)
                 results[target][str(clients)] = cell
                 print(f"{target:8} {clients:3} clients: {cell.rate:8.0f} req/s, p50 "
                       f"{cell.pct(0.5) * 1000:6.1f} ms, p99 {cell.pct(0.99) * 1000:6.1f} ms"
@@ -284,6 +302,8 @@ def print_table(results: dict[str, dict[str, Cell]]) -> None:
           f"{client.pct(0.5) * ms:.1f} / {client.pct(0.99) * ms:.1f} ms; the gateway adds "
           f"{(gateway['1'].pct(0.5) - client.pct(0.5)) * ms:.1f} ms at p50 (HTTP, JSON, "
           f"its own process)")
+    print("where the gateway's one-row time went at 1 client (means):")
+    print("\n".join(gateway["1"].split))
     errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client")
               for k, c in results[t].items() if c.errors}
     if errors:

@@ -56,6 +56,8 @@ class Preparation(Protocol):
 
     async def prepare(self, name: str, version: str) -> None: ...
 
+    def ready(self, name: str, version: str) -> bool: ...
+
 
 class Containers(Readiness, Preparation, Protocol):
     """What the worker asks and reports of its containers (the container pool)."""

@@ -265,6 +265,40 @@ async def test_a_model_that_cannot_be_installed_is_reported_failed_once(stack: S
     assert worker.preparer.outcomes == {key: "failed"}
 
 
+async def test_a_version_a_request_made_warm_is_reported_prepared_and_never_preparing(
+    stack: Stack,
+) -> None:
+    name = f"prep-warm-{uuid.uuid4().hex[:8]}"
+    info = stack.log(MODELS / "scale_model.py", PIP_REQUIREMENTS, name)
+    stack.registry.create_model_version(name, info.model_uri, run_id=info.run_id,
+                                        model_id=info.model_id)  # version 2, the latest
+    old, new = f"{name}/1", f"{name}/2"
+    async with AsyncModelbusClient(settings=stack.settings) as client:
+        # Both in the catalog before the worker plans: version 1 is never the latest it sees.
+        async def both() -> bool:
+            return {old, new} <= {e.key for e in await client.catalog()}
+
+        await async_wait_for(both, 60, interval=0.5, message="both versions in the catalog")
+    worker = await stack.start_worker("prep-warm")
+    await _serving(worker, new, "prepared", BUILD_TIMEOUT_S, by="prep-warm")
+    assert worker.preparer is not None and old not in worker.preparer.outcomes
+    async with AsyncModelbusClient(settings=stack.settings) as client:
+        answer = await client.predict(name, SAMPLE, version="1", wait=BUILD_TIMEOUT_S)
+    assert answer.column("y").to_pylist() == [2.0, 5.0]
+    assert stack.pools[0].ready(name, "1")  # the request made version 1 warm
+
+    # An alias makes version 1 wanted too: the preparer finds it warm already.
+    stack.registry.set_registered_model_alias(name, "champion", "1")
+    await _serving(worker, old, "prepared", 60, by="prep-warm")
+    reports = [
+        ServingReport.model_validate_json(r.value) for r in
+        await read_topic(stack.settings.kafka_bootstrap_servers, stack.settings.topics.discovered)
+        if dict(r.headers).get(MESSAGE_TYPE_HEADER) == SERVING_REPORT_TYPE.encode()
+        and r.key == f"{old}#serving".encode()
+    ]
+    assert [r.state for r in reports] == ["prepared"]  # never "preparing": it answered
+
+
 async def test_modelbus_predict_waits_out_a_preparation_longer_than_its_default_wait(
     stack: Stack, tmp_path: Path,
 ) -> None:

@@ -81,6 +81,10 @@ class FakePool:
         self.gates: dict[str, asyncio.Future[None]] = {}
         self.running = 0
         self.most_at_once = 0
+        self.warm: set[str] = set()  # versions a request has made warm already
+
+    def ready(self, name: str, version: str) -> bool:
+        return f"{name}/{version}" in self.warm
 
     async def prepare(self, name: str, version: str) -> None:
         key = f"{name}/{version}"
@@ -143,6 +147,23 @@ async def test_each_wanted_version_is_prepared_once_and_reported() -> None:
     assert pool.calls == ["m/2"]
     assert [(r.version, r.state, r.worker, r.seconds) for r in writer.reports] == [
         ("2", "preparing", "w1", None), ("2", "prepared", "w1", 2.5)]
+    assert observed == [("prepared", 2.5)]
+
+
+async def test_a_version_a_request_made_warm_first_is_reported_prepared_never_preparing(
+) -> None:
+    entries = {"m/1": _entry("m", "1")}
+    pool, writer = FakePool(), RecordingWriter()
+    pool.warm.add("m/1")
+    pool.finish("m/1")  # the pool has nothing to do for a warm version
+    preparer, observed = _preparer(entries, pool, writer, [EVERYTHING])
+    await preparer.start()
+    try:
+        await _until(lambda: pool.calls == ["m/1"])
+        await preparer.idle()
+    finally:
+        await preparer.stop()
+    assert [(r.version, r.state, r.worker) for r in writer.reports] == [("1", "prepared", "w1")]
     assert observed == [("prepared", 2.5)]
 
 

@@ -3,6 +3,8 @@
 Woken by every catalog change and every rebalance, it works out what the policy wants
 (``plan.wanted_versions``) and prepares each wanted version once, at most
 ``concurrency`` at a time, reporting ``preparing`` and then ``prepared`` or ``failed``.
+A version a request has already made warm is reported ``prepared`` only: a ``preparing``
+report would make the gateway refuse its requests (503) until the next report came.
 A version that failed is not tried again by the preparer (its requests still may, under
 the pool's own backoff), so a model that cannot be built is reported once, not in a loop.
 """
@@ -130,7 +132,8 @@ class Preparer:
             worker = self._reporter.worker
             bound = log.bind(model=name, model_version=version)
             bound.info("preparation_started")
-            await self._reporter.send(serving_report(name, version, PREPARING, worker))
+            if not self._pool.ready(name, version):
+                await self._reporter.send(serving_report(name, version, PREPARING, worker))
             started = self._clock()
             error: ModelbusError | None = None
             try:

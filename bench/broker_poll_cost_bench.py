@@ -24,11 +24,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from soak_bench import cmdline
+from soak_bench import broker_pids
+from throughput_bench import process_cpu_s
 
 from modelbus.stack import EmbeddedBroker, descendant_pids, free_tcp_port
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 # (label, topic, partitions polled, fetch wait in ms)
 CASES = (
@@ -42,14 +41,8 @@ CASES = (
 )
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def broker_pid() -> int:
-    found = [p for p in descendant_pids(os.getpid())
-             if Path(cmdline(p)[0]).name.startswith("tansu")]
+    found = broker_pids(descendant_pids(os.getpid()))
     if len(found) != 1:
         raise RuntimeError(f"expected one broker process among this one's children: {found}")
     return found[0]
@@ -57,13 +50,13 @@ def broker_pid() -> int:
 
 async def share_of_a_core(pid: int, consumer: AIOKafkaConsumer | None, seconds: float) -> float:
     """The broker's CPU over ``seconds`` while ``consumer`` polls (None: nobody polls)."""
-    before, started = cpu_s(pid), time.monotonic()
+    before, started = process_cpu_s(pid), time.monotonic()
     while time.monotonic() - started < seconds:
         if consumer is None:
             await asyncio.sleep(0.2)
         elif await consumer.getmany(timeout_ms=200):
             raise RuntimeError("records came to a partition that was to stay empty")
-    return (cpu_s(pid) - before) / (time.monotonic() - started) * 100
+    return (process_cpu_s(pid) - before) / (time.monotonic() - started) * 100
 
 
 async def run(seconds: float, records: int, tmp: Path) -> None:

@@ -117,14 +117,15 @@ async def measure(
 
         stop_at = time.perf_counter() + min(1.0, seconds / 4)
         await asyncio.gather(*(lane(False) for _ in range(clients)))
-        before = split.read() if split is not None else None
+        # Read off the event loop: a reading asks two metrics ports and /proc.
+        before = await asyncio.to_thread(split.read) if split is not None else None
         started = time.perf_counter()
         stop_at = started + seconds
         await asyncio.gather(*(lane(True) for _ in range(clients)))
         cell.seconds = time.perf_counter() - started
         if split is not None and before is not None and cell.latencies:
             mean_ms = statistics.fmean(cell.latencies) * 1000
-            cell.split = split.report(before, split.read(), mean_ms)
+            cell.split = split.report(before, await asyncio.to_thread(split.read), mean_ms)
     return cell
 
 
@@ -260,7 +261,7 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         print(f"model {name}/{version}; serve on {serve.port}, gateway on {gateway.port}",
               flush=True)
         assert worker.proc is not None and gateway.proc is not None
-        processes = Processes.find(worker.proc.pid)
+        processes = await asyncio.to_thread(Processes.find, worker.proc.pid)  # asks Docker
         processes.groups["gateway"] = [gateway.proc.pid]
         split = TimeSplit(worker_metrics_port, gateway.metrics_port, processes)
         results["echo"] = {"1": await echo_round_trips(settings)}

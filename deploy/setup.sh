@@ -12,7 +12,8 @@
 #   4. the offline base image for model containers: `modelbus images base`
 #
 # Environment: MODELBUS_SKIP_BASE_IMAGE=1 skips step 4; MODELBUS_DOCKERD_TIMEOUT (seconds,
-# default 60) bounds the wait for the engine.
+# default 60) bounds the wait for the engine. It warns first when the repository's disk has
+# less than MODELBUS_MIN_FREE_MB free (default 4000).
 set -euo pipefail
 
 case "${1:-}" in  # the comment above is the usage
@@ -24,6 +25,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 DOCKERD_LOG="${MODELBUS_DOCKERD_LOG:-/var/log/modelbus-dockerd.log}"
 DOCKERD_TIMEOUT="${MODELBUS_DOCKERD_TIMEOUT:-60}"
+MIN_FREE_MB="${MODELBUS_MIN_FREE_MB:-4000}"
 export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '[setup] %s\n' "$*" >&2; }
@@ -113,8 +115,8 @@ install_venv() {
         return
     fi
     say "installing modelbus and its test dependencies into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    (cd "$REPO" && "$VENV/bin/python" -m pip install -q --progress-bar off -e ".[test]")
+    "$VENV/bin/python" -m pip install -q --no-cache-dir --upgrade pip
+    (cd "$REPO" && "$VENV/bin/python" -m pip install -q --no-cache-dir --progress-bar off -e ".[test]")
     echo "$digest" >"$stamp"
 }
 
@@ -127,6 +129,17 @@ build_base_image() {
     (cd "$REPO" && "$VENV/bin/modelbus" images base)
 }
 
+check_disk() {
+    # A full disk shows up much later as an unrelated-looking pip or docker error; say it first.
+    local free_mb
+    free_mb="$(df -Pm "$REPO" | awk 'NR == 2 { print $4 }')"
+    if [ -n "$free_mb" ] && [ "$free_mb" -lt "$MIN_FREE_MB" ]; then
+        say "warning: ${free_mb} MB free on the disk of $REPO; set-up and the tests need about" \
+            "${MIN_FREE_MB} MB (the environment, the images, the tests' models and topics)"
+    fi
+}
+
+check_disk
 install_packages
 start_docker
 install_venv

@@ -52,3 +52,25 @@ def test_setup_help_prints_its_header_and_installs_nothing() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() and "[setup]" not in done.stdout + done.stderr
+
+
+STEPS = "install_packages\nstart_docker\ninstall_venv\nbuild_base_image\n"
+
+
+@pytest.mark.parametrize(("min_free_mb", "warned"), [("999999999", True), ("1", False)])
+def test_setup_says_first_when_the_disk_is_short(
+    tmp_path: Path, min_free_mb: str, warned: bool
+) -> None:
+    """A full disk otherwise shows up later as an unrelated-looking pip or docker error. The
+    copy runs only the disk check: the steps after it are cut out."""
+    script = (DEPLOY / "setup.sh").read_text()
+    assert STEPS in script
+    deploy = tmp_path / "repo" / "deploy"
+    deploy.mkdir(parents=True)
+    (deploy / "setup.sh").write_text(script.replace(STEPS, ""))
+    done = subprocess.run(["bash", str(deploy / "setup.sh")], capture_output=True, text=True,
+                          timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin", "MODELBUS_MIN_FREE_MB": min_free_mb})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "MB free on the disk of" in line]
+    assert len(lines) == (1 if warned else 0), done.stderr

@@ -8,7 +8,8 @@ requests topics, ``MODELBUS_TOPIC_PARTITIONS`` each) and every client's answer r
 when its wait has passed, so a consumer sends about 1000 / wait fetches a second whether
 records come or not, and this is the broker's price for them. A partition holding records
 (``--records``, read to its end before the measurement) shows whether the price grows with
-what the broker holds.
+what the broker holds. Last, a client's answer reader (``ResultsListener``) with no request
+waiting: polling at the quiet wait, and once it has paused for being idle (its default).
 
     .venv/bin/python bench/broker_poll_cost_bench.py [--seconds 5] [--records 3000]
 """
@@ -28,6 +29,7 @@ from soak_bench import broker_pids
 from throughput_bench import process_cpu_s
 
 from modelbus.stack import EmbeddedBroker, descendant_pids, free_tcp_port
+from modelbus_client.results_listener import IDLE_PAUSE_S, ResultsListener
 
 # (label, topic, partitions polled, fetch wait in ms)
 CASES = (
@@ -92,6 +94,20 @@ async def run(seconds: float, records: int, tmp: Path) -> None:
                 share = await share_of_a_core(pid, consumer, seconds)
             finally:
                 await consumer.stop()
+            print(f"{label}: {share:5.1f}% of a core", flush=True)
+        for label, idle_pause_s in (("an idle answer reader, never pausing", None),
+                                    ("an idle answer reader, paused (the default)",
+                                     IDLE_PAUSE_S)):
+            listener = ResultsListener(servers, f"answers-{idle_pause_s}", 5,
+                                       idle_pause_s=idle_pause_s)
+            await listener.start()
+            try:
+                await asyncio.sleep(2 * IDLE_PAUSE_S)  # past the pause's delay
+                if listener.fetching != (idle_pause_s is None):
+                    raise RuntimeError(f"{label}: the reader fetching is {listener.fetching}")
+                share = await share_of_a_core(pid, None, seconds)
+            finally:
+                await listener.stop()
             print(f"{label}: {share:5.1f}% of a core", flush=True)
     finally:
         broker.stop()

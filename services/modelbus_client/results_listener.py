@@ -36,6 +36,8 @@ RESULT_HEADERS = (
 FINAL_STATUSES = frozenset({"ok", "error"})
 # How long stopping waits for the reading task to end after cancelling it.
 TASK_STOP_TIMEOUT_S = 1.0
+# After this long with no request waiting, the reader stops fetching until one waits again.
+IDLE_PAUSE_S = 1.0
 
 Answer = tuple[dict[str, str], bytes | None]
 # Told the headers of each progress notice (``status: preparing``) for a waiting request.
@@ -58,6 +60,13 @@ class ResultsListener:
     cannot be identified, ends at its timeout). ``stop`` fails every waiting request with
     ``ClientClosed`` and returns within ``TASK_STOP_TIMEOUT_S + close_timeout_s +
     CONNECTIONS_CLOSE_TIMEOUT_S`` (1 + 5 + 1 s by default); it never raises.
+
+    Once no request has waited for ``idle_pause_s`` (``IDLE_PAUSE_S``; None: never), the
+    reader pauses its partitions: it sends the broker no fetches until a request waits
+    again, when it resumes them and reads on from where it stopped. Every fetch costs the
+    embedded broker CPU whether it finds records or not (docs/operations/embedded-broker.md),
+    so an idle client or gateway would otherwise keep it busy; answers that come while the
+    reader is paused (late ones, or the alive records) are read once it resumes.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class ResultsListener:
         pacing: FetchPacing | None = None,
         spec: TopicSpec | None = None,
         create_topic: bool = True,
+        idle_pause_s: float | None = IDLE_PAUSE_S,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
@@ -82,6 +92,8 @@ class ResultsListener:
         # answers stream and less while a request waits (see modelbus_delivery.fetch_pacing).
         self._pacing = pacing or FetchPacing(fetch_max_wait_ms, 0, 0)
         self._close_timeout_s = close_timeout_s
+        self._idle_pause_s = idle_pause_s
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
         self._notices: dict[str, NoticeListener] = {}
         self._expected: dict[TopicPartition, int] = {}
@@ -96,6 +108,12 @@ class ResultsListener:
     def waiting(self) -> int:
         """Requests still waiting for their answer on this topic."""
         return len(self._waiting)
+
+    @property
+    def fetching(self) -> bool:
+        """Whether the reader fetches from the broker (False while paused for being idle)."""
+        consumer = self._consumer
+        return consumer is not None and not consumer.paused()
 
     async def answered(self) -> None:
         """Return once no request waits on this topic (answered, forgotten or failed)."""
@@ -123,6 +141,7 @@ class ResultsListener:
             raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="modelbus-results")
+        self._pace_waiting()  # none waits yet: the reader pauses once idle long enough
         # A broker that comes back empty (the embedded one keeps topics in memory) restarts
         # the topic's offsets at 0, below this reader's position: read the new topic from
         # its beginning, or the answers written there before it reaches that position are
@@ -144,6 +163,7 @@ class ResultsListener:
         await consumer.seek_to_beginning(*tps)
         self._expected = await expected_positions(consumer, tps)
         log.info("results_topic_rereading", topic=self._topic, partitions=len(tps))
+        self._pace_waiting()  # the new assignment starts unpaused
 
     def close_waiting(self, why: str = "the client was closed before the result arrived") -> None:
         """Fail every waiting request with ``ClientClosed``; refuse new ones from now on."""
@@ -159,6 +179,7 @@ class ResultsListener:
     async def stop(self) -> None:
         """Stop reading, never raising; waiting requests fail with ``ClientClosed``."""
         self.close_waiting()
+        self._cancel_idle_timer()
         task, self._task = self._task, None
         if task is not None:
             await stop_reader("results reader", task, TASK_STOP_TIMEOUT_S)
@@ -195,10 +216,32 @@ class ResultsListener:
 
     def _pace_waiting(self) -> None:
         """Ask for the awaiting wait from the next fetch while a request waits, and for
-        the quiet one again once none does."""
+        the quiet one again once none does; fetch while one waits, and pause once none has
+        for ``idle_pause_s``."""
+        consumer = self._consumer
+        if consumer is None:
+            return
         wait = self._pacing.await_records(bool(self._waiting))
-        if wait is not None and self._consumer is not None:
-            apply_fetch_wait(self._consumer, wait)
+        if wait is not None:
+            apply_fetch_wait(consumer, wait)
+        self._cancel_idle_timer()
+        if self._waiting:
+            if paused := consumer.paused():
+                consumer.resume(*paused)
+        elif self._idle_pause_s is not None and not self._closed:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._idle_pause_s, self._pause_idle)
+
+    def _pause_idle(self) -> None:
+        self._idle_timer = None
+        consumer = self._consumer
+        if consumer is not None and not self._waiting:
+            consumer.pause(*consumer.assignment())
+
+    def _cancel_idle_timer(self) -> None:
+        timer, self._idle_timer = self._idle_timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def _run(self) -> None:
         consumer = self._consumer

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -227,12 +228,22 @@ def test_sync_client_close_after_the_broker_went_away_never_raises(
     broker: EmbeddedBroker,
 ) -> None:
     before = client_loop_threads()
-    with ModelbusClient(settings=settings_for(broker)) as client:
-        broker.stop()
-        consumer = client._client._replies._current._consumer
-        wait_for(lambda: fetch_backing_off(consumer), 10, message="the fetch backing off")
-        started = time.monotonic()
-    elapsed = time.monotonic() - started
+    settings = settings_for(broker)
+    calls = ThreadPoolExecutor(1)
+    try:
+        with ModelbusClient(settings=settings) as client:
+            # A request waits, so that the answer reader fetches (an idle one pauses).
+            waiting = calls.submit(client.predict, "m", {"x": [1]}, timeout=600)
+            asyncio.run(read_topic(broker.bootstrap_servers, settings.topics.requests,
+                                   until=lambda records: len(records) == 1))
+            broker.stop()
+            consumer = client._client._replies._current._consumer
+            wait_for(lambda: fetch_backing_off(consumer), 10, message="the fetch backing off")
+            started = time.monotonic()
+        elapsed = time.monotonic() - started
+        assert isinstance(waiting.exception(timeout=5), ClientClosed)
+    finally:
+        calls.shutdown()
     print(f"ModelbusClient.__exit__ after the broker went away: {elapsed:.2f}s")
     assert elapsed < client.close_bound_s + SLACK_S
     assert client_loop_threads() == before

@@ -8,8 +8,9 @@ model's requirements: its dependency image is reused) and runs ``mlflow models s
 --env-manager local`` for the same version. Then, with one aiohttp client session of C
 connections: ``serve`` and the gateway, one-row requests for ``--seconds`` each at 1, 16 and
 64 concurrent clients (p50, p99, requests/s), and a 10,000-row request (p50). The floor: a
-bare Kafka echo through the same broker (one-row round trip, one at a time). Every answer
-is checked against its request.
+bare Kafka echo through the same broker (one-row round trip, one at a time), measured in
+blocks alternated with blocks of gateway requests one at a time, so that the machine's drift
+over the run falls on both alike. Every answer is checked against its request.
 
     .venv/bin/python bench/gateway_bench.py [--quick] [--seconds S]
 """
@@ -54,6 +55,9 @@ CONCURRENCY = (1, 16, 64)
 BIG_ROWS = 10_000
 BIG_REPEATS = 7
 ECHO_REQUESTS = 300
+FLOOR_ROUNDS = 6  # blocks of echo and of gateway requests, alternated
+FLOOR_BLOCK = 60  # round trips per block (after a few unrecorded ones)
+FLOOR_BLOCK_WARM_UP = 5
 WARM_TIMEOUT_S = 900.0  # a missing dependency image is built on the first request
 
 
@@ -147,20 +151,54 @@ async def big_request(url: str) -> Cell:
     return cell
 
 
-async def echo_round_trips(settings: ModelbusSettings) -> Cell:
+@dataclass
+class Floor:
+    """The echo and the gateway one at a time, in alternated blocks: each one's latencies
+    and the difference of their p50s in each round."""
+
+    echo: Cell = field(default_factory=Cell)
+    gateway: Cell = field(default_factory=Cell)
+    round_gaps: list[float] = field(default_factory=list)
+
+
+async def floor_and_gateway(settings: ModelbusSettings, url: str, rounds: int) -> Floor:
+    """``rounds`` times: a block of bare Kafka echo round trips, then (the echo's consumers
+    paused, so that its idle polling costs the broker nothing meanwhile) a block of gateway
+    requests one at a time, each after a few unrecorded warm-up round trips."""
+    floor = Floor()
     echo = KafkaEcho(settings.kafka_bootstrap_servers, settings.topic_prefix)
     await echo.start()
-    cell = Cell()
+    body = b"x" * 600  # about a one-row Arrow request
+    counter = iter(range(10**9))
     try:
-        body = b"x" * 600  # about a one-row Arrow request
-        for i in range(ECHO_REQUESTS + 30):
-            t0 = time.perf_counter()
-            await echo.request(f"e{i}".encode(), body)
-            if i >= 30:
-                cell.latencies.append(time.perf_counter() - t0)
+        async with aiohttp.ClientSession() as session:
+            for _ in range(rounds):
+                echo_block, gateway_block = Cell(), Cell()
+                echo.resume()
+                for i in range(FLOOR_BLOCK_WARM_UP + FLOOR_BLOCK):
+                    t0 = time.perf_counter()
+                    await echo.request(f"e{next(counter)}".encode(), body)
+                    if i >= FLOOR_BLOCK_WARM_UP:
+                        echo_block.latencies.append(time.perf_counter() - t0)
+                echo.pause()
+                for i in range(FLOOR_BLOCK_WARM_UP + FLOOR_BLOCK):
+                    request, expected = one_row_body(next(counter))
+                    t0 = time.perf_counter()
+                    try:
+                        answer = await invoke(session, url, request)
+                    except Exception as exc:  # counted; the others go on
+                        floor.gateway.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+                        continue
+                    if answer != [expected]:
+                        floor.gateway.errors["wrong answer"] += 1
+                    elif i >= FLOOR_BLOCK_WARM_UP:
+                        gateway_block.latencies.append(time.perf_counter() - t0)
+                floor.round_gaps.append(gateway_block.pct(0.5) - echo_block.pct(0.5))
+                floor.echo.latencies += echo_block.latencies
+                floor.gateway.latencies += gateway_block.latencies
     finally:
         await echo.stop()
-    return cell
+    return floor
 
 
 async def client_round_trips(settings: ModelbusSettings, model: str) -> Cell:
@@ -264,7 +302,9 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         processes = await asyncio.to_thread(Processes.find, worker.proc.pid)  # asks Docker
         processes.groups["gateway"] = [gateway.proc.pid]
         split = TimeSplit(worker_metrics_port, gateway.metrics_port, processes)
-        results["echo"] = {"1": await echo_round_trips(settings)}
+        floor = await floor_and_gateway(settings, urls["gateway"], FLOOR_ROUNDS)
+        results["echo"], results["floor gateway"] = {"1": floor.echo}, {"1": floor.gateway}
+        results["floor gaps"] = {"rounds": Cell(latencies=floor.round_gaps)}
         results["client"] = {"1": await client_round_trips(settings, name)}
         for target in ("serve", "gateway"):
             for clients in CONCURRENCY:
@@ -296,16 +336,20 @@ def print_table(results: dict[str, dict[str, Cell]]) -> None:
     print(f"| {BIG_ROWS:,}-row request p50 | {statistics.median(sb.latencies) * ms:.1f} ms | "
           f"{statistics.median(gb.latencies) * ms:.1f} ms | "
           f"{statistics.median(gb.latencies) / statistics.median(sb.latencies):.2f}x |")
-    print(f"\nfloor: bare Kafka echo one-row round trip p50 / p99 {echo.pct(0.5) * ms:.1f} / "
-          f"{echo.pct(0.99) * ms:.1f} ms; gateway one-row p50 at 1 client is echo + "
-          f"{(gateway['1'].pct(0.5) - echo.pct(0.5)) * ms:.1f} ms")
+    paired, gaps = results["floor gateway"]["1"], results["floor gaps"]["rounds"].latencies
+    print(f"\nfloor, {FLOOR_ROUNDS} rounds of {FLOOR_BLOCK} echo then {FLOOR_BLOCK} gateway "
+          f"round trips one at a time: bare Kafka echo one-row p50 / p99 "
+          f"{echo.pct(0.5) * ms:.1f} / {echo.pct(0.99) * ms:.1f} ms, gateway "
+          f"{paired.pct(0.5) * ms:.1f} / {paired.pct(0.99) * ms:.1f} ms: the gateway's one-row "
+          f"p50 is echo + {(paired.pct(0.5) - echo.pct(0.5)) * ms:.1f} ms (per round: "
+          f"{', '.join(f'{g * ms:+.1f}' for g in gaps)})")
     print(f"the Python SDK (AsyncModelbusClient.predict, no HTTP), one at a time: p50 / p99 "
           f"{client.pct(0.5) * ms:.1f} / {client.pct(0.99) * ms:.1f} ms; the gateway adds "
           f"{(gateway['1'].pct(0.5) - client.pct(0.5)) * ms:.1f} ms at p50 (HTTP, JSON, "
           f"its own process)")
     print("where the gateway's one-row time went at 1 client (means):")
     print("\n".join(gateway["1"].split))
-    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client")
+    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client", "floor gateway")
               for k, c in results[t].items() if c.errors}
     if errors:
         print(f"errors: {errors}")
@@ -325,7 +369,7 @@ def main() -> None:
     print_table(results)
     print(f"\ntotal bench time {time.monotonic() - started:.0f} s; client, gateway, worker, "
           f"broker, MLflow and serve all on this machine at once ({os.cpu_count()} CPUs).")
-    if any(c.errors for t in ("serve", "gateway") for c in results[t].values()):
+    if any(c.errors for t in ("serve", "gateway", "floor gateway") for c in results[t].values()):
         sys.exit(1)
 
 

@@ -54,6 +54,7 @@ OTHER_VARIABLES: Mapping[str, str] = {
     "MODELBUS_SKIP_BASE_IMAGE": "deploy/setup.sh",
     "MODELBUS_DOCKERD_LOG": "deploy/setup.sh",
     "MODELBUS_DOCKERD_TIMEOUT": "deploy/setup.sh",
+    "MODELBUS_MIN_FREE_MB": "deploy/setup.sh",
     "MODELBUS_SETUP_DONE": "deploy/run-tests.sh",
 }
 

@@ -13,7 +13,8 @@
 #
 # Environment: MODELBUS_SKIP_BASE_IMAGE=1 skips step 4; MODELBUS_DOCKERD_TIMEOUT (seconds,
 # default 60) bounds the wait for the engine. It warns first when the repository's disk has
-# less than MODELBUS_MIN_FREE_MB free (default 4000).
+# less than MODELBUS_MIN_FREE_MB free (default 12000: the environment is about 2 GB, the
+# images the tests build about 9 GB).
 set -euo pipefail
 
 case "${1:-}" in  # the comment above is the usage
@@ -25,7 +26,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 DOCKERD_LOG="${MODELBUS_DOCKERD_LOG:-/var/log/modelbus-dockerd.log}"
 DOCKERD_TIMEOUT="${MODELBUS_DOCKERD_TIMEOUT:-60}"
-MIN_FREE_MB="${MODELBUS_MIN_FREE_MB:-4000}"
+MIN_FREE_MB="${MODELBUS_MIN_FREE_MB:-12000}"
 export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '[setup] %s\n' "$*" >&2; }

@@ -94,6 +94,24 @@ async def invoke(session: aiohttp.ClientSession, url: str, body: bytes) -> list[
         return [p["y"] for p in json.loads(data)["predictions"]]
 
 
+async def checked_one(
+    session: aiohttp.ClientSession, url: str, n: int, cell: Cell
+) -> float | None:
+    """One-row request ``n``: its round trip in seconds when answered right, else None (the
+    error or the wrong answer counted in ``cell``)."""
+    body, expected = one_row_body(n)
+    t0 = time.perf_counter()
+    try:
+        answer = await invoke(session, url, body)
+    except Exception as exc:  # counted; the others go on
+        cell.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+        return None
+    if answer != [expected]:
+        cell.errors["wrong answer"] += 1
+        return None
+    return time.perf_counter() - t0
+
+
 async def measure(
     url: str, clients: int, seconds: float, split: TimeSplit | None = None
 ) -> Cell:
@@ -107,17 +125,9 @@ async def measure(
 
         async def lane(record: bool) -> None:
             while time.perf_counter() < stop_at:
-                body, expected = one_row_body(next(counter))
-                t0 = time.perf_counter()
-                try:
-                    answer = await invoke(session, url, body)
-                except Exception as exc:  # counted; the others go on
-                    cell.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
-                    continue
-                if answer != [expected]:
-                    cell.errors["wrong answer"] += 1
-                elif record:
-                    cell.latencies.append(time.perf_counter() - t0)
+                took = await checked_one(session, url, next(counter), cell)
+                if record and took is not None:
+                    cell.latencies.append(took)
 
         stop_at = time.perf_counter() + min(1.0, seconds / 4)
         await asyncio.gather(*(lane(False) for _ in range(clients)))
@@ -182,17 +192,9 @@ async def floor_and_gateway(settings: ModelbusSettings, url: str, rounds: int) -
                         echo_block.latencies.append(time.perf_counter() - t0)
                 echo.pause()
                 for i in range(FLOOR_BLOCK_WARM_UP + FLOOR_BLOCK):
-                    request, expected = one_row_body(next(counter))
-                    t0 = time.perf_counter()
-                    try:
-                        answer = await invoke(session, url, request)
-                    except Exception as exc:  # counted; the others go on
-                        floor.gateway.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
-                        continue
-                    if answer != [expected]:
-                        floor.gateway.errors["wrong answer"] += 1
-                    elif i >= FLOOR_BLOCK_WARM_UP:
-                        gateway_block.latencies.append(time.perf_counter() - t0)
+                    took = await checked_one(session, url, next(counter), floor.gateway)
+                    if took is not None and i >= FLOOR_BLOCK_WARM_UP:
+                        gateway_block.latencies.append(took)
                 floor.round_gaps.append(gateway_block.pct(0.5) - echo_block.pct(0.5))
                 floor.echo.latencies += echo_block.latencies
                 floor.gateway.latencies += gateway_block.latencies
@@ -265,7 +267,7 @@ async def wait_answering(url: str, timeout_s: float) -> None:
     raise RuntimeError(f"{url} not answering after {timeout_s:.0f} s: {last!r}")
 
 
-async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
+async def run(seconds: float, tmp: Path) -> tuple[dict[str, dict[str, Cell]], Floor]:
     run_id = uuid.uuid4().hex[:8]
     name = f"bench-gw-linear-{run_id}"
     results: dict[str, dict[str, Cell]] = {"serve": {}, "gateway": {}}
@@ -303,8 +305,6 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
         processes.groups["gateway"] = [gateway.proc.pid]
         split = TimeSplit(worker_metrics_port, gateway.metrics_port, processes)
         floor = await floor_and_gateway(settings, urls["gateway"], FLOOR_ROUNDS)
-        results["echo"], results["floor gateway"] = {"1": floor.echo}, {"1": floor.gateway}
-        results["floor gaps"] = {"rounds": Cell(latencies=floor.round_gaps)}
         results["client"] = {"1": await client_round_trips(settings, name)}
         for target in ("serve", "gateway"):
             for clients in CONCURRENCY:
@@ -316,12 +316,12 @@ async def run(seconds: float, tmp: Path) -> dict[str, dict[str, Cell]]:
                       f"{cell.pct(0.5) * 1000:6.1f} ms, p99 {cell.pct(0.99) * 1000:6.1f} ms"
                       + (f", errors {dict(cell.errors)}" if cell.errors else ""), flush=True)
             results[target]["big"] = await big_request(urls[target])
-    return results
+    return results, floor
 
 
-def print_table(results: dict[str, dict[str, Cell]]) -> None:
-    serve, gateway = results["serve"], results["gateway"]
-    echo, client = results["echo"]["1"], results["client"]["1"]
+def print_table(results: dict[str, dict[str, Cell]], floor: Floor) -> None:
+    serve, gateway, client = results["serve"], results["gateway"], results["client"]["1"]
+    echo, paired = floor.echo, floor.gateway
     ms = 1000.0
     print("\n| measure | mlflow models serve | gateway | gateway / serve |")
     print("|---|---|---|---|")
@@ -336,21 +336,22 @@ def print_table(results: dict[str, dict[str, Cell]]) -> None:
     print(f"| {BIG_ROWS:,}-row request p50 | {statistics.median(sb.latencies) * ms:.1f} ms | "
           f"{statistics.median(gb.latencies) * ms:.1f} ms | "
           f"{statistics.median(gb.latencies) / statistics.median(sb.latencies):.2f}x |")
-    paired, gaps = results["floor gateway"]["1"], results["floor gaps"]["rounds"].latencies
     print(f"\nfloor, {FLOOR_ROUNDS} rounds of {FLOOR_BLOCK} echo then {FLOOR_BLOCK} gateway "
           f"round trips one at a time: bare Kafka echo one-row p50 / p99 "
           f"{echo.pct(0.5) * ms:.1f} / {echo.pct(0.99) * ms:.1f} ms, gateway "
           f"{paired.pct(0.5) * ms:.1f} / {paired.pct(0.99) * ms:.1f} ms: the gateway's one-row "
           f"p50 is echo + {(paired.pct(0.5) - echo.pct(0.5)) * ms:.1f} ms (per round: "
-          f"{', '.join(f'{g * ms:+.1f}' for g in gaps)})")
+          f"{', '.join(f'{g * ms:+.1f}' for g in floor.round_gaps)})")
     print(f"the Python SDK (AsyncModelbusClient.predict, no HTTP), one at a time: p50 / p99 "
           f"{client.pct(0.5) * ms:.1f} / {client.pct(0.99) * ms:.1f} ms; the gateway adds "
           f"{(gateway['1'].pct(0.5) - client.pct(0.5)) * ms:.1f} ms at p50 (HTTP, JSON, "
           f"its own process)")
     print("where the gateway's one-row time went at 1 client (means):")
     print("\n".join(gateway["1"].split))
-    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client", "floor gateway")
+    errors = {f"{t} {k}": dict(c.errors) for t in ("serve", "gateway", "client")
               for k, c in results[t].items() if c.errors}
+    if paired.errors:
+        errors["gateway beside the floor"] = dict(paired.errors)
     if errors:
         print(f"errors: {errors}")
 
@@ -365,11 +366,12 @@ def main() -> None:
     seconds = 3.0 if args.quick else args.seconds
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mb-gateway-bench-") as tmp:
-        results = asyncio.run(run(seconds, Path(tmp)))
-    print_table(results)
+        results, floor = asyncio.run(run(seconds, Path(tmp)))
+    print_table(results, floor)
     print(f"\ntotal bench time {time.monotonic() - started:.0f} s; client, gateway, worker, "
           f"broker, MLflow and serve all on this machine at once ({os.cpu_count()} CPUs).")
-    if any(c.errors for t in ("serve", "gateway", "floor gateway") for c in results[t].values()):
+    if floor.gateway.errors or any(c.errors for t in ("serve", "gateway")
+                                   for c in results[t].values()):
         sys.exit(1)
 
 
